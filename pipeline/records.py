@@ -1,0 +1,127 @@
+"""Typed records passed between stages. Third-party dicts are converted into these at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedSpec:
+    """One feed as the user lists it in feeds.yaml."""
+
+    url: str
+    name: str
+    tags: tuple[str, ...] = ()
+    poll_interval: int | None = None  # seconds; None = the default
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedState:
+    """What polling needs to know about a stored feed."""
+
+    id: int
+    url: str
+    name: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    consecutive_failures: int = 0
+    poll_interval: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedEntry:
+    """One item of a parsed feed."""
+
+    url: str  # canonical
+    entry_url: str  # as the feed gave it, resolved against the feed URL
+    guid: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    published: datetime | None = None  # always timezone-aware
+    authors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollResult:
+    """The outcome of polling one feed, as recorded in `feed_polls` and on the feed."""
+
+    feed_id: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: str  # ok | not_modified | error
+    http_status: int | None = None
+    entries: tuple[FeedEntry, ...] = ()
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    transient: bool | None = None
+    next_poll_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedArticle:
+    id: int
+    url: str
+    attempts: int
+    status: str
+    title: str | None = None
+    summary: str | None = None
+    feed_published_at: datetime | None = None
+    final_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawPage:
+    article_id: int
+    http_status: int
+    final_url: str
+    html: str
+    content_type: str | None = None
+    charset: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Extraction:
+    """A cleaned article."""
+
+    text: str
+    title: str | None = None
+    author: str | None = None
+    language: str | None = None
+    published_at: datetime | None = None
+    published_source: str | None = None  # page | feed | url
+    word_count: int = 0
+    content_hash: str = ""
+    extractor_version: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mention:
+    """One entity mention, with offsets into the stored body."""
+
+    start: int
+    end: int
+    surface: str
+    label: str
+    canonical: str
+    wikidata_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicDef:
+    slug: str
+    name: str
+    description: str = ""
+    rules_version: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicTag:
+    slug: str
+    score: float
+    evidence: dict = field(default_factory=dict)

@@ -1,0 +1,626 @@
+"""PostgreSQL: connections, migrations and every read and write. The only module that imports psycopg.
+
+Functions take an open connection and leave transaction control to the caller unless their
+docstring says otherwise. Every write is an upsert against a natural key, so re-running a stage
+never duplicates rows. Text is stripped of NUL characters, which Postgres rejects.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import conninfo, sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from pipeline import PIPELINE_VERSION, embedded
+from pipeline.config import Settings
+from pipeline.errors import ConfigError, DatabaseUnavailable, MigrationError, TransientError
+from pipeline.records import (
+    ClaimedArticle,
+    Extraction,
+    FeedEntry,
+    FeedSpec,
+    FeedState,
+    Mention,
+    PollResult,
+    RawPage,
+    TopicDef,
+    TopicTag,
+)
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DBNAME = "newsroom"
+_MIGRATION_LOCK = 0x4E657773  # "News": one advisory lock key for the migration runner
+# SQLSTATE classes worth retrying: connection exception, transaction rollback
+# (serialization failure, deadlock), insufficient resources, operator intervention.
+_TRANSIENT_SQLSTATE_CLASSES = {"08", "40", "53", "57"}
+
+
+# --- text hygiene ---------------------------------------------------------------------------
+
+def clean(text: str | None) -> str | None:
+    """Strip NUL characters, which Postgres refuses in text."""
+    return text.replace("\x00", "") if text else text
+
+
+def _clean_all(items: Iterable[str]) -> list[str]:
+    return [clean(s) for s in items if s]
+
+
+# --- connections ----------------------------------------------------------------------------
+
+def redact(dsn: str) -> str:
+    """The DSN with its password hidden, safe for logs and error messages."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", dsn)
+    if "password" in params:
+        params["password"] = "***"
+    host = params.get("host", "")
+    db = params.get("dbname", "")
+    user = params.get("user", "")
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"postgresql://{user}@{host}{port}/{db}" if host and not host.startswith("/") else (
+        f"postgresql://{user}@/{db}?host={host}"
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error is worth retrying, judged by SQLSTATE class, never message text."""
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate
+        if state is None:
+            # No SQLSTATE: the client lost the connection or could not make one.
+            return isinstance(exc, psycopg.OperationalError)
+        return state[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    return False
+
+
+def _validate_dsn(url: str) -> str:
+    # Accept SQLAlchemy-style URLs users copy from Airflow settings.
+    url = re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)
+    try:
+        conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(f"NEWSROOM_DATABASE_URL is malformed ({reason}); expected postgresql://user:pass@host:5432/db") from None
+    return url
+
+
+def embedded_dsn(settings: Settings, dbname: str = EMBEDDED_DBNAME) -> str:
+    """Start (or reuse) the embedded server and make sure `dbname` exists; return its DSN."""
+    admin = embedded.start(settings.pgdata)
+    ensure_database(admin, dbname)
+    host = conninfo.conninfo_to_dict(admin)["host"]
+    return f"postgresql://postgres@/{quote(dbname)}?host={quote(host)}"
+
+
+def ensure_database(admin_dsn: str, dbname: str) -> bool:
+    """Create `dbname` if missing; return whether it was created. Safe under concurrency."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            return False
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            return False  # another process created it first
+        return True
+
+
+_dsn_cache: dict[tuple[str | None, Path], str] = {}
+
+
+def resolve_dsn(settings: Settings) -> str:
+    """The DSN in use: NEWSROOM_DATABASE_URL, or the embedded server (started on demand)."""
+    key = (settings.database_url, settings.pgdata)
+    if key not in _dsn_cache:
+        if settings.database_url:
+            _dsn_cache[key] = _validate_dsn(settings.database_url)
+        else:
+            _dsn_cache[key] = embedded_dsn(settings)
+    return _dsn_cache[key]
+
+
+def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection:
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, application_name="newsroom")
+    except psycopg.OperationalError as exc:
+        reason = "; ".join(line.strip() for line in str(exc).strip().splitlines()) or "no reason given"
+        raise DatabaseUnavailable(
+            f"cannot connect to {redact(dsn)}: {reason} (check NEWSROOM_DATABASE_URL, or unset it to use the embedded server)"
+        ) from None
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"NEWSROOM_DATABASE_URL is malformed: {exc}") from None
+
+
+@contextmanager
+def session(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """A connection for one unit of work; commits on success, rolls back on error.
+
+    A database error whose SQLSTATE says it is worth retrying is re-raised as TransientError.
+    """
+    conn = connect(resolve_dsn(settings), autocommit=autocommit)
+    try:
+        with conn:
+            yield conn
+    except psycopg.Error as exc:
+        if is_transient(exc):
+            raise TransientError(f"database error {exc.sqlstate or ''}: {str(exc).strip()[:300]}") from exc
+        raise
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+def sql_dir() -> Path:
+    packaged = Path(__file__).parent / "sql"  # inside a wheel
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "sql"
+
+
+def _migration_files(directory: Path) -> list[Path]:
+    files = sorted(directory.glob("*.sql"))
+    for f in files:
+        if not re.fullmatch(r"\d{4}_[a-z0-9_]+\.sql", f.name):
+            raise MigrationError(f"migration file name {f.name} does not match NNNN_name.sql")
+    return files
+
+
+def migrate(conn: psycopg.Connection, root: Path | None = None) -> list[str]:
+    """Apply pending migrations in filename order, then (re)create views. Return what was applied.
+
+    Needs an autocommit connection: each file runs in its own transaction, under an advisory
+    lock so two processes migrating at once apply each file exactly once.
+    """
+    if not conn.autocommit:
+        raise ValueError("migrate() needs an autocommit connection")
+    root = root or sql_dir()
+    applied: list[str] = []
+    conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+    try:
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version    text PRIMARY KEY,
+                   name       text NOT NULL,
+                   checksum   text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        for path in _migration_files(root / "migrations"):
+            text = path.read_text(encoding="utf-8")
+            version, checksum = path.name[:4], hashlib.sha256(text.encode()).hexdigest()
+            if version in done:
+                if done[version] != checksum:
+                    raise MigrationError(
+                        f"migration {path.name} was edited after it was applied; add a new migration instead"
+                    )
+                continue
+            try:
+                with conn.transaction():
+                    conn.execute(text)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                        (version, path.name, checksum),
+                    )
+            except psycopg.Error as exc:
+                raise MigrationError(
+                    f"migration {path.name} failed and was rolled back: SQLSTATE {exc.sqlstate}: "
+                    f"{str(exc).strip().splitlines()[0]}"
+                ) from exc
+            applied.append(path.name)
+            log.info("applied migration %s", path.name)
+        views = sorted((root / "views").glob("*.sql")) if (root / "views").is_dir() else []
+        if views:
+            try:
+                with conn.transaction():
+                    for path in views:
+                        conn.execute(path.read_text(encoding="utf-8"))
+            except psycopg.Error as exc:
+                raise MigrationError(f"view {path.name} failed and was rolled back: {exc}") from exc
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    return applied
+
+
+def applied_migrations(conn: psycopg.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
+
+
+# --- feeds ----------------------------------------------------------------------------------
+
+def upsert_feeds(conn: psycopg.Connection, specs: Sequence[FeedSpec], *, disable_missing: bool = True) -> dict[str, int]:
+    """Insert or update feeds from the user's list; disable (never delete) feeds no longer listed."""
+    counts = {"inserted": 0, "updated": 0, "disabled": 0, "unchanged": 0}
+    with conn.cursor() as cur:
+        for spec in specs:
+            row = cur.execute(
+                """INSERT INTO feeds (url, name, tags, poll_interval_s)
+                   VALUES (%(url)s, %(name)s, %(tags)s, %(interval)s)
+                   ON CONFLICT (url) DO UPDATE
+                      SET name = EXCLUDED.name, tags = EXCLUDED.tags,
+                          poll_interval_s = EXCLUDED.poll_interval_s, enabled = true, updated_at = now()
+                    WHERE (feeds.name, feeds.tags, feeds.poll_interval_s, feeds.enabled)
+                          IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.tags, EXCLUDED.poll_interval_s, true)
+                   RETURNING (xmax = 0) AS inserted""",
+                {"url": clean(spec.url), "name": clean(spec.name), "tags": _clean_all(spec.tags),
+                 "interval": spec.poll_interval},
+            ).fetchone()
+            if row is None:
+                counts["unchanged"] += 1
+            else:
+                counts["inserted" if row[0] else "updated"] += 1
+        if disable_missing:
+            cur.execute(
+                "UPDATE feeds SET enabled = false, updated_at = now() WHERE enabled AND NOT (url = ANY(%s))",
+                ([clean(s.url) for s in specs],),
+            )
+            counts["disabled"] = cur.rowcount
+    return counts
+
+
+def claim_due_feeds(conn: psycopg.Connection, *, limit: int = 1000, lease_seconds: int = 600,
+                    shard: int = 0, shards: int = 1, feed_ids: Sequence[int] | None = None) -> list[FeedState]:
+    """Take due feeds for polling; push their next poll out by a lease so no other worker takes them.
+
+    A worker that dies mid-poll leaves its feeds to be polled again once the lease expires.
+    """
+    rows = conn.cursor(row_factory=dict_row).execute(
+        """UPDATE feeds f SET next_poll_at = now() + make_interval(secs => %(lease)s)
+             WHERE f.id IN (
+                   SELECT id FROM feeds
+                    WHERE enabled AND next_poll_at <= now() AND id %% %(shards)s = %(shard)s
+                      AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s))
+                    ORDER BY next_poll_at, id
+                    LIMIT %(limit)s
+                      FOR UPDATE SKIP LOCKED)
+         RETURNING id, url, name, etag, last_modified, body_hash, consecutive_failures,
+                   poll_interval_s AS poll_interval""",
+        {"lease": lease_seconds, "limit": limit, "shard": shard, "shards": shards,
+         "ids": list(feed_ids) if feed_ids is not None else None},
+    ).fetchall()
+    return sorted((FeedState(**r) for r in rows), key=lambda f: f.id)
+
+
+def upsert_entries(conn: psycopg.Connection, feed_id: int, entries: Sequence[FeedEntry]) -> list[int]:
+    """Store a feed's entries as articles (deduped by the feed's guid, then canonical URL) and
+    record that this feed carried each one. Return the ids of articles that are new."""
+    new_ids: list[int] = []
+    with conn.cursor() as cur:
+        for e in entries:
+            row = cur.execute(
+                """WITH by_guid AS (
+                       SELECT article_id AS id FROM article_sources
+                        WHERE feed_id = %(feed)s AND guid = %(guid)s),
+                   ins AS (
+                       INSERT INTO articles (url, first_url, guid, first_feed_id, title, summary,
+                                             feed_published_at, author, pipeline_version)
+                       SELECT %(url)s, %(entry_url)s, %(guid)s, %(feed)s, %(title)s, %(summary)s,
+                              %(published)s, %(author)s, %(version)s
+                        WHERE NOT EXISTS (SELECT 1 FROM by_guid)
+                       ON CONFLICT (url) DO UPDATE SET updated_at = articles.updated_at
+                       RETURNING id, (xmax = 0) AS inserted),
+                   target AS (
+                       SELECT id, false AS inserted FROM by_guid
+                       UNION ALL SELECT id, inserted FROM ins),
+                   src AS (
+                       INSERT INTO article_sources (article_id, feed_id, guid, entry_url)
+                       SELECT id, %(feed)s, %(guid)s, %(entry_url)s FROM target
+                       ON CONFLICT (article_id, feed_id) DO UPDATE SET last_seen_at = now()
+                       RETURNING article_id)
+                   SELECT id, inserted FROM target""",
+                {"feed": feed_id, "url": clean(e.url), "entry_url": clean(e.entry_url),
+                 "guid": clean(e.guid), "title": clean(e.title), "summary": clean(e.summary),
+                 "published": e.published, "author": clean(", ".join(e.authors)) or None,
+                 "version": PIPELINE_VERSION},
+            ).fetchone()
+            if row and row[1]:
+                new_ids.append(row[0])
+    return new_ids
+
+
+def record_poll(conn: psycopg.Connection, result: PollResult, *, default_interval: int) -> list[int]:
+    """Record one poll: its entries, a `feed_polls` row and the feed's health. Return new article ids.
+
+    Re-recording the same poll (same feed and start time) changes nothing.
+    """
+    new_ids = upsert_entries(conn, result.feed_id, result.entries) if result.entries else []
+    inserted = conn.execute(
+        """INSERT INTO feed_polls (feed_id, started_at, finished_at, outcome, http_status,
+                                   entries_seen, entries_new, error_class, error_message, transient)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (feed_id, started_at) DO NOTHING""",
+        (result.feed_id, result.started_at, result.finished_at, result.outcome, result.http_status,
+         len(result.entries), len(new_ids), result.error_class, clean(result.error_message),
+         result.transient),
+    ).rowcount
+    if not inserted:
+        return new_ids
+    ok = result.outcome != "error"
+    conn.execute(
+        """UPDATE feeds SET
+               last_polled_at = %(finished)s,
+               last_status = %(outcome)s,
+               last_http_status = %(status)s,
+               etag = CASE WHEN %(ok)s THEN coalesce(%(etag)s, etag) ELSE etag END,
+               last_modified = CASE WHEN %(ok)s THEN coalesce(%(lm)s, last_modified) ELSE last_modified END,
+               body_hash = CASE WHEN %(ok)s THEN coalesce(%(hash)s, body_hash) ELSE body_hash END,
+               last_success_at = CASE WHEN %(ok)s THEN %(finished)s ELSE last_success_at END,
+               last_new_article_at = CASE WHEN %(new)s > 0 THEN %(finished)s ELSE last_new_article_at END,
+               consecutive_failures = CASE WHEN %(ok)s THEN 0 ELSE consecutive_failures + 1 END,
+               last_error_class = CASE WHEN %(ok)s THEN NULL ELSE %(eclass)s END,
+               last_error = CASE WHEN %(ok)s THEN NULL ELSE %(emsg)s END,
+               next_poll_at = coalesce(%(next)s,
+                   %(finished)s + make_interval(secs => coalesce(poll_interval_s, %(default)s))),
+               updated_at = now()
+         WHERE id = %(id)s""",
+        {"finished": result.finished_at, "outcome": result.outcome, "status": result.http_status,
+         "ok": ok, "etag": clean(result.etag), "lm": clean(result.last_modified),
+         "hash": result.body_hash, "new": len(new_ids), "eclass": result.error_class,
+         "emsg": clean(result.error_message), "next": result.next_poll_at,
+         "default": default_interval, "id": result.feed_id},
+    )
+    return new_ids
+
+
+def feed_health(conn: psycopg.Connection) -> list[dict]:
+    return conn.cursor(row_factory=dict_row).execute(
+        """SELECT f.id, f.name, f.url, f.enabled, f.last_status, f.last_http_status, f.last_polled_at,
+                  f.last_success_at, f.last_new_article_at, f.next_poll_at, f.consecutive_failures,
+                  f.last_error_class, f.last_error,
+                  (SELECT count(*) FROM article_sources s WHERE s.feed_id = f.id) AS articles
+             FROM feeds f ORDER BY f.enabled DESC, f.consecutive_failures DESC, f.name"""
+    ).fetchall()
+
+
+# --- articles: claiming and stage results ---------------------------------------------------
+
+def claim_articles(conn: psycopg.Connection, status: str, *, limit: int = 50, lease_seconds: int = 900,
+                   ids: Sequence[int] | None = None) -> list[ClaimedArticle]:
+    """Lease a batch of articles in `status` for one worker (FOR UPDATE SKIP LOCKED + lease expiry).
+
+    Commit right after so other workers see the lease. A killed worker's rows return when the
+    lease runs out. Each claim counts as an attempt, so a page that crashes workers is bounded.
+    """
+    rows = conn.cursor(row_factory=dict_row).execute(
+        """UPDATE articles a
+              SET claimed_until = now() + make_interval(secs => %(lease)s), attempts = attempts + 1
+            WHERE a.id IN (
+                  SELECT id FROM articles
+                   WHERE status = %(status)s AND next_attempt_at <= now()
+                     AND (claimed_until IS NULL OR claimed_until < now())
+                     AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s))
+                   ORDER BY next_attempt_at, id
+                   LIMIT %(limit)s
+                     FOR UPDATE SKIP LOCKED)
+        RETURNING id, url, attempts, status, title, summary, feed_published_at, final_url""",
+        {"status": status, "limit": limit, "lease": lease_seconds,
+         "ids": list(ids) if ids is not None else None},
+    ).fetchall()
+    return sorted((ClaimedArticle(**r) for r in rows), key=lambda a: a.id)
+
+
+def record_failure(conn: psycopg.Connection, article_id: int, *, stage: str, error: str, transient: bool,
+                   max_attempts: int, retry_after_s: float = 300.0) -> str:
+    """Record a failed attempt. A transient failure is retried later (with backoff) until
+    `max_attempts`; a permanent one, or the last attempt, marks the article failed. Return the status."""
+    row = conn.execute(
+        """UPDATE articles SET
+               status = CASE WHEN %(transient)s AND attempts < %(max)s THEN status ELSE 'failed' END,
+               failed_stage = CASE WHEN %(transient)s AND attempts < %(max)s THEN failed_stage ELSE %(stage)s END,
+               last_error = %(error)s,
+               next_attempt_at = now() + make_interval(secs => %(delay)s * power(2, greatest(attempts - 1, 0))),
+               claimed_until = NULL,
+               updated_at = now()
+         WHERE id = %(id)s
+         RETURNING status""",
+        {"transient": transient, "max": max_attempts, "stage": stage, "error": clean(error)[:2000],
+         "delay": retry_after_s, "id": article_id},
+    ).fetchone()
+    return row[0] if row else "missing"
+
+
+def store_page(conn: psycopg.Connection, page: RawPage) -> None:
+    """Keep the downloaded page (gzip) and move its article to `fetched`."""
+    data = clean(page.html).encode("utf-8")
+    conn.execute(
+        """INSERT INTO raw_pages (article_id, http_status, final_url, content_type, charset, headers,
+                                  size_bytes, html_gz, fetched_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now())
+           ON CONFLICT (article_id) DO UPDATE SET
+               http_status = EXCLUDED.http_status, final_url = EXCLUDED.final_url,
+               content_type = EXCLUDED.content_type, charset = EXCLUDED.charset,
+               headers = EXCLUDED.headers, size_bytes = EXCLUDED.size_bytes,
+               html_gz = EXCLUDED.html_gz, fetched_at = now()""",
+        (page.article_id, page.http_status, clean(page.final_url), clean(page.content_type),
+         clean(page.charset), Jsonb({k: clean(v) for k, v in page.headers.items()}), len(data),
+         gzip.compress(data, compresslevel=6)),
+    )
+    conn.execute(
+        """UPDATE articles SET status = 'fetched', final_url = %s, fetched_at = now(), attempts = 0,
+                  claimed_until = NULL, last_error = NULL, failed_stage = NULL, next_attempt_at = now(),
+                  updated_at = now()
+            WHERE id = %s""",
+        (clean(page.final_url), page.article_id),
+    )
+
+
+def load_page(conn: psycopg.Connection, article_id: int) -> str | None:
+    row = conn.execute("SELECT html_gz FROM raw_pages WHERE article_id = %s", (article_id,)).fetchone()
+    return gzip.decompress(row[0]).decode("utf-8") if row else None
+
+
+def save_extraction(conn: psycopg.Connection, article_id: int, ex: Extraction) -> None:
+    conn.execute(
+        """UPDATE articles SET
+               status = 'extracted', title = coalesce(%(title)s, title), author = coalesce(%(author)s, author),
+               language = %(language)s, published_at = %(published)s, published_source = %(psource)s,
+               body = %(body)s, word_count = %(words)s, content_hash = %(hash)s,
+               extractor_version = %(xver)s, pipeline_version = %(pver)s, extracted_at = now(),
+               attempts = 0, claimed_until = NULL, last_error = NULL, failed_stage = NULL,
+               next_attempt_at = now(), updated_at = now()
+         WHERE id = %(id)s""",
+        {"title": clean(ex.title), "author": clean(ex.author), "language": clean(ex.language),
+         "published": ex.published_at, "psource": ex.published_source, "body": clean(ex.text),
+         "words": ex.word_count, "hash": ex.content_hash, "xver": ex.extractor_version,
+         "pver": PIPELINE_VERSION, "id": article_id},
+    )
+
+
+# --- entities and topics --------------------------------------------------------------------
+
+def entity_key(label: str, name: str, wikidata_id: str | None = None) -> str:
+    """The natural key of an entity: its Wikidata id where known, else label and folded name."""
+    if wikidata_id:
+        return wikidata_id
+    return f"{label}:{' '.join(name.casefold().split())}"
+
+
+def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention]) -> dict[str, int]:
+    """Make sure each mention's canonical entity exists; return {key: id}. Aliases accumulate."""
+    wanted: dict[str, tuple[str, str, str | None, set[str]]] = {}
+    for m in mentions:
+        key = entity_key(m.label, m.canonical, m.wikidata_id)
+        name, label, qid, aliases = wanted.setdefault(key, (clean(m.canonical), m.label, m.wikidata_id, set()))
+        if m.surface != m.canonical:
+            aliases.add(clean(m.surface))
+    if not wanted:
+        return {}
+    ids: dict[str, int] = {}
+    with conn.cursor() as cur:
+        # Sorted keys: concurrent writers lock entity rows in the same order (no deadlock).
+        for key in sorted(wanted):
+            name, label, qid, aliases = wanted[key]
+            row = cur.execute(
+                """INSERT INTO entities (key, name, label, wikidata_id, aliases)
+                   VALUES (%s, %s, %s, %s, %s)
+                   ON CONFLICT (key) DO UPDATE SET
+                       aliases = ARRAY(SELECT DISTINCT unnest(entities.aliases || EXCLUDED.aliases) ORDER BY 1),
+                       updated_at = now()
+                    WHERE NOT (EXCLUDED.aliases <@ entities.aliases)
+                   RETURNING id""",
+                (key, name, label, qid, sorted(aliases)),
+            ).fetchone()
+            if row is None:
+                row = cur.execute("SELECT id FROM entities WHERE key = %s", (key,)).fetchone()
+            ids[key] = row[0]
+    return ids
+
+
+def replace_mentions(conn: psycopg.Connection, article_id: int, mentions: Sequence[Mention], model_version: str) -> int:
+    """Replace an article's mentions with these (one model version per article). Uses COPY."""
+    ids = upsert_entities(conn, mentions)
+    conn.execute("DELETE FROM article_entities WHERE article_id = %s", (article_id,))
+    seen: set[tuple[int, int]] = set()
+    with conn.cursor() as cur, cur.copy(
+        "COPY article_entities (article_id, start_char, end_char, entity_id, surface, label, model_version) FROM STDIN"
+    ) as copy:
+        for m in mentions:
+            if (m.start, m.end) in seen:
+                continue
+            seen.add((m.start, m.end))
+            copy.write_row((article_id, m.start, m.end, ids[entity_key(m.label, m.canonical, m.wikidata_id)],
+                            clean(m.surface), m.label, model_version))
+    return len(seen)
+
+
+def upsert_topics(conn: psycopg.Connection, defs: Sequence[TopicDef]) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for d in defs:
+        row = conn.execute(
+            """INSERT INTO topics (slug, name, description, rules_version) VALUES (%s, %s, %s, %s)
+               ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description,
+                   rules_version = EXCLUDED.rules_version, updated_at = now()
+               RETURNING id""",
+            (d.slug, clean(d.name), clean(d.description), d.rules_version),
+        ).fetchone()
+        ids[d.slug] = row[0]
+    return ids
+
+
+def replace_topics(conn: psycopg.Connection, article_id: int, tags: Sequence[TopicTag], rules_version: str,
+                   topic_ids: dict[str, int]) -> int:
+    """Replace an article's topic tags with these."""
+    conn.execute("DELETE FROM article_topics WHERE article_id = %s", (article_id,))
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO article_topics (article_id, topic_id, score, evidence, rules_version)
+               VALUES (%s, %s, %s, %s, %s)
+               ON CONFLICT (article_id, topic_id) DO UPDATE SET score = EXCLUDED.score,
+                   evidence = EXCLUDED.evidence, rules_version = EXCLUDED.rules_version, tagged_at = now()""",
+            [(article_id, topic_ids[t.slug], t.score, Jsonb(t.evidence), rules_version) for t in tags],
+        )
+    return len(tags)
+
+
+def mark_tagged(conn: psycopg.Connection, article_id: int, *, nlp_version: str, rules_version: str) -> None:
+    conn.execute(
+        """UPDATE articles SET status = 'tagged', nlp_version = %s, rules_version = %s, tagged_at = now(),
+                  attempts = 0, claimed_until = NULL, last_error = NULL, failed_stage = NULL,
+                  next_attempt_at = now(), updated_at = now()
+            WHERE id = %s""",
+        (nlp_version, rules_version, article_id),
+    )
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+_RUN_COUNTERS = ("feeds_polled", "feeds_ok", "feeds_failed", "articles_new", "pages_fetched",
+                 "pages_failed", "articles_extracted", "articles_tagged", "articles_failed")
+
+
+def start_run(conn: psycopg.Connection, run_key: str, trigger: str) -> int:
+    """Create (or find, on a retry) the `ingest_runs` row for this run."""
+    return conn.execute(
+        """INSERT INTO ingest_runs (run_key, trigger) VALUES (%s, %s)
+           ON CONFLICT (run_key) DO UPDATE SET status = 'running', finished_at = NULL
+           RETURNING id""",
+        (clean(run_key), trigger),
+    ).fetchone()[0]
+
+
+def finish_run(conn: psycopg.Connection, run_key: str, *, status: str, counts: dict[str, int],
+               durations: dict[str, float] | None = None, errors: list[dict] | None = None,
+               details: dict | None = None) -> None:
+    """Set a run's final counts (replacing, not adding to, any earlier attempt's)."""
+    unknown = set(counts) - set(_RUN_COUNTERS)
+    if unknown:
+        raise ValueError(f"unknown run counters: {sorted(unknown)}")
+    sets = sql.SQL("").join(
+        sql.SQL(", {} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in counts
+    )
+    params = {**counts, "status": status, "key": run_key, "durations": Jsonb(durations or {}),
+              "errors": Jsonb(errors or []), "details": Jsonb(details or {})}
+    conn.execute(
+        sql.SQL(
+            """UPDATE ingest_runs SET status = %(status)s, finished_at = now(), durations = %(durations)s,
+                      errors = %(errors)s, details = %(details)s{sets}
+                WHERE run_key = %(key)s"""
+        ).format(sets=sets),
+        params,
+    )
+
+
+def count_rows(conn: psycopg.Connection, table: str) -> int:
+    allowed = {"feeds", "feed_polls", "articles", "article_sources", "raw_pages", "entities",
+               "article_entities", "topics", "article_topics", "ingest_runs"}
+    if table not in allowed:
+        raise ValueError(f"unknown table {table}")
+    return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+
+
+def status_counts(conn: psycopg.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT status, count(*) FROM articles GROUP BY status").fetchall())
+
+
+def now(conn: psycopg.Connection) -> datetime:
+    return conn.execute("SELECT now()").fetchone()[0]

@@ -1,0 +1,50 @@
+"""`newsroom db ...` end to end, with the embedded server and with bad settings."""
+
+import os
+import subprocess
+import sys
+
+import psycopg
+
+
+def _run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_db_url_prints_a_dsn_psql_can_use(pg_state_dir, pg_admin):
+    # The state dir of the session's server: the CLI reuses the running embedded server.
+    env = {"NEWSROOM_STATE_DIR": str(pg_state_dir), "NEWSROOM_DATABASE_URL": ""}
+    out = _run("db", "url", env=env)
+    assert out.returncode == 0, out.stderr
+    dsn = out.stdout.strip()
+    assert dsn.startswith("postgresql://") and "newsroom" in dsn
+    psql = subprocess.run(["psql", dsn, "-tAc", "SELECT current_database()"], capture_output=True, text=True)
+    assert psql.returncode == 0, psql.stderr
+    assert psql.stdout.strip() == "newsroom"
+    assert _run("db", "migrate", env=env).returncode == 0
+    status = _run("db", "status", env=env)
+    assert status.returncode == 0 and "running" in status.stdout
+
+
+def test_malformed_database_url_is_one_line_naming_the_setting(tmp_path):
+    out = _run("db", "migrate", env={"NEWSROOM_DATABASE_URL": "this is not a dsn", "NEWSROOM_STATE_DIR": str(tmp_path)})
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "NEWSROOM_DATABASE_URL" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unreachable_server_is_one_line_without_the_password(tmp_path):
+    dsn = "postgresql://someone:s3cret-pw@127.0.0.1:9/nowhere"
+    out = _run("db", "migrate", env={"NEWSROOM_DATABASE_URL": dsn, "NEWSROOM_STATE_DIR": str(tmp_path)})
+    assert out.returncode == 1
+    assert "cannot connect" in out.stderr and "NEWSROOM_DATABASE_URL" in out.stderr
+    assert "s3cret-pw" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sqlalchemy_style_url_is_accepted(db_dsn, tmp_path):
+    params = psycopg.conninfo.conninfo_to_dict(db_dsn)
+    url = f"postgresql+psycopg://postgres@/{params['dbname']}?host={params['host']}"
+    out = _run("db", "migrate", env={"NEWSROOM_DATABASE_URL": url, "NEWSROOM_STATE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "applied 0 migration(s)" in out.stdout
