@@ -152,6 +152,10 @@ def session(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg
     A database error whose SQLSTATE says it is worth retrying is re-raised as TransientError.
     """
     conn = connect(resolve_dsn(settings), autocommit=autocommit)
+    if not autocommit:
+        # Work is idempotent and leased, so a commit lost in a crash is simply redone;
+        # not waiting for the WAL flush makes thousands of small commits cheap.
+        conn.execute("SET synchronous_commit = off")
     try:
         with conn:
             yield conn
@@ -376,7 +380,7 @@ def feed_health(conn: psycopg.Connection) -> list[dict]:
     return conn.cursor(row_factory=dict_row).execute(
         """SELECT f.id, f.name, f.url, f.enabled, f.last_status, f.last_http_status, f.last_polled_at,
                   f.last_success_at, f.last_new_article_at, f.next_poll_at, f.consecutive_failures,
-                  f.last_error_class, f.last_error,
+                  f.last_error_class, f.last_error, f.created_at, f.tags,
                   (SELECT count(*) FROM article_sources s WHERE s.feed_id = f.id) AS articles
              FROM feeds f ORDER BY f.enabled DESC, f.consecutive_failures DESC, f.name"""
     ).fetchall()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from localsite import LocalSite
 
 from pipeline import embedded, store
 from pipeline.config import Settings
@@ -85,3 +86,22 @@ def conn(db_dsn):
 def settings(db_dsn, tmp_path) -> Settings:
     return Settings(database_url=db_dsn, state_dir=tmp_path / "state", allow_private_networks=True,
                     per_host_delay=0.0, connect_timeout=2.0, read_timeout=2.0)
+
+
+@pytest.fixture
+def site():
+    s = LocalSite().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def feeds_file(tmp_path):
+    """Write a feeds.yaml for the test and return a function giving Settings that use it."""
+    path = tmp_path / "feeds.yaml"
+
+    def write(urls: list[str]) -> Path:
+        path.write_text("feeds:\n" + "".join(f"  - url: {u}\n    name: feed {i}\n" for i, u in enumerate(urls)))
+        return path
+
+    return write
