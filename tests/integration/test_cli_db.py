@@ -48,3 +48,34 @@ def test_sqlalchemy_style_url_is_accepted(db_dsn, tmp_path):
     out = _run("db", "migrate", env={"NEWSROOM_DATABASE_URL": url, "NEWSROOM_STATE_DIR": str(tmp_path)})
     assert out.returncode == 0, out.stderr
     assert "applied 0 migration(s)" in out.stdout
+
+
+def test_embedded_start_status_stop():
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    state = Path(tempfile.mkdtemp(prefix="nrc", dir="/tmp"))  # short: the socket lives there
+    env = {"NEWSROOM_STATE_DIR": str(state), "NEWSROOM_DATABASE_URL": ""}
+    try:
+        assert _run("db", "status", env=env).returncode == 3  # not initialised yet
+        started = _run("db", "start", env=env)
+        assert started.returncode == 0, started.stderr
+        assert "running" in _run("db", "status", env=env).stdout
+        assert _run("db", "migrate", env=env).returncode == 0
+        assert _run("db", "stop", env=env).stdout.strip() == "stopped"
+        stopped = _run("db", "status", env=env)
+        assert stopped.returncode == 3 and "stopped" in stopped.stdout
+        # data survives a restart
+        assert _run("db", "start", env=env).returncode == 0
+        again = _run("db", "migrate", env=env)
+        assert "applied 0 migration(s)" in again.stdout
+    finally:
+        _run("db", "stop", env=env)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_too_long_state_dir_is_refused_clearly(tmp_path):
+    deep = tmp_path / ("d" * 120)
+    out = _run("db", "url", env={"NEWSROOM_STATE_DIR": str(deep), "NEWSROOM_DATABASE_URL": ""})
+    assert out.returncode == 2 and "NEWSROOM_STATE_DIR" in out.stderr and "Traceback" not in out.stderr
