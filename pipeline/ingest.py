@@ -136,11 +136,63 @@ def fetch_pages(settings: Settings, *, limit: int = 10_000, batch_size: int = 20
     return result
 
 
+def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int = 50,
+                  ids: Sequence[int] | None = None, progress: Progress = _noop) -> StageResult:
+    """Extract clean text from stored pages (no network). A page without a usable body ends
+    `failed` with the reason; near-duplicates join the cluster of their earliest copy."""
+    from pipeline import dedup
+    from pipeline.extract import ExtractionFailed, extract_article
+
+    t0 = time.monotonic()
+    result = StageResult("extract")
+    with store.session(settings) as conn:
+        while result.counts["claimed"] < limit:
+            claimed = store.claim_articles(conn, "fetched", limit=min(batch_size, limit - result.counts["claimed"]),
+                                           ids=ids)
+            conn.commit()
+            if not claimed:
+                break
+            result.counts["claimed"] += len(claimed)
+            for a in claimed:
+                with conn.transaction():
+                    html = store.load_page(conn, a.id)
+                    try:
+                        if html is None:
+                            raise ExtractionFailed("empty_html", "no stored page")
+                        ex = extract_article(html, url=a.final_url or a.url, feed_published=a.feed_published_at,
+                                             feed_summary=a.summary, feed_title=a.title)
+                    except ExtractionFailed as exc:
+                        store.record_failure(conn, a.id, stage="extract", error=f"{exc.reason}: {exc}",
+                                             transient=False, max_attempts=settings.max_fetch_attempts)
+                        result.counts["failed"] += 1
+                        result.errors[exc.reason] += 1
+                        continue
+                    except Exception as exc:  # an extractor bug on one odd page must not stop the batch
+                        log.exception("extractor crashed on article %s (%s)", a.id, a.url)
+                        store.record_failure(conn, a.id, stage="extract",
+                                             error=f"extractor_error: {type(exc).__name__}: {exc}",
+                                             transient=False, max_attempts=settings.max_fetch_attempts)
+                        result.counts["failed"] += 1
+                        result.errors["extractor_error"] += 1
+                        continue
+                    store.save_extraction(conn, a.id, ex)
+                    fp = dedup.fingerprint(ex.text)
+                    _, original = store.assign_cluster(conn, a.id, fp.signature if fp else None,
+                                                       fp.bands if fp else (), min_similarity=dedup.SIMILARITY)
+                    result.counts["extracted"] += 1
+                    result.counts["duplicates"] += not original
+            conn.commit()
+            progress("extract", len(claimed))
+    result.seconds = time.monotonic() - t0
+    log.info("extracted: %s; failures %s", dict(result.counts), dict(result.errors))
+    return result
+
+
 def new_run_key(trigger: str) -> str:
     return f"{trigger}__{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}__{uuid.uuid4().hex[:6]}"
 
 
-STAGES = ("sync", "poll", "fetch")
+STAGES = ("sync", "poll", "fetch", "extract")
 
 
 def ingest_once(settings: Settings, *, run_key: str | None = None, trigger: str = "cli",
@@ -156,6 +208,7 @@ def ingest_once(settings: Settings, *, run_key: str | None = None, trigger: str 
         results.append(sync_feeds(settings))
         results.append(poll_feeds(settings, limiter=limiter, progress=progress))
         results.append(fetch_pages(settings, limiter=limiter, progress=progress))
+        results.append(extract_pages(settings, progress=progress))
         status = "success"
     finally:
         record_run(settings, run_key, results, status=status)
@@ -164,13 +217,15 @@ def ingest_once(settings: Settings, *, run_key: str | None = None, trigger: str 
 
 def record_run(settings: Settings, run_key: str, results: Sequence[StageResult], *, status: str) -> None:
     by = {r.stage: r for r in results}
-    poll, fetched = by.get("poll"), by.get("fetch")
+    poll, fetched, extracted = by.get("poll"), by.get("fetch"), by.get("extract")
     counts = {}
     if poll:
         counts.update(feeds_polled=poll.counts["polled"], feeds_ok=poll.counts["ok"] + poll.counts["not_modified"],
                       feeds_failed=poll.counts["error"], articles_new=poll.counts["new_articles"])
     if fetched:
         counts.update(pages_fetched=fetched.counts["fetched"], pages_failed=fetched.counts["failed"])
+    if extracted:
+        counts.update(articles_extracted=extracted.counts["extracted"], articles_failed=extracted.counts["failed"])
     errors = [{"stage": r.stage, "error_class": k, "count": v} for r in results for k, v in r.errors.items()]
     with store.session(settings) as conn:
         store.finish_run(conn, run_key, status=status, counts=counts,

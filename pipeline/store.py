@@ -480,6 +480,78 @@ def save_extraction(conn: psycopg.Connection, article_id: int, ex: Extraction) -
     )
 
 
+def load_texts(conn: psycopg.Connection, ids: Sequence[int]) -> dict[int, tuple[str | None, str]]:
+    """{id: (title, body)} for extracted articles."""
+    rows = conn.execute("SELECT id, title, body FROM articles WHERE id = ANY(%s) AND body IS NOT NULL",
+                        (list(ids),)).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def assign_cluster(conn: psycopg.Connection, article_id: int, signature: bytes | None,
+                   bands: Sequence[int] = (), *, min_similarity: float, window_days: int = 30) -> tuple[int, bool]:
+    """Put an article in the cluster of its near-duplicates (or a cluster of its own); the
+    earliest copy is the original. Return (cluster_id, is_original)."""
+    from pipeline.dedup import similarity
+
+    if signature is None:
+        conn.execute("""UPDATE articles SET minhash = NULL, minhash_bands = NULL, cluster_id = id,
+                               is_original = true WHERE id = %s""", (article_id,))
+        return article_id, True
+    when = conn.execute(
+        """UPDATE articles SET minhash = %s, minhash_bands = %s WHERE id = %s
+           RETURNING coalesce(published_at, discovered_at)""",
+        (signature, list(bands), article_id)).fetchone()[0]
+    rows = conn.execute(
+        """SELECT id, minhash, cluster_id, coalesce(published_at, discovered_at) AS t
+             FROM articles
+            WHERE minhash_bands && %(bands)s AND id <> %(id)s AND cluster_id IS NOT NULL
+              AND coalesce(published_at, discovered_at)
+                  BETWEEN %(t)s - make_interval(days => %(w)s) AND %(t)s + make_interval(days => %(w)s)""",
+        {"bands": list(bands), "id": article_id, "t": when, "w": window_days},
+    ).fetchall()
+    near = [r for r in rows if similarity(r[1], signature) >= min_similarity]
+    if not near:
+        conn.execute("UPDATE articles SET cluster_id = id, is_original = true WHERE id = %s", (article_id,))
+        return article_id, True
+    cluster = min(near, key=lambda r: (r[3], r[0]))[2]
+    first = conn.execute(
+        "SELECT min(coalesce(published_at, discovered_at)) FROM articles WHERE cluster_id = %s AND id <> %s",
+        (cluster, article_id)).fetchone()[0]
+    original = first is None or when < first
+    if original:
+        conn.execute("UPDATE articles SET is_original = false WHERE cluster_id = %s", (cluster,))
+    conn.execute("UPDATE articles SET cluster_id = %s, is_original = %s WHERE id = %s",
+                 (cluster, original, article_id))
+    return cluster, original
+
+
+def select_for_reprocessing(conn: psycopg.Connection, *, stage: str, since: datetime | None = None,
+                            ids: Sequence[int] | None = None) -> list[int]:
+    """Send articles back to the start of `stage` (extract: needs a stored page; tag: a body).
+
+    Their current annotations stay until the stage replaces them, one article at a time.
+    """
+    if stage == "extract":
+        where = "EXISTS (SELECT 1 FROM raw_pages p WHERE p.article_id = a.id) AND a.status <> 'discovered'"
+        target = "fetched"
+    elif stage == "tag":
+        where = "a.body IS NOT NULL AND a.status IN ('extracted', 'tagged', 'failed')"
+        target = "extracted"
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+    rows = conn.execute(
+        sql.SQL("""UPDATE articles a SET status = %(target)s, failed_stage = NULL, last_error = NULL,
+                       attempts = 0, next_attempt_at = now(), claimed_until = NULL, updated_at = now()
+                  WHERE {where}
+                    AND (%(since)s::timestamptz IS NULL OR a.discovered_at >= %(since)s)
+                    AND (%(ids)s::bigint[] IS NULL OR a.id = ANY(%(ids)s))
+                    AND (a.status <> 'failed' OR a.failed_stage IN ('extract', 'tag'))
+              RETURNING a.id""").format(where=sql.SQL(where)),
+        {"target": target, "since": since, "ids": list(ids) if ids is not None else None},
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
 # --- entities and topics --------------------------------------------------------------------
 
 def entity_key(label: str, name: str, wikidata_id: str | None = None) -> str:

@@ -81,8 +81,10 @@ CREATE TABLE articles (
     body              text,
     word_count        integer CHECK (word_count IS NULL OR word_count >= 0),
     content_hash      text,
-    cluster_id        bigint,
-    is_original       boolean,
+    minhash           bytea,                         -- near-duplicate signature (pipeline/dedup.py)
+    minhash_bands     bigint[],                      -- its LSH band keys, for finding candidates
+    cluster_id        bigint,                        -- id of the first-seen copy of the story
+    is_original       boolean,                       -- the earliest copy in its cluster
     status            text NOT NULL DEFAULT 'discovered'
                       CHECK (status IN ('discovered', 'fetched', 'extracted', 'tagged', 'failed')),
     failed_stage      text CHECK (failed_stage IN ('fetch', 'extract', 'tag')),
@@ -110,6 +112,7 @@ CREATE INDEX articles_work_idx ON articles (status, next_attempt_at)
 CREATE INDEX articles_published_idx ON articles (published_at);
 CREATE INDEX articles_discovered_idx ON articles (discovered_at);
 CREATE INDEX articles_cluster_idx ON articles (cluster_id) WHERE cluster_id IS NOT NULL;
+CREATE INDEX articles_minhash_bands_idx ON articles USING gin (minhash_bands);
 CREATE INDEX articles_content_hash_idx ON articles (content_hash) WHERE content_hash IS NOT NULL;
 CREATE INDEX articles_search_idx ON articles USING gin (search);
 
