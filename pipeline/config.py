@@ -66,6 +66,9 @@ class Settings:
     default_poll_interval: int = 1800
     max_fetch_attempts: int = 5
     log_level: str = "INFO"
+    # Quality checks that fail a run
+    qc_min_extract_rate: float = 0.5
+    qc_stuck_hours: float = 6.0
 
     @property
     def embedded(self) -> bool:
@@ -101,7 +104,37 @@ class Settings:
             default_poll_interval=_number(env, "NEWSROOM_POLL_INTERVAL", d.default_poll_interval, int, 60),
             max_fetch_attempts=_number(env, "NEWSROOM_MAX_FETCH_ATTEMPTS", d.max_fetch_attempts, int, 1),
             log_level=(env.get("NEWSROOM_LOG_LEVEL", "").strip() or d.log_level).upper(),
+            qc_min_extract_rate=_number(env, "NEWSROOM_QC_MIN_EXTRACT_RATE", d.qc_min_extract_rate),
+            qc_stuck_hours=_number(env, "NEWSROOM_QC_STUCK_HOURS", d.qc_stuck_hours, minimum=0.1),
         )
+
+
+ENV_NAMES = {
+    "database_url": "NEWSROOM_DATABASE_URL", "state_dir": "NEWSROOM_STATE_DIR", "feeds_file": "NEWSROOM_FEEDS",
+    "topics_file": "NEWSROOM_TOPICS", "gazetteer_file": "NEWSROOM_GAZETTEER", "spacy_model": "NEWSROOM_SPACY_MODEL",
+    "allow_private_networks": "NEWSROOM_ALLOW_PRIVATE_NETWORKS", "user_agent": "NEWSROOM_USER_AGENT",
+    "connect_timeout": "NEWSROOM_CONNECT_TIMEOUT", "read_timeout": "NEWSROOM_READ_TIMEOUT",
+    "max_body_bytes": "NEWSROOM_MAX_BODY_BYTES", "max_redirects": "NEWSROOM_MAX_REDIRECTS",
+    "per_host_concurrency": "NEWSROOM_PER_HOST_CONCURRENCY", "per_host_delay": "NEWSROOM_PER_HOST_DELAY",
+    "poll_concurrency": "NEWSROOM_POLL_CONCURRENCY", "default_poll_interval": "NEWSROOM_POLL_INTERVAL",
+    "max_fetch_attempts": "NEWSROOM_MAX_FETCH_ATTEMPTS", "log_level": "NEWSROOM_LOG_LEVEL",
+    "qc_min_extract_rate": "NEWSROOM_QC_MIN_EXTRACT_RATE", "qc_stuck_hours": "NEWSROOM_QC_STUCK_HOURS",
+}
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """Settings as environment variables (paths absolute), for processes started on our behalf."""
+    out = {}
+    for name, var in ENV_NAMES.items():
+        value = getattr(settings, name)
+        if value is None:
+            value = ""
+        elif isinstance(value, bool):
+            value = "1" if value else "0"
+        elif isinstance(value, Path):
+            value = str(value.resolve())
+        out[var] = str(value)
+    return out
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pipeline import feeds, fetch, store
+from pipeline import feeds, fetch, quality, store
 from pipeline.config import Settings
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def fetch_pages(settings: Settings, *, limit: int = 10_000, batch_size: int = 20
 def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int = 50,
                   ids: Sequence[int] | None = None, progress: Progress = _noop) -> StageResult:
     """Extract clean text from stored pages (no network). A page without a usable body ends
-    `failed` with the reason; near-duplicates join the cluster of their earliest copy."""
+    `failed` with the reason. Each text gets its near-duplicate fingerprint for `cluster_articles`."""
     from pipeline import dedup
     from pipeline.extract import ExtractionFailed, extract_article
 
@@ -175,12 +175,9 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
                         result.counts["failed"] += 1
                         result.errors["extractor_error"] += 1
                         continue
-                    store.save_extraction(conn, a.id, ex)
                     fp = dedup.fingerprint(ex.text)
-                    _, original = store.assign_cluster(conn, a.id, fp.signature if fp else None,
-                                                       fp.bands if fp else (), min_similarity=dedup.SIMILARITY)
+                    store.save_extraction(conn, a.id, ex, (fp.signature, fp.bands) if fp else None)
                     result.counts["extracted"] += 1
-                    result.counts["duplicates"] += not original
             conn.commit()
             progress("extract", len(claimed))
     result.seconds = time.monotonic() - t0
@@ -188,46 +185,175 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
     return result
 
 
+def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 64,
+                 ids: Sequence[int] | None = None, progress: Progress = _noop) -> StageResult:
+    """Entities (spaCy + gazetteer) and topics (rules) for extracted articles. Each article's old
+    annotations are replaced in one transaction, stamped with the model and rules versions."""
+    from pipeline import nlp, topics
+
+    t0 = time.monotonic()
+    result = StageResult("tag")
+    rules = topics.load_rules(settings.topics_file)
+    version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
+    with store.session(settings) as conn:
+        topic_ids = store.upsert_topics(conn, topics.topic_defs(rules))
+        conn.commit()
+        while result.counts["claimed"] < limit:
+            claimed = store.claim_articles(conn, "extracted", limit=min(batch_size, limit - result.counts["claimed"]),
+                                           ids=ids)
+            conn.commit()
+            if not claimed:
+                break
+            result.counts["claimed"] += len(claimed)
+            texts = store.load_texts(conn, [a.id for a in claimed])
+            for a in claimed:
+                if a.id not in texts:
+                    store.record_failure(conn, a.id, stage="tag", error="no_body: nothing to tag", transient=False,
+                                         max_attempts=settings.max_fetch_attempts)
+                    result.counts["failed"] += 1
+            order = [a.id for a in claimed if a.id in texts]
+            mentions = nlp.tag_entities([texts[i][1] for i in order], model=settings.spacy_model,
+                                        gazetteer=settings.gazetteer_file)
+            entity_ids = store.upsert_entities(conn, (m for ms in mentions for m in ms))
+            conn.commit()
+            for article_id, found in zip(order, mentions, strict=True):
+                title, body = texts[article_id]
+                tags = topics.tag_topics(body, found, rules, title=title)
+                store.replace_mentions(conn, article_id, found, version, entity_ids)
+                store.replace_topics(conn, article_id, tags, rules.version, topic_ids)
+                store.mark_tagged(conn, article_id, nlp_version=version, rules_version=rules.version)
+                conn.commit()  # one transaction per article
+                result.counts["tagged"] += 1
+                result.counts["mentions"] += len(found)
+                result.counts["topic_tags"] += len(tags)
+                for t in tags:
+                    result.counts[f"topic:{t.slug}"] += 1
+            progress("tag", len(claimed))
+    result.seconds = time.monotonic() - t0
+    log.info("tagged %d articles with %d mentions and %d topic tags (%s, rules %s)", result.counts["tagged"],
+             result.counts["mentions"], result.counts["topic_tags"], version, rules.version)
+    return result
+
+
+def cluster_articles(settings: Settings, *, batch_size: int = 500) -> StageResult:
+    """Syndicated copies get one cluster id; the earliest copy is marked the original."""
+    from pipeline import dedup
+
+    t0 = time.monotonic()
+    result = StageResult("cluster")
+    with store.session(settings) as conn:
+        while True:
+            counts = store.cluster_pending(conn, min_similarity=dedup.SIMILARITY, limit=batch_size)
+            conn.commit()
+            result.counts.update(counts)
+            if counts["clustered"] < batch_size:
+                break
+    result.seconds = time.monotonic() - t0
+    log.info("clustered: %s", dict(result.counts))
+    return result
+
+
+def reprocess(settings: Settings, *, since: datetime | None = None, stages: Sequence[str] = ("tag",),
+              ids: Sequence[int] | None = None) -> dict[str, dict]:
+    """Re-run extraction and/or tagging from stored pages, without the network. Each article's
+    annotations are replaced in one transaction by the stage; nothing is deleted beforehand."""
+    out: dict[str, dict] = {}
+    first = "extract" if "extract" in stages else "tag"
+    with store.session(settings) as conn:
+        chosen = store.select_for_reprocessing(conn, stage=first, since=since, ids=ids)
+    log.info("re-processing %d articles from the %s stage", len(chosen), first)
+    if not chosen:
+        return {first: {"selected": 0}}
+    if "extract" in stages:
+        out["extract"] = {"selected": len(chosen), **extract_pages(settings, ids=chosen).counts}
+        out["cluster"] = dict(cluster_articles(settings).counts)
+    if "tag" in stages:
+        out["tag"] = {"selected": len(chosen), **tag_articles(settings, ids=chosen).counts}
+    return out
+
+
 def new_run_key(trigger: str) -> str:
     return f"{trigger}__{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}__{uuid.uuid4().hex[:6]}"
 
 
-STAGES = ("sync", "poll", "fetch", "extract")
+STAGES = ("sync", "poll", "fetch", "extract", "tag", "cluster")
 
 
 def ingest_once(settings: Settings, *, run_key: str | None = None, trigger: str = "cli",
-                progress: Progress = _noop) -> tuple[str, list[StageResult]]:
-    """One full cycle: sync -> poll -> fetch, recorded as one `ingest_runs` row."""
+                progress: Progress = _noop) -> tuple[str, list[StageResult], list[quality.Check]]:
+    """One full cycle, recorded as one `ingest_runs` row, with the quality checks' verdicts."""
     run_key = run_key or new_run_key(trigger)
-    with store.session(settings) as conn:
-        store.start_run(conn, run_key, trigger)
+    begin_run(settings, run_key, trigger)
     limiter = fetch.HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
     results: list[StageResult] = []
+    checks: list[quality.Check] = []
     status = "failed"
     try:
         results.append(sync_feeds(settings))
         results.append(poll_feeds(settings, limiter=limiter, progress=progress))
         results.append(fetch_pages(settings, limiter=limiter, progress=progress))
         results.append(extract_pages(settings, progress=progress))
-        status = "success"
+        results.append(tag_articles(settings, progress=progress))
+        results.append(cluster_articles(settings))
+        checks = check_quality(settings, [r.as_dict() for r in results])
+        status = "failed" if quality.failures(checks) else "success"
     finally:
-        record_run(settings, run_key, results, status=status)
-    return run_key, results
+        record_run(settings, run_key, [r.as_dict() for r in results], status=status, checks=checks)
+    return run_key, results, checks
 
 
-def record_run(settings: Settings, run_key: str, results: Sequence[StageResult], *, status: str) -> None:
-    by = {r.stage: r for r in results}
-    poll, fetched, extracted = by.get("poll"), by.get("fetch"), by.get("extract")
-    counts = {}
-    if poll:
-        counts.update(feeds_polled=poll.counts["polled"], feeds_ok=poll.counts["ok"] + poll.counts["not_modified"],
-                      feeds_failed=poll.counts["error"], articles_new=poll.counts["new_articles"])
-    if fetched:
-        counts.update(pages_fetched=fetched.counts["fetched"], pages_failed=fetched.counts["failed"])
-    if extracted:
-        counts.update(articles_extracted=extracted.counts["extracted"], articles_failed=extracted.counts["failed"])
-    errors = [{"stage": r.stage, "error_class": k, "count": v} for r in results for k, v in r.errors.items()]
+def begin_run(settings: Settings, run_key: str, trigger: str) -> int:
+    with store.session(settings) as conn:
+        return store.start_run(conn, run_key, trigger)
+
+
+def _stage_counts(results: Sequence[dict], stage: str) -> Counter:
+    """Counts of one stage, summed over its parts (mapped poll shards)."""
+    total: Counter = Counter()
+    for r in results:
+        if r.get("stage") == stage:
+            total.update(r.get("counts", {}))
+    return total
+
+
+def check_quality(settings: Settings, results: Sequence[dict]) -> list[quality.Check]:
+    poll, extract = _stage_counts(results, "poll"), _stage_counts(results, "extract")
+    with store.session(settings) as conn:
+        facts = quality.Facts(
+            feeds_polled=poll["polled"], feeds_ok=poll["ok"] + poll["not_modified"],
+            last_feed_success=store.last_feed_success(conn),
+            extract_attempted=extract["extracted"] + extract["failed"], extract_succeeded=extract["extracted"],
+            stuck=store.stuck_articles(conn, settings.qc_stuck_hours), now=store.now(conn))
+    checks = quality.evaluate(facts, min_extract_rate=settings.qc_min_extract_rate,
+                              stuck_hours=settings.qc_stuck_hours)
+    for c in checks:
+        log.log(logging.ERROR if c.severity == "error" else logging.WARNING if c.severity == "warning"
+                else logging.INFO, "quality check %s: %s: %s", c.name, c.severity, c.message)
+    return checks
+
+
+def record_run(settings: Settings, run_key: str, results: Sequence[dict], *, status: str,
+               checks: Sequence[quality.Check] = ()) -> dict[str, int]:
+    """Final counts of a run into its `ingest_runs` row; returns them."""
+    poll, fetched = _stage_counts(results, "poll"), _stage_counts(results, "fetch")
+    extracted, tagged = _stage_counts(results, "extract"), _stage_counts(results, "tag")
+    counts = {
+        "feeds_polled": poll["polled"], "feeds_ok": poll["ok"] + poll["not_modified"],
+        "feeds_failed": poll["error"], "articles_new": poll["new_articles"],
+        "pages_fetched": fetched["fetched"], "pages_failed": fetched["failed"],
+        "articles_extracted": extracted["extracted"], "articles_tagged": tagged["tagged"],
+        "articles_failed": extracted["failed"] + tagged["failed"],
+    }
+    errors = [{"stage": r["stage"], "error_class": k, "count": v}
+              for r in results for k, v in r.get("errors", {}).items()]
+    errors += [{"stage": "quality", "check": c.name, "message": c.message} for c in checks if c.severity == "error"]
+    durations: Counter = Counter()
+    for r in results:
+        durations[r["stage"]] += r.get("seconds", 0.0)
     with store.session(settings) as conn:
         store.finish_run(conn, run_key, status=status, counts=counts,
-                         durations={r.stage: round(r.seconds, 3) for r in results}, errors=errors,
-                         details={r.stage: dict(r.counts) for r in results})
+                         durations={k: round(v, 3) for k, v in durations.items()}, errors=errors,
+                         details={"stages": [dict(r) for r in results],
+                                  "checks": [{"name": c.name, "severity": c.severity, "message": c.message}
+                                             for c in checks]})
+    return counts

@@ -99,6 +99,10 @@ def _validate_dsn(url: str) -> str:
     return url
 
 
+def dsn_params(dsn: str) -> dict[str, str]:
+    return conninfo.conninfo_to_dict(dsn)
+
+
 def embedded_dsn(settings: Settings, dbname: str = EMBEDDED_DBNAME) -> str:
     """Start (or reuse) the embedded server and make sure `dbname` exists; return its DSN."""
     admin = embedded.start(settings.pgdata)
@@ -463,20 +467,24 @@ def load_page(conn: psycopg.Connection, article_id: int) -> str | None:
     return gzip.decompress(row[0]).decode("utf-8") if row else None
 
 
-def save_extraction(conn: psycopg.Connection, article_id: int, ex: Extraction) -> None:
+def save_extraction(conn: psycopg.Connection, article_id: int, ex: Extraction,
+                    fingerprint: tuple[bytes, Sequence[int]] | None = None) -> None:
+    """Store the clean text; the article leaves its cluster until the cluster stage places it again."""
+    signature, bands = fingerprint if fingerprint else (None, None)
     conn.execute(
         """UPDATE articles SET
                status = 'extracted', title = coalesce(%(title)s, title), author = coalesce(%(author)s, author),
                language = %(language)s, published_at = %(published)s, published_source = %(psource)s,
                body = %(body)s, word_count = %(words)s, content_hash = %(hash)s,
                extractor_version = %(xver)s, pipeline_version = %(pver)s, extracted_at = now(),
+               minhash = %(sig)s, minhash_bands = %(bands)s, cluster_id = NULL, is_original = NULL,
                attempts = 0, claimed_until = NULL, last_error = NULL, failed_stage = NULL,
                next_attempt_at = now(), updated_at = now()
          WHERE id = %(id)s""",
         {"title": clean(ex.title), "author": clean(ex.author), "language": clean(ex.language),
          "published": ex.published_at, "psource": ex.published_source, "body": clean(ex.text),
          "words": ex.word_count, "hash": ex.content_hash, "xver": ex.extractor_version,
-         "pver": PIPELINE_VERSION, "id": article_id},
+         "pver": PIPELINE_VERSION, "sig": signature, "bands": list(bands) if bands else None, "id": article_id},
     )
 
 
@@ -487,42 +495,51 @@ def load_texts(conn: psycopg.Connection, ids: Sequence[int]) -> dict[int, tuple[
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def assign_cluster(conn: psycopg.Connection, article_id: int, signature: bytes | None,
-                   bands: Sequence[int] = (), *, min_similarity: float, window_days: int = 30) -> tuple[int, bool]:
-    """Put an article in the cluster of its near-duplicates (or a cluster of its own); the
-    earliest copy is the original. Return (cluster_id, is_original)."""
+_CLUSTER_LOCK = 0x436C7573  # "Clus": one clustering worker at a time keeps clusters consistent
+
+
+def cluster_pending(conn: psycopg.Connection, *, min_similarity: float, limit: int = 500,
+                    window_days: int = 30) -> dict[str, int]:
+    """Give extracted articles without a cluster one: that of their near-duplicates (by MinHash
+    band keys, confirmed by signature similarity), or their own. The earliest copy is the
+    original. Runs in the caller's transaction under an advisory lock."""
     from pipeline.dedup import similarity
 
-    if signature is None:
-        conn.execute("""UPDATE articles SET minhash = NULL, minhash_bands = NULL, cluster_id = id,
-                               is_original = true WHERE id = %s""", (article_id,))
-        return article_id, True
-    when = conn.execute(
-        """UPDATE articles SET minhash = %s, minhash_bands = %s WHERE id = %s
-           RETURNING coalesce(published_at, discovered_at)""",
-        (signature, list(bands), article_id)).fetchone()[0]
-    rows = conn.execute(
-        """SELECT id, minhash, cluster_id, coalesce(published_at, discovered_at) AS t
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CLUSTER_LOCK,))
+    pending = conn.execute(
+        """SELECT id, minhash, minhash_bands, coalesce(published_at, discovered_at)
              FROM articles
-            WHERE minhash_bands && %(bands)s AND id <> %(id)s AND cluster_id IS NOT NULL
-              AND coalesce(published_at, discovered_at)
-                  BETWEEN %(t)s - make_interval(days => %(w)s) AND %(t)s + make_interval(days => %(w)s)""",
-        {"bands": list(bands), "id": article_id, "t": when, "w": window_days},
-    ).fetchall()
-    near = [r for r in rows if similarity(r[1], signature) >= min_similarity]
-    if not near:
-        conn.execute("UPDATE articles SET cluster_id = id, is_original = true WHERE id = %s", (article_id,))
-        return article_id, True
-    cluster = min(near, key=lambda r: (r[3], r[0]))[2]
-    first = conn.execute(
-        "SELECT min(coalesce(published_at, discovered_at)) FROM articles WHERE cluster_id = %s AND id <> %s",
-        (cluster, article_id)).fetchone()[0]
-    original = first is None or when < first
-    if original:
-        conn.execute("UPDATE articles SET is_original = false WHERE cluster_id = %s", (cluster,))
-    conn.execute("UPDATE articles SET cluster_id = %s, is_original = %s WHERE id = %s",
-                 (cluster, original, article_id))
-    return cluster, original
+            WHERE cluster_id IS NULL AND body IS NOT NULL AND status IN ('extracted', 'tagged')
+            ORDER BY coalesce(published_at, discovered_at), id
+            LIMIT %s""", (limit,)).fetchall()
+    counts = {"clustered": 0, "duplicates": 0}
+    for article_id, signature, bands, when in pending:
+        counts["clustered"] += 1
+        near = []
+        if signature is not None:
+            rows = conn.execute(
+                """SELECT id, minhash, cluster_id, coalesce(published_at, discovered_at) AS t
+                     FROM articles
+                    WHERE minhash_bands && %(bands)s AND id <> %(id)s AND cluster_id IS NOT NULL
+                      AND coalesce(published_at, discovered_at)
+                          BETWEEN %(t)s - make_interval(days => %(w)s) AND %(t)s + make_interval(days => %(w)s)""",
+                {"bands": bands, "id": article_id, "t": when, "w": window_days},
+            ).fetchall()
+            near = [r for r in rows if similarity(r[1], signature) >= min_similarity]
+        if not near:
+            conn.execute("UPDATE articles SET cluster_id = id, is_original = true WHERE id = %s", (article_id,))
+            continue
+        cluster = min(near, key=lambda r: (r[3], r[0]))[2]
+        first = conn.execute(
+            "SELECT min(coalesce(published_at, discovered_at)) FROM articles WHERE cluster_id = %s",
+            (cluster,)).fetchone()[0]
+        original = first is None or when < first
+        if original:
+            conn.execute("UPDATE articles SET is_original = false WHERE cluster_id = %s", (cluster,))
+        counts["duplicates"] += 1
+        conn.execute("UPDATE articles SET cluster_id = %s, is_original = %s WHERE id = %s",
+                     (cluster, original, article_id))
+    return counts
 
 
 def select_for_reprocessing(conn: psycopg.Connection, *, stage: str, since: datetime | None = None,
@@ -562,39 +579,52 @@ def entity_key(label: str, name: str, wikidata_id: str | None = None) -> str:
 
 
 def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention]) -> dict[str, int]:
-    """Make sure each mention's canonical entity exists; return {key: id}. Aliases accumulate."""
+    """Make sure each mention's canonical entity exists; return {key: id}. Aliases accumulate.
+
+    Set-based (three statements for any number of entities) and in key order, so concurrent
+    taggers take row locks in the same order.
+    """
     wanted: dict[str, tuple[str, str, str | None, set[str]]] = {}
     for m in mentions:
         key = entity_key(m.label, m.canonical, m.wikidata_id)
-        name, label, qid, aliases = wanted.setdefault(key, (clean(m.canonical), m.label, m.wikidata_id, set()))
+        _, _, _, aliases = wanted.setdefault(key, (clean(m.canonical), m.label, m.wikidata_id, set()))
         if m.surface != m.canonical:
             aliases.add(clean(m.surface))
     if not wanted:
         return {}
-    ids: dict[str, int] = {}
+    keys = sorted(wanted)
     with conn.cursor() as cur:
-        # Sorted keys: concurrent writers lock entity rows in the same order (no deadlock).
-        for key in sorted(wanted):
-            name, label, qid, aliases = wanted[key]
-            row = cur.execute(
-                """INSERT INTO entities (key, name, label, wikidata_id, aliases)
-                   VALUES (%s, %s, %s, %s, %s)
-                   ON CONFLICT (key) DO UPDATE SET
-                       aliases = ARRAY(SELECT DISTINCT unnest(entities.aliases || EXCLUDED.aliases) ORDER BY 1),
-                       updated_at = now()
-                    WHERE NOT (EXCLUDED.aliases <@ entities.aliases)
-                   RETURNING id""",
-                (key, name, label, qid, sorted(aliases)),
-            ).fetchone()
+        cur.executemany(
+            """INSERT INTO entities (key, name, label, wikidata_id, aliases) VALUES (%s, %s, %s, %s, %s)
+               ON CONFLICT DO NOTHING""",
+            [(k, *wanted[k][:3], sorted(wanted[k][3])) for k in keys],
+        )
+        with_aliases = [(sorted(wanted[k][3]), k) for k in keys if wanted[k][3]]
+        if with_aliases:
+            cur.executemany(
+                """UPDATE entities
+                      SET aliases = ARRAY(SELECT DISTINCT unnest(aliases || %s::text[]) ORDER BY 1), updated_at = now()
+                    WHERE key = %s AND NOT (%s::text[] <@ aliases)""",
+                [(a, k, a) for a, k in with_aliases],
+            )
+        rows = cur.execute("SELECT key, id FROM entities WHERE key = ANY(%s)", (keys,)).fetchall()
+    ids = dict(rows)
+    missing = set(keys) - set(ids)
+    if missing:
+        # A Wikidata id already held under another key (a gazetteer edit): keep one entity per id.
+        for k in sorted(missing):
+            qid = wanted[k][2]
+            row = conn.execute("SELECT id FROM entities WHERE wikidata_id = %s", (qid,)).fetchone() if qid else None
             if row is None:
-                row = cur.execute("SELECT id FROM entities WHERE key = %s", (key,)).fetchone()
-            ids[key] = row[0]
+                raise RuntimeError(f"entity {k!r} could not be stored")
+            ids[k] = row[0]
     return ids
 
 
-def replace_mentions(conn: psycopg.Connection, article_id: int, mentions: Sequence[Mention], model_version: str) -> int:
+def replace_mentions(conn: psycopg.Connection, article_id: int, mentions: Sequence[Mention], model_version: str,
+                     entity_ids: dict[str, int] | None = None) -> int:
     """Replace an article's mentions with these (one model version per article). Uses COPY."""
-    ids = upsert_entities(conn, mentions)
+    ids = entity_ids if entity_ids is not None else upsert_entities(conn, mentions)
     conn.execute("DELETE FROM article_entities WHERE article_id = %s", (article_id,))
     seen: set[tuple[int, int]] = set()
     with conn.cursor() as cur, cur.copy(
@@ -686,12 +716,45 @@ def finish_run(conn: psycopg.Connection, run_key: str, *, status: str, counts: d
     )
 
 
+def fail_run(conn: psycopg.Connection, run_key: str, reason: str) -> None:
+    conn.execute(
+        """UPDATE ingest_runs SET status = 'failed', finished_at = now(),
+                  errors = errors || jsonb_build_array(jsonb_build_object('stage', 'airflow', 'message', %s::text))
+            WHERE run_key = %s""", (clean(reason)[:2000], run_key))
+
+
+def top_topics_of_run(conn: psycopg.Connection, run_key: str, limit: int = 5) -> list[tuple[str, int]]:
+    """Topics most tagged since the run started."""
+    return [tuple(r) for r in conn.execute(
+        """SELECT t.slug, count(*) FROM article_topics at JOIN topics t ON t.id = at.topic_id
+            WHERE at.tagged_at >= (SELECT started_at FROM ingest_runs WHERE run_key = %s)
+            GROUP BY t.slug ORDER BY count(*) DESC, t.slug LIMIT %s""", (run_key, limit)).fetchall()]
+
+
+def count_due_feeds(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM feeds WHERE enabled AND next_poll_at <= now()").fetchone()[0]
+
+
 def count_rows(conn: psycopg.Connection, table: str) -> int:
     allowed = {"feeds", "feed_polls", "articles", "article_sources", "raw_pages", "entities",
                "article_entities", "topics", "article_topics", "ingest_runs"}
     if table not in allowed:
         raise ValueError(f"unknown table {table}")
     return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+
+
+def stuck_articles(conn: psycopg.Connection, hours: float) -> dict[str, int]:
+    """Articles due for work for longer than `hours` and not leased: nothing is picking them up."""
+    return dict(conn.execute(
+        """SELECT status, count(*) FROM articles
+            WHERE status IN ('discovered', 'fetched', 'extracted')
+              AND next_attempt_at < now() - make_interval(secs => %(s)s)
+              AND (claimed_until IS NULL OR claimed_until < now())
+            GROUP BY status""", {"s": hours * 3600}).fetchall())
+
+
+def last_feed_success(conn: psycopg.Connection) -> datetime | None:
+    return conn.execute("SELECT max(last_success_at) FROM feeds").fetchone()[0]
 
 
 def status_counts(conn: psycopg.Connection) -> dict[str, int]:

@@ -47,9 +47,10 @@ def test_extraction_stage_text_failures_and_clusters(settings, site, feeds_file,
     site.add("/f2.xml", rss([(copy, "Erdogan stands by S-400 deal")]), content_type="application/rss+xml")
     s = replace(settings, feeds_file=feeds_file([site.url("/f1.xml"), site.url("/f2.xml")]))
 
-    _, results = ingest.ingest_once(s)
+    _, results, _ = ingest.ingest_once(s)
     extract = next(r for r in results if r.stage == "extract")
-    assert extract.counts["extracted"] == 3 and extract.counts["failed"] == 1 and extract.counts["duplicates"] == 1
+    assert extract.counts["extracted"] == 3 and extract.counts["failed"] == 1
+    assert next(r for r in results if r.stage == "cluster").counts["duplicates"] == 1
 
     rows = {r[0]: r[1:] for r in conn.execute(
         """SELECT url, status, title, word_count, published_at IS NOT NULL, language, cluster_id, is_original,

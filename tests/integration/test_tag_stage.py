@@ -1,0 +1,91 @@
+"""Tagging against a real database: mentions with offsets into the stored body, topics with
+evidence, versions; re-tagging replaces and never duplicates; the file CLIs."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+from localsite import rss
+from test_extract_stage import STORY, _page
+
+from pipeline import ingest
+
+
+def _ingest(settings, site, feeds_file):
+    a = site.add("/s400.html", _page("Erdogan stands by S-400", STORY), content_type="text/html")
+    site.add("/f.xml", rss([(a, "Erdogan stands by S-400")]), content_type="application/rss+xml")
+    s = replace(settings, feeds_file=feeds_file([site.url("/f.xml")]))
+    ingest.ingest_once(s)
+    return s
+
+
+def test_mentions_point_into_the_stored_body_and_topics_have_evidence(settings, site, feeds_file, conn):
+    _ingest(settings, site, feeds_file)
+    body, status, nlp_version, rules_version = conn.execute(
+        "SELECT body, status, nlp_version, rules_version FROM articles").fetchone()
+    assert status == "tagged" and nlp_version and rules_version
+    mentions = conn.execute(
+        """SELECT m.start_char, m.end_char, m.surface, m.label, e.name, e.wikidata_id, m.model_version
+             FROM article_entities m JOIN entities e ON e.id = m.entity_id""").fetchall()
+    assert mentions
+    for start, end, surface, _, _, _, model_version in mentions:
+        assert body[start:end] == surface and model_version == nlp_version
+    names = {(r[4], r[3]) for r in mentions}
+    assert ("S-400", "WEAPON") in names
+    erdogan = {r[4] for r in mentions if "Erdo" in r[2]}
+    assert len(erdogan) == 1  # "Recep Tayyip Erdogan" and "Erdogan" meet in one entity
+    topics = dict(conn.execute(
+        "SELECT t.slug, at.evidence FROM article_topics at JOIN topics t ON t.id = at.topic_id").fetchall())
+    assert "s400-f35-dispute" in topics and topics["s400-f35-dispute"]
+    assert "idlib-conflict" not in topics
+
+
+def test_retag_replaces_annotations_without_duplicates(settings, site, feeds_file, conn):
+    s = _ingest(settings, site, feeds_file)
+    before = conn.execute("SELECT count(*) FROM article_entities").fetchone()[0]
+    conn.execute("UPDATE article_entities SET model_version = 'old-model'")
+    conn.execute("UPDATE article_topics SET rules_version = 'old-rules'")
+    conn.commit()
+    site.stop()  # re-processing needs no network
+    out = ingest.reprocess(s, stages=("extract", "tag"))
+    assert out["extract"]["extracted"] == 1 and out["tag"]["tagged"] == 1
+    assert conn.execute("SELECT count(*) FROM article_entities").fetchone()[0] == before
+    assert conn.execute("SELECT count(*) FROM article_entities WHERE model_version = 'old-model'").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM article_topics WHERE rules_version = 'old-rules'").fetchone()[0] == 0
+    assert conn.execute("SELECT status FROM articles").fetchone()[0] == "tagged"
+
+
+def _cli(args, env=None, stdin=None):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env={**os.environ, **(env or {})},
+                          input=stdin, capture_output=True, timeout=180)
+
+
+def test_extract_and_tag_files(tmp_path, db_dsn):
+    import gzip
+
+    page = tmp_path / "s400.html.gz"
+    page.write_bytes(gzip.compress(_page("Erdogan stands by S-400", STORY).encode()))
+    out = _cli(["extract", str(page)])
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["path"] == str(page) and "S-400" in doc["text"] and doc["language"] == "en"
+    assert doc["published"].startswith("2019-10-01")
+
+    stdin = _cli(["extract", "-"], stdin=b"<html><body><p>tiny</p></body></html>")
+    assert stdin.returncode == 1 and json.loads(stdin.stdout)["error"] in ("no_body", "too_short")
+
+    text = tmp_path / "story.txt"
+    text.write_text(" ".join(STORY))
+    tagged = _cli(["tag", str(text), str(page)], env={"NEWSROOM_DATABASE_URL": db_dsn})
+    assert tagged.returncode == 0, tagged.stderr
+    first, second = (json.loads(line) for line in tagged.stdout.splitlines())
+    assert any(e["canonical"] == "S-400" and e["label"] == "WEAPON" for e in first["entities"])
+    for e in first["entities"]:
+        assert " ".join(STORY)[e["start"]:e["end"]] == e["text"]
+    assert [t["slug"] for t in first["topics"]][:1] == ["s400-f35-dispute"]
+    assert second["topics"]
+
+    missing = _cli(["extract", str(tmp_path / "nope.html")])
+    assert missing.returncode == 1 and b"Traceback" not in missing.stderr
