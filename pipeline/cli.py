@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from pipeline import config, embedded, feeds, ingest, store
+from pipeline import config, embedded, feeds, ingest, quality, store
 from pipeline.errors import ConfigError, NewsroomError
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def _migrate_quietly(settings: config.Settings) -> None:
 @click.pass_obj
 @_friendly
 def ingest_cmd(settings: config.Settings, once: bool, no_progress: bool) -> None:
-    """One ingestion cycle: sync feeds -> poll -> fetch pages, then a summary."""
+    """One ingestion cycle: sync feeds -> poll -> fetch -> extract -> tag -> cluster, then a summary."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -211,7 +211,7 @@ def ingest_cmd(settings: config.Settings, once: bool, no_progress: bool) -> None
                 tasks[stage] = bar.add_task(stage, total=None)
             bar.advance(tasks[stage], n)
 
-        run_key, results = ingest.ingest_once(settings, progress=progress)
+        run_key, results, checks = ingest.ingest_once(settings, progress=progress)
     table = Table(title=f"ingest run {run_key}")
     table.add_column("stage")
     table.add_column("counts")
@@ -221,6 +221,189 @@ def ingest_cmd(settings: config.Settings, once: bool, no_progress: bool) -> None
         table.add_row(r.stage, ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()) if v),
                       ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())), f"{r.seconds:.1f}")
     Console().print(table)
+    for c in checks:
+        if c.severity != "ok":
+            click.echo(f"{c.severity}: {c.name}: {c.message}", err=True)
+    if quality.failures(checks):
+        sys.exit(1)
+
+
+# --- files and re-processing ----------------------------------------------------------------
+
+def _read_inputs(files: tuple[str, ...]):
+    """(path, text) for each FILE: `-` is stdin, `.gz` is decompressed, bytes are decoded like pages."""
+    import gzip
+    from pathlib import Path
+
+    from pipeline.fetch import decode_html
+
+    for name in files:
+        try:
+            data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        except OSError as exc:
+            click.echo(f"error: {name}: {exc.strerror}", err=True)
+            yield name, None
+            continue
+        if name.endswith(".gz") or data[:2] == b"\x1f\x8b":
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as exc:
+                click.echo(f"error: {name}: not valid gzip ({exc})", err=True)
+                yield name, None
+                continue
+        yield name, decode_html(data, None)[0]
+
+
+@main.command("extract")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--url", help="The page's URL (helps dates and relative links).")
+@_friendly
+def extract_cmd(files: tuple[str, ...], url: str | None) -> None:
+    """Extract articles from HTML FILES (.gz accepted, - for stdin): one JSON object per line."""
+    import json
+
+    from pipeline.extract import ExtractionFailed, extract_article
+
+    failed = 0
+    for path, html in _read_inputs(files):
+        if html is None:
+            failed += 1
+            continue
+        try:
+            ex = extract_article(html, url=url)
+        except ExtractionFailed as exc:
+            click.echo(json.dumps({"path": path, "error": exc.reason, "message": str(exc)}, ensure_ascii=False))
+            failed += 1
+            continue
+        click.echo(json.dumps({"path": path, "title": ex.title, "author": ex.author,
+                               "published": ex.published_at.isoformat() if ex.published_at else None,
+                               "language": ex.language, "text": ex.text}, ensure_ascii=False))
+    sys.exit(1 if failed else 0)
+
+
+@main.command("tag")
+@click.argument("files", nargs=-1, required=True)
+@click.pass_obj
+@_friendly
+def tag_cmd(settings: config.Settings, files: tuple[str, ...]) -> None:
+    """Entities and topics of FILES (plain text or HTML): one JSON object per line."""
+    import json
+    import re
+
+    from pipeline import nlp, topics
+    from pipeline.extract import ExtractionFailed, extract_article
+
+    rules = topics.load_rules(settings.topics_file)
+    failed = 0
+    for path, text in _read_inputs(files):
+        if text is None:
+            failed += 1
+            continue
+        title = None
+        if re.match(r"\s*<", text):
+            try:
+                ex = extract_article(text)
+                text, title = ex.text, ex.title
+            except ExtractionFailed as exc:
+                click.echo(json.dumps({"path": path, "error": exc.reason, "message": str(exc)}))
+                failed += 1
+                continue
+        [mentions] = nlp.tag_entities([text], model=settings.spacy_model, gazetteer=settings.gazetteer_file)
+        tags = topics.tag_topics(text, mentions, rules, title=title)
+        click.echo(json.dumps({
+            "path": path,
+            "entities": [{"text": m.surface, "label": m.label, "canonical": m.canonical, "start": m.start,
+                          "end": m.end, **({"wikidata": m.wikidata_id} if m.wikidata_id else {})} for m in mentions],
+            "topics": [{"slug": t.slug, "score": round(t.score, 3), "evidence": t.evidence} for t in tags],
+        }, ensure_ascii=False))
+    sys.exit(1 if failed else 0)
+
+
+@main.command("retag")
+@click.option("--since", help="Only articles discovered since this date (YYYY-MM-DD).")
+@click.option("--stages", default="tag", show_default=True,
+              type=click.Choice(["extract", "tag", "extract,tag"]),
+              help="Re-run extraction from stored pages, tagging, or both.")
+@click.pass_obj
+@_friendly
+def retag_cmd(settings: config.Settings, since: str | None, stages: str) -> None:
+    """Re-process stored articles after a model, rules or extractor change (no network)."""
+    result = ingest.reprocess(settings, since=_parse_day(since), stages=tuple(stages.split(",")))
+    for stage, counts in result.items():
+        click.echo(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v and ":" not in k))
+
+
+def _parse_day(value: str | None):
+    from datetime import UTC, datetime
+
+    if not value:
+        return None
+    try:
+        day = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--since {value!r} is not a date like 2019-10-01") from None
+    return day if day.tzinfo else day.replace(tzinfo=UTC)
+
+
+# --- airflow and the demo -------------------------------------------------------------------
+
+@main.group("airflow")
+def airflow_group() -> None:
+    """Run Newsroom's DAGs in Airflow (standalone) on Newsroom's own database."""
+
+
+@airflow_group.command("up")
+@click.option("--port", default=8080, show_default=True, help="Port of Airflow's UI and API.")
+@click.option("--no-trigger", is_flag=True, help="Do not unpause news_ingest and start a first run.")
+@click.pass_obj
+@_friendly
+def airflow_up(settings: config.Settings, port: int, no_trigger: bool) -> None:
+    """Migrate, start `airflow standalone`, unpause news_ingest and trigger its first run."""
+    from pipeline import runner
+
+    sys.exit(runner.up(settings, port=port, trigger=not no_trigger, echo=click.echo))
+
+
+@airflow_group.command("env")
+@click.pass_obj
+@_friendly
+def airflow_env_cmd(settings: config.Settings) -> None:
+    """Print `export` lines so the `airflow` CLI talks to this installation."""
+    import shlex
+
+    from pipeline import runner
+
+    for key, value in sorted(runner.airflow_env(settings).items()):
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@main.command("demo")
+@click.option("--port", default=8765, show_default=True, help="Port of the demo news site.")
+@click.option("--once", is_flag=True, help="Run one ingestion cycle against the demo site instead of Airflow.")
+@click.pass_obj
+@_friendly
+def demo_cmd(settings: config.Settings, port: int, once: bool) -> None:
+    """Serve a small local news site on 127.0.0.1 and run the pipeline against it."""
+    import dataclasses
+
+    from pipeline import demo, runner
+
+    site = demo.DemoSite(port=port).start()
+    feeds_file = settings.state_dir.resolve() / "demo-feeds.yaml"
+    feeds_file.parent.mkdir(parents=True, exist_ok=True)
+    feeds_file.write_text(demo.feeds_yaml(site.base))
+    settings = dataclasses.replace(settings, feeds_file=feeds_file, allow_private_networks=True,
+                                   per_host_delay=min(settings.per_host_delay, 0.2))
+    click.echo(f"demo site: {site.base}/  (feeds listed in {feeds_file})")
+    try:
+        if once:
+            ctx = click.get_current_context()
+            ctx.obj = settings
+            ctx.invoke(ingest_cmd, once=True, no_progress=False)
+        else:
+            sys.exit(runner.up(settings, trigger=True, echo=click.echo))
+    finally:
+        site.stop()
 
 
 if __name__ == "__main__":

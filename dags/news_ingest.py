@@ -1,0 +1,136 @@
+"""Newsroom's scheduled ingestion: feeds -> pages -> text -> entities and topics -> Postgres.
+
+Wiring only: every task calls one function of `pipeline.tasks`. Stages pass ids and counts,
+never bodies, and each claims its own work from Postgres, so retries and extra workers are safe.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, dag, get_current_context, task
+
+ARTICLES = Asset("newsroom://articles")
+NETWORK_POOL = "newsroom_network"  # caps concurrent network tasks (make run creates it)
+
+
+def _schedule() -> str:
+    import os  # here, not at the top: DAG files import only airflow.sdk and pendulum there
+
+    return os.environ.get("NEWSROOM_SCHEDULE", "*/30 * * * *")
+
+
+def _run_key() -> str:
+    ctx = get_current_context()
+    return ctx["run_id"]  # unique per run, also for manual runs whose logical_date is None
+
+
+def _on_failure(context) -> None:
+    """One clear line in the log (and on the run's ingest_runs row) saying why a task failed."""
+    import logging
+
+    from pipeline import tasks
+
+    ti = context.get("task_instance")
+    exc = context.get("exception")
+    reason = f"{getattr(ti, 'task_id', '?')} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if exc else ''}"
+    logging.getLogger("newsroom.dag").error("NEWSROOM TASK FAILED: %s", reason)
+    tasks.mark_failed(context["run_id"], reason)
+
+
+DEFAULTS = {
+    "retries": 3,
+    "retry_delay": pendulum.duration(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": pendulum.duration(minutes=10),
+    "execution_timeout": pendulum.duration(minutes=20),
+    "on_failure_callback": _on_failure,
+}
+
+
+@dag(
+    dag_id="news_ingest",
+    schedule=_schedule(),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULTS,
+    tags=["newsroom"],
+    doc_md=__doc__,
+)
+def news_ingest():
+    @task
+    def begin() -> str:
+        from pipeline import tasks
+
+        ctx = get_current_context()
+        return tasks.begin(_run_key(), str(ctx["dag_run"].run_type))
+
+    @task(execution_timeout=pendulum.duration(minutes=5))
+    def sync_feeds(run_key: str) -> dict:
+        from pipeline import tasks
+
+        return tasks.sync()
+
+    @task
+    def plan_shards(sync_result: dict) -> list[dict]:
+        from pipeline import tasks
+
+        return tasks.plan_poll_shards()
+
+    @task(pool=NETWORK_POOL, map_index_template="{{ shard_label }}")
+    def poll_feeds(shard: int, shards: int) -> dict:
+        from pipeline import tasks
+
+        get_current_context()["shard_label"] = f"shard {shard + 1} of {shards}"
+        return tasks.poll(shard, shards)
+
+    @task(pool=NETWORK_POOL, execution_timeout=pendulum.duration(minutes=30))
+    def fetch_pages(polled: list) -> dict:
+        from pipeline import tasks
+
+        return tasks.fetch()
+
+    @task
+    def extract(fetched: dict) -> dict:
+        from pipeline import tasks
+
+        return tasks.extract()
+
+    @task(execution_timeout=pendulum.duration(minutes=40))
+    def tag(extracted: dict) -> dict:
+        from pipeline import tasks
+
+        return tasks.tag()
+
+    @task
+    def cluster(tagged: dict) -> dict:
+        from pipeline import tasks
+
+        return tasks.cluster()
+
+    @task(retries=0)
+    def quality_checks(run_key: str, sync_r: dict, polled: list, fetched: dict, extracted: dict, tagged: dict,
+                       clustered: dict) -> list[dict]:
+        from pipeline import tasks
+
+        return tasks.check(run_key, [sync_r, polled, fetched, extracted, tagged, clustered])
+
+    @task(outlets=[ARTICLES])
+    def summary(run_key: str, sync_r: dict, polled: list, fetched: dict, extracted: dict, tagged: dict,
+                clustered: dict, checks: list[dict]) -> dict:
+        from pipeline import tasks
+
+        return tasks.summarise(run_key, [sync_r, polled, fetched, extracted, tagged, clustered], checks)
+
+    run_key = begin()
+    synced = sync_feeds(run_key)
+    polled = poll_feeds.expand_kwargs(plan_shards(synced))
+    fetched = fetch_pages(polled)
+    extracted = extract(fetched)
+    tagged = tag(extracted)
+    clustered = cluster(tagged)
+    checks = quality_checks(run_key, synced, polled, fetched, extracted, tagged, clustered)
+    summary(run_key, synced, polled, fetched, extracted, tagged, clustered, checks)
+
+
+news_ingest()

@@ -1,0 +1,42 @@
+"""Re-process stored articles after a model, gazetteer, rules or extractor change (no network).
+
+Trigger it by hand with Params: `since` (YYYY-MM-DD, empty = all) and `stages`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+ARTICLES = Asset("newsroom://articles")
+
+
+@dag(
+    dag_id="news_retag",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["newsroom"],
+    doc_md=__doc__,
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30), "retry_exponential_backoff": 2.0,
+                  "execution_timeout": pendulum.duration(hours=4)},
+    params={
+        "since": Param("", type="string", description="Only articles discovered since this date (YYYY-MM-DD); "
+                                                       "empty for all"),
+        "stages": Param(["tag"], type="array", items={"type": "string", "enum": ["extract", "tag"]},
+                        description="Stages to re-run: extract (from stored pages) and/or tag"),
+    },
+)
+def news_retag():
+    @task(outlets=[ARTICLES])
+    def reprocess() -> dict:
+        from pipeline import tasks
+
+        params = get_current_context()["params"]
+        return tasks.reprocess(params.get("since") or None, params.get("stages") or ["tag"])
+
+    reprocess()
+
+
+news_retag()
