@@ -18,7 +18,6 @@ import importlib.util
 import json
 import multiprocessing as mp
 import os
-import resource
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,17 +42,23 @@ def load_texts() -> tuple[str, list[str]]:
     return "tests/unit/test_topics.py fixtures", [body for _, body in module.FIXTURES.values()]
 
 
-def rss_mib() -> float:
-    """Current resident set size of this process."""
+def _status_mib(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+def rss_mib() -> float:
+    """Current resident set size of this process."""
+    return _status_mib("VmRSS")
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS of this process image. VmHWM, not getrusage's ru_maxrss: that one survives
+    fork and exec, so a freshly spawned child would report its parent's peak."""
+    return _status_mib("VmHWM")
 
 
 # --- work done in each process ---------------------------------------------------------------

@@ -36,9 +36,10 @@ KEEP_LABELS: frozenset[str] = frozenset(
 )
 
 # Components NER does not read. Measured on the 91 extraction-dev articles (bench/nlp_bench.py):
-# without these three the entities are identical and tagging is faster. The parser stays: its
-# sentence boundaries constrain NER, and dropping it (or swapping in "senter") changed the
-# entities of 5-7 of those 91 articles. "senter" is disabled in the shipped models anyway.
+# without tagger, attribute_ruler and lemmatizer the entities are identical and NER runs ~30%
+# faster (7.3 -> 9.6 articles/s). The parser stays: NER does not cross its sentence boundaries,
+# and dropping it (10.8 articles/s), or using "senter" instead, changed the entities of 5-7 of
+# those 91 articles. "senter" is disabled in the shipped models; morphologizer is in others.
 _EXCLUDE = ("tagger", "attribute_ruler", "lemmatizer", "morphologizer", "senter")
 
 _LABEL_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -250,9 +251,10 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
     Input: raw mentions (only start, end, surface, label are read). Rules, in order:
     1. a name the gazetteer knows (by name or alias, accent-folded) takes its entry;
     2. otherwise names with the same folded key are one entity ("Erdogan" = "Erdoğan");
-    3. a one-word PERSON/ORG/GPE mention whose key is the surname of a multi-word PERSON in the
-       article (the nearest one before it, else the only one) joins that person ("Putin" after
-       "Vladimir Putin");
+    3. a one-word mention the gazetteer does not know, labelled PERSON, ORG, GPE or NORP (the
+       model often mislabels a lone surname), whose key is the surname of a multi-word PERSON
+       in the article joins that person: the nearest one before it, else the only one
+       ("Putin" after "Vladimir Putin");
     4. each entity gets one label: the gazetteer's, else PERSON if linked by surname, else the
        majority label of its mentions (ties: the first mention's).
     Mentions whose label is neither in keep_labels nor from the gazetteer are dropped.

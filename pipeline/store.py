@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -575,7 +576,9 @@ def entity_key(label: str, name: str, wikidata_id: str | None = None) -> str:
     """The natural key of an entity: its Wikidata id where known, else label and folded name."""
     if wikidata_id:
         return wikidata_id
-    return f"{label}:{' '.join(name.casefold().split())}"
+    # Accents folded too: "Davutoğlu" in one article and "Davutoglu" in another are one entity.
+    folded = "".join(c for c in unicodedata.normalize("NFKD", name.casefold()) if not unicodedata.combining(c))
+    return f"{label}:{' '.join(folded.split())}"
 
 
 def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention]) -> dict[str, int]:

@@ -255,7 +255,7 @@ def _fold_with_offsets(text: str) -> tuple[str, list[int]]:
     """Folded text and, for each of its characters, the index of the source character (plus a
     sentinel), so matches map back to offsets in the original text."""
     if text.isascii():
-        return text.lower(), list(range(len(text) + 1))
+        return text.lower().replace("`", "'"), list(range(len(text) + 1))
     table = {ord(c): _fold_char(c) for c in set(text)}
     if all(len(f) == 1 for f in table.values()):
         # Every character folds to exactly one: offsets are unchanged (the usual case).

@@ -154,3 +154,8 @@ def test_full_text_search_column(conn):
     store.save_extraction(conn, aid, Extraction(text="Turkey received the S-400 batteries from Russia.", word_count=7))
     hit = conn.execute("SELECT id FROM articles WHERE search @@ websearch_to_tsquery('english', 'batteries russia')").fetchall()
     assert hit == [(aid,)]
+
+
+def test_entity_keys_fold_case_and_accents():
+    assert store.entity_key("PERSON", "Ahmet Davutoğlu") == store.entity_key("PERSON", "ahmet  DAVUTOGLU")
+    assert store.entity_key("PERSON", "X", "Q1") == "Q1"
