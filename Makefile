@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install test test-slow lint format run ingest clean
+.PHONY: install test test-slow lint format run demo ingest bench clean
 
 install: $(STAMP)
 
@@ -33,9 +33,16 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 
-# One ingestion cycle through the CLI (the Airflow issue turns this into the scheduler + UI).
+# Airflow standalone (UI on :8080) on the embedded PostgreSQL, our DAGs, a first run at once.
 run: install
-	$(BIN)/newsroom db migrate
+	$(BIN)/newsroom airflow up
+
+# The same against a small local news site (no internet needed): articles land.
+demo: install
+	$(BIN)/newsroom demo
+
+# One ingestion cycle without Airflow.
+ingest: install
 	$(BIN)/newsroom ingest --once
 
 clean:

@@ -63,7 +63,8 @@ def news_ingest():
         from pipeline import tasks
 
         ctx = get_current_context()
-        return tasks.begin(_run_key(), str(ctx["dag_run"].run_type))
+        run_type = ctx["dag_run"].run_type
+        return tasks.begin(_run_key(), getattr(run_type, "value", str(run_type)))
 
     @task(execution_timeout=pendulum.duration(minutes=5))
     def sync_feeds(run_key: str) -> dict:

@@ -15,6 +15,8 @@ from pathlib import Path
 from pipeline.errors import ConfigError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+# pgserver logs every handle it opens and closes at INFO: noise in every task log.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 # Unix socket paths are capped at 107 bytes; Postgres appends "/.s.PGSQL.5432".
 _MAX_PGDATA_CHARS = 90

@@ -58,7 +58,11 @@ def airflow_env(settings: Settings, *, port: int = 8080) -> dict[str, str]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     if not os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_url(settings)
+        url = metadata_url(settings)
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url
+        # Airflow would derive an asyncpg URL (not installed); psycopg 3 does async too.
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = url.replace("postgresql+psycopg://",
+                                                                      "postgresql+psycopg_async://", 1)
     return env
 
 
