@@ -10,7 +10,7 @@ tp/fp/fn, precision averaged over pages that predicted something, recall over pa
 non-empty truth, F1 of the two averages. A page where our extractor raises ExtractionFailed
 counts as predicting nothing.
 
-The data stays where it is (/work/shared/data/extraction-dev by default); never copy it here.
+The data stays where it is (../shared/data/extraction-dev beside the checkout by default); never copy it here.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere, without an insta
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA = Path("/work/shared/data/extraction-dev")
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "extraction-dev"  # ../shared beside the checkout
 SHINGLE_N = 4
 _TOKEN_RE = re.compile(r"\w+")
 

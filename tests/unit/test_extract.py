@@ -391,7 +391,7 @@ def test_count_words():
 
 # --- optional: quality on the shared dev set -------------------------------------------------
 
-DEV = Path("/work/shared/data/extraction-dev")
+DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "extraction-dev"  # ../shared beside the checkout
 
 
 def test_dev_set_f1_above_floor():
