@@ -65,6 +65,7 @@ class Settings:
     poll_concurrency: int = 64
     default_poll_interval: int = 1800
     max_fetch_attempts: int = 5
+    claim_lease: int = 900  # seconds a claimed batch stays hidden from other workers
     log_level: str = "INFO"
     # Quality checks that fail a run
     qc_min_extract_rate: float = 0.5
@@ -103,6 +104,7 @@ class Settings:
             poll_concurrency=_number(env, "NEWSROOM_POLL_CONCURRENCY", d.poll_concurrency, int, 1),
             default_poll_interval=_number(env, "NEWSROOM_POLL_INTERVAL", d.default_poll_interval, int, 60),
             max_fetch_attempts=_number(env, "NEWSROOM_MAX_FETCH_ATTEMPTS", d.max_fetch_attempts, int, 1),
+            claim_lease=_number(env, "NEWSROOM_CLAIM_LEASE", d.claim_lease, int, 1),
             log_level=(env.get("NEWSROOM_LOG_LEVEL", "").strip() or d.log_level).upper(),
             qc_min_extract_rate=_number(env, "NEWSROOM_QC_MIN_EXTRACT_RATE", d.qc_min_extract_rate),
             qc_stuck_hours=_number(env, "NEWSROOM_QC_STUCK_HOURS", d.qc_stuck_hours, minimum=0.1),
@@ -117,7 +119,8 @@ ENV_NAMES = {
     "max_body_bytes": "NEWSROOM_MAX_BODY_BYTES", "max_redirects": "NEWSROOM_MAX_REDIRECTS",
     "per_host_concurrency": "NEWSROOM_PER_HOST_CONCURRENCY", "per_host_delay": "NEWSROOM_PER_HOST_DELAY",
     "poll_concurrency": "NEWSROOM_POLL_CONCURRENCY", "default_poll_interval": "NEWSROOM_POLL_INTERVAL",
-    "max_fetch_attempts": "NEWSROOM_MAX_FETCH_ATTEMPTS", "log_level": "NEWSROOM_LOG_LEVEL",
+    "max_fetch_attempts": "NEWSROOM_MAX_FETCH_ATTEMPTS", "claim_lease": "NEWSROOM_CLAIM_LEASE",
+    "log_level": "NEWSROOM_LOG_LEVEL",
     "qc_min_extract_rate": "NEWSROOM_QC_MIN_EXTRACT_RATE", "qc_stuck_hours": "NEWSROOM_QC_STUCK_HOURS",
 }
 

@@ -47,7 +47,11 @@ def start(pgdata: Path) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
         import pgserver
+        from pgserver.postgres_server import PostgresServer
 
+        if not status(pgdata).running:
+            # pgserver caches one handle per data dir; after a stop it would hand back the dead one.
+            PostgresServer._instances.pop(pgdata, None)
         try:
             server = pgserver.get_server(pgdata, cleanup_mode=None)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, AssertionError) as exc:

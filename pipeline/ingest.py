@@ -61,7 +61,8 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
     result = StageResult("poll")
     limiter = limiter or fetch.HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
     with store.session(settings) as conn:
-        due = store.claim_due_feeds(conn, limit=limit, shard=shard, shards=shards, feed_ids=feed_ids)
+        due = store.claim_due_feeds(conn, limit=limit, lease_seconds=max(settings.claim_lease, 60), shard=shard,
+                                    shards=shards, feed_ids=feed_ids)
         conn.commit()
         if not due:
             return result
@@ -103,15 +104,14 @@ def fetch_pages(settings: Settings, *, limit: int = 10_000, batch_size: int = 20
     robots = fetch.RobotsCache(settings, limiter)
     with store.session(settings) as conn:
         while result.counts["claimed"] < limit:
-            claimed = store.claim_articles(conn, "discovered", limit=min(batch_size, limit - result.counts["claimed"]),
-                                           ids=ids)
+            claimed = store.claim_articles(conn, "discovered", lease_seconds=settings.claim_lease,
+                                           limit=min(batch_size, limit - result.counts["claimed"]), ids=ids)
             conn.commit()
             if not claimed:
                 break
             result.counts["claimed"] += len(claimed)
 
             async def run(claimed=claimed) -> None:
-                done = 0
                 async for article, outcome in fetch.fetch_pages(claimed, settings, limiter, robots):
                     if isinstance(outcome, fetch.FetchError):
                         status = store.record_failure(
@@ -123,12 +123,9 @@ def fetch_pages(settings: Settings, *, limit: int = 10_000, batch_size: int = 20
                     else:
                         store.store_page(conn, outcome)
                         result.counts["fetched"] += 1
-                    done += 1
-                    if done % 20 == 0:
-                        conn.commit()
-                        progress("fetch", 20)
-                conn.commit()
-                progress("fetch", done % 20)
+                    # Each page on its own: a crash loses at most the downloads in flight.
+                    conn.commit()
+                    progress("fetch", 1)
 
             asyncio.run(run())
     result.seconds = time.monotonic() - t0
@@ -147,8 +144,8 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
     result = StageResult("extract")
     with store.session(settings) as conn:
         while result.counts["claimed"] < limit:
-            claimed = store.claim_articles(conn, "fetched", limit=min(batch_size, limit - result.counts["claimed"]),
-                                           ids=ids)
+            claimed = store.claim_articles(conn, "fetched", lease_seconds=settings.claim_lease,
+                                           limit=min(batch_size, limit - result.counts["claimed"]), ids=ids)
             conn.commit()
             if not claimed:
                 break
@@ -199,8 +196,8 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
         topic_ids = store.upsert_topics(conn, topics.topic_defs(rules))
         conn.commit()
         while result.counts["claimed"] < limit:
-            claimed = store.claim_articles(conn, "extracted", limit=min(batch_size, limit - result.counts["claimed"]),
-                                           ids=ids)
+            claimed = store.claim_articles(conn, "extracted", lease_seconds=settings.claim_lease,
+                                           limit=min(batch_size, limit - result.counts["claimed"]), ids=ids)
             conn.commit()
             if not claimed:
                 break

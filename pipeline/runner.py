@@ -193,7 +193,7 @@ def up(settings: Settings, *, port: int = 8080, trigger: bool = True, echo=print
         echo("")
         echo(f"  Airflow UI:  {base}    user: admin    password: {password}")
         echo(f"  Runs:        {base}/dags/news_ingest")
-        echo(f"  Database:    psql \"{store.resolve_dsn(settings)}\"   (table ingest_runs, views v_*)")
+        echo(f"  Database:    psql \"$(newsroom db url)\"   ({store.redact(store.resolve_dsn(settings))})")
         echo("  Stop:        Ctrl-C")
         echo("")
         return proc.wait()

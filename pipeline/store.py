@@ -114,7 +114,7 @@ def embedded_dsn(settings: Settings, dbname: str = EMBEDDED_DBNAME) -> str:
 
 def ensure_database(admin_dsn: str, dbname: str) -> bool:
     """Create `dbname` if missing; return whether it was created. Safe under concurrency."""
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+    with connect(admin_dsn, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
             return False
         try:
