@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -38,7 +39,8 @@ def fingerprint(text: str, *, shingle: int = 3) -> Fingerprint | None:
     if len(words) < MIN_WORDS:
         return None
     grams = {" ".join(words[i:i + shingle]).encode() for i in range(len(words) - shingle + 1)}
-    m = MinHash(num_perm=NUM_PERM, seed=_SEED)
+    permutations, scheme = _permutations()
+    m = MinHash(num_perm=NUM_PERM, seed=_SEED, permutations=permutations, scheme=scheme)
     m.update_batch(list(grams))
     values = m.hashvalues.astype("<u4")
     keys = []
@@ -46,6 +48,15 @@ def fingerprint(text: str, *, shingle: int = 3) -> Fingerprint | None:
         digest = hashlib.blake2b(values[b * ROWS:(b + 1) * ROWS].tobytes(), digest_size=7).digest()
         keys.append((b << 56) | int.from_bytes(digest, "big"))
     return Fingerprint(signature=values.tobytes(), bands=tuple(keys))
+
+
+@lru_cache(maxsize=1)
+def _permutations():
+    # MinHash() draws its 128 permutations from the seed on every call: most of its cost.
+    from datasketch import MinHash
+
+    template = MinHash(num_perm=NUM_PERM, seed=_SEED)
+    return template.permutations, template.scheme
 
 
 def similarity(a: bytes, b: bytes) -> float:
