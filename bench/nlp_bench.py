@@ -186,6 +186,7 @@ def main() -> None:
     print("\nmemory of one tagging process (fresh interpreter, MiB)")
     print(f"  {'batch size':>10} {'before load':>12} {'model loaded':>13} {'after tagging':>14} {'peak':>6}")
     spawn = mp.get_context("spawn")
+    memory = []
     for batch in dict.fromkeys((_batch_size, 8)):
         queue = spawn.Queue()
         proc = spawn.Process(target=_fresh_process_rss, args=(texts, batch, queue))
@@ -193,6 +194,19 @@ def main() -> None:
         base, loaded, after, peak = queue.get()
         proc.join()
         print(f"  {batch:>10} {base:>12.0f} {loaded:>13.0f} {after:>14.0f} {peak:>6.0f}")
+        memory.append({"batch_size": batch, "before_mib": round(base), "loaded_mib": round(loaded),
+                       "after_mib": round(after), "peak_mib": round(peak)})
+
+    from common import write_result
+
+    out = write_result("nlp", {
+        "texts": len(texts), "source": str(source), "model": nlp.model_version(model), "batch_size": _batch_size,
+        "throughput": [{"step": n, "processes": p, "seconds": round(s_, 2), "articles_per_s": round(r, 2)}
+                       for n, p, s_, r in rows],
+        "memory": memory,
+    })
+    print(f"\nwrote {out}")
+
 
 if __name__ == "__main__":
     main()
