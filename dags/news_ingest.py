@@ -16,7 +16,7 @@ NETWORK_POOL = "newsroom_network"  # caps concurrent network tasks (make run cre
 def _schedule() -> str:
     import os  # here, not at the top: DAG files import only airflow.sdk and pendulum there
 
-    return os.environ.get("NEWSROOM_SCHEDULE", "*/30 * * * *")
+    return os.environ.get("NEWSROOM_SCHEDULE", "").strip() or "*/30 * * * *"
 
 
 def _run_key() -> str:
@@ -92,32 +92,40 @@ def news_ingest():
         return tasks.fetch()
 
     @task
-    def extract(fetched: dict) -> dict:
+    def plan_workers(fetched: dict) -> list[int]:
         from pipeline import tasks
 
+        return tasks.plan_workers()
+
+    @task(map_index_template="{{ worker_label }}")
+    def extract(worker: int, fetched: dict) -> dict:
+        from pipeline import tasks
+
+        get_current_context()["worker_label"] = f"worker {worker + 1}"
         return tasks.extract()
 
-    @task(execution_timeout=pendulum.duration(minutes=40))
-    def tag(extracted: dict) -> dict:
+    @task(execution_timeout=pendulum.duration(minutes=40), map_index_template="{{ worker_label }}")
+    def tag(worker: int, extracted: list) -> dict:
         from pipeline import tasks
 
+        get_current_context()["worker_label"] = f"worker {worker + 1}"
         return tasks.tag()
 
     @task
-    def cluster(tagged: dict) -> dict:
+    def cluster(tagged: list) -> dict:
         from pipeline import tasks
 
         return tasks.cluster()
 
     @task(retries=0)
-    def quality_checks(run_key: str, sync_r: dict, polled: list, fetched: dict, extracted: dict, tagged: dict,
+    def quality_checks(run_key: str, sync_r: dict, polled: list, fetched: dict, extracted: list, tagged: list,
                        clustered: dict) -> list[dict]:
         from pipeline import tasks
 
         return tasks.check(run_key, [sync_r, polled, fetched, extracted, tagged, clustered])
 
     @task(outlets=[ARTICLES])
-    def summary(run_key: str, sync_r: dict, polled: list, fetched: dict, extracted: dict, tagged: dict,
+    def summary(run_key: str, sync_r: dict, polled: list, fetched: dict, extracted: list, tagged: list,
                 clustered: dict, checks: list[dict]) -> dict:
         from pipeline import tasks
 
@@ -127,8 +135,9 @@ def news_ingest():
     synced = sync_feeds(run_key)
     polled = poll_feeds.expand_kwargs(plan_shards(synced))
     fetched = fetch_pages(polled)
-    extracted = extract(fetched)
-    tagged = tag(extracted)
+    workers = plan_workers(fetched)
+    extracted = extract.partial(fetched=fetched).expand(worker=workers)
+    tagged = tag.partial(extracted=extracted).expand(worker=workers)
     clustered = cluster(tagged)
     checks = quality_checks(run_key, synced, polled, fetched, extracted, tagged, clustered)
     summary(run_key, synced, polled, fetched, extracted, tagged, clustered, checks)

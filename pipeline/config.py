@@ -66,6 +66,9 @@ class Settings:
     default_poll_interval: int = 1800
     max_fetch_attempts: int = 5
     claim_lease: int = 900  # seconds a claimed batch stays hidden from other workers
+    # Airflow
+    schedule: str = "*/30 * * * *"
+    stage_workers: int = 2  # parallel mapped tasks for the CPU stages (extract, tag)
     log_level: str = "INFO"
     # Quality checks that fail a run
     qc_min_extract_rate: float = 0.5
@@ -105,6 +108,8 @@ class Settings:
             default_poll_interval=_number(env, "NEWSROOM_POLL_INTERVAL", d.default_poll_interval, int, 60),
             max_fetch_attempts=_number(env, "NEWSROOM_MAX_FETCH_ATTEMPTS", d.max_fetch_attempts, int, 1),
             claim_lease=_number(env, "NEWSROOM_CLAIM_LEASE", d.claim_lease, int, 1),
+            schedule=env.get("NEWSROOM_SCHEDULE", "").strip() or d.schedule,
+            stage_workers=_number(env, "NEWSROOM_STAGE_WORKERS", d.stage_workers, int, 1),
             log_level=(env.get("NEWSROOM_LOG_LEVEL", "").strip() or d.log_level).upper(),
             qc_min_extract_rate=_number(env, "NEWSROOM_QC_MIN_EXTRACT_RATE", d.qc_min_extract_rate),
             qc_stuck_hours=_number(env, "NEWSROOM_QC_STUCK_HOURS", d.qc_stuck_hours, minimum=0.1),
@@ -120,6 +125,7 @@ ENV_NAMES = {
     "per_host_concurrency": "NEWSROOM_PER_HOST_CONCURRENCY", "per_host_delay": "NEWSROOM_PER_HOST_DELAY",
     "poll_concurrency": "NEWSROOM_POLL_CONCURRENCY", "default_poll_interval": "NEWSROOM_POLL_INTERVAL",
     "max_fetch_attempts": "NEWSROOM_MAX_FETCH_ATTEMPTS", "claim_lease": "NEWSROOM_CLAIM_LEASE",
+    "schedule": "NEWSROOM_SCHEDULE", "stage_workers": "NEWSROOM_STAGE_WORKERS",
     "log_level": "NEWSROOM_LOG_LEVEL",
     "qc_min_extract_rate": "NEWSROOM_QC_MIN_EXTRACT_RATE", "qc_stuck_hours": "NEWSROOM_QC_STUCK_HOURS",
 }

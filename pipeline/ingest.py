@@ -94,7 +94,7 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
     return result
 
 
-def fetch_pages(settings: Settings, *, limit: int = 10_000, batch_size: int = 200,
+def fetch_pages(settings: Settings, *, limit: int = 1_000_000, batch_size: int = 200,
                 ids: Sequence[int] | None = None, limiter: fetch.HostLimiter | None = None,
                 progress: Progress = _noop) -> StageResult:
     """Download pages of newly discovered articles, batch by batch, until none are left."""

@@ -287,7 +287,9 @@ def claim_due_feeds(conn: psycopg.Connection, *, limit: int = 1000, lease_second
         """UPDATE feeds f SET next_poll_at = now() + make_interval(secs => %(lease)s)
              WHERE f.id IN (
                    SELECT id FROM feeds
-                    WHERE enabled AND next_poll_at <= now() AND id %% %(shards)s = %(shard)s
+                    WHERE enabled AND next_poll_at <= now()
+                      -- shard by host, so one host's feeds stay in one worker (per-host politeness)
+                      AND abs(hashtext(lower(substring(url from '^[a-z]+://([^/:?#]+)')))) %% %(shards)s = %(shard)s
                       AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s))
                     ORDER BY next_poll_at, id
                     LIMIT %(limit)s

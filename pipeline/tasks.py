@@ -44,6 +44,11 @@ def plan_poll_shards(*, feeds_per_shard: int = FEEDS_PER_SHARD, max_shards: int 
     return [{"shard": i, "shards": n} for i in range(n)]
 
 
+def plan_workers() -> list[int]:
+    """Worker numbers for the mapped CPU stages; each worker claims its own batches."""
+    return list(range(_settings().stage_workers))
+
+
 def poll(shard: int, shards: int) -> dict:
     return ingest.poll_feeds(_settings(), shard=shard, shards=shards).as_dict()
 

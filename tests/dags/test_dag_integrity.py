@@ -65,15 +65,16 @@ def test_no_import_errors(dagbag):
 def test_news_ingest_shape(dagbag):
     dag = dagbag["dags"]["news_ingest"]
     tasks = dag["tasks"]
-    assert list(tasks) == ["begin", "sync_feeds", "plan_shards", "poll_feeds", "fetch_pages", "extract", "tag",
-                           "cluster", "quality_checks", "summary"]
+    assert list(tasks) == ["begin", "sync_feeds", "plan_shards", "poll_feeds", "fetch_pages", "plan_workers",
+                           "extract", "tag", "cluster", "quality_checks", "summary"]
     assert dag["catchup"] is False
     assert "30" in dag["schedule"]
-    chain = ["sync_feeds", "plan_shards", "poll_feeds", "fetch_pages", "extract", "tag", "cluster", "quality_checks",
-             "summary"]
+    chain = ["sync_feeds", "plan_shards", "poll_feeds", "fetch_pages", "plan_workers", "extract", "tag", "cluster",
+             "quality_checks", "summary"]
     for a, b in zip(chain, chain[1:], strict=False):
         assert b in tasks[a]["downstream"], (a, b)
     assert tasks["poll_feeds"]["map_index_template"] and tasks["poll_feeds"]["pool"] == "newsroom_network"
+    assert tasks["extract"]["map_index_template"] and tasks["tag"]["map_index_template"]
     assert tasks["fetch_pages"]["pool"] == "newsroom_network"
     for name, t in tasks.items():
         assert t["timeout"], name

@@ -66,12 +66,15 @@ def test_a_lease_hides_rows_until_it_expires(db_dsn, conn):
     assert all(a.attempts == 2 for a in again)
 
 
-def test_claim_due_feeds_is_exclusive_and_sharded(conn):
-    store.upsert_feeds(conn, [FeedSpec(url=f"http://127.0.0.1/{i}.xml", name=str(i)) for i in range(10)])
+def test_claim_due_feeds_is_exclusive_and_sharded_by_host(conn):
+    urls = [f"http://host{h}.example/{i}.xml" for h in range(6) for i in range(3)]
+    store.upsert_feeds(conn, [FeedSpec(url=u, name=u) for u in urls])
     conn.commit()
-    even = store.claim_due_feeds(conn, shard=0, shards=2)
-    odd = store.claim_due_feeds(conn, shard=1, shards=2)
+    shards = [store.claim_due_feeds(conn, shard=k, shards=3) for k in range(3)]
     conn.commit()
-    assert {f.id % 2 for f in even} == {0} and {f.id % 2 for f in odd} == {1}
-    assert len(even) + len(odd) == 10
+    assert sum(len(s) for s in shards) == len(urls)
+    hosts = [{f.url.split("/")[2] for f in s} for s in shards]
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not hosts[a] & hosts[b]  # a host's feeds all land in one shard
     assert store.claim_due_feeds(conn) == []  # leased: not due again until polled or expired
