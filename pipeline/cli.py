@@ -406,5 +406,15 @@ def demo_cmd(settings: config.Settings, port: int, once: bool) -> None:
         site.stop()
 
 
+def _register_query_commands() -> None:
+    from pipeline.cli_query import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_query_commands()
+
+
 if __name__ == "__main__":
     main()

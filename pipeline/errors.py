@@ -23,3 +23,11 @@ class DatabaseUnavailable(TransientError):
 
 class MigrationError(NewsroomError):
     """A migration failed or a landed migration was edited; nothing was half-applied."""
+
+
+class UserInputError(ConfigError):
+    """A value the user typed is malformed (a date, a limit, an empty search); the message says what to type."""
+
+
+class NotFound(NewsroomError):
+    """What the user asked for does not exist: an unknown topic, entity, label or article id."""

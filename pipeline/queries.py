@@ -1,0 +1,480 @@
+"""Questions people ask of the stored news, as functions returning plain rows (lists of dicts).
+
+Every function takes an open connection (psycopg, from `store.session`) and leaves transaction
+control to the caller. Every user-supplied value is bound as a query parameter, never
+formatted into SQL. Unknown topics, entities, labels and article ids raise `NotFound`; malformed
+input (a bad date, an empty search, a silly limit) raises `UserInputError`.
+
+"When an article was published" is the same expression everywhere (see sql/views/v_articles.sql):
+the page's date, else the feed entry's, else when Newsroom discovered it. It is indexed.
+
+Queries run with `prepare=False`: each execution is planned with its actual parameter values, so
+optional comparisons written as `(%(x)s IS NULL OR col >= %(x)s)` fold away instead of defeating
+the indexes (a reused prepared statement could settle on a generic plan that scans everything).
+Optional EXISTS filters are different: Postgres turns an EXISTS into a semi-join before it folds
+constants, so `(%(x)s IS NULL OR EXISTS ...)` would stay a per-row subplan with poor estimates.
+Those are spliced in or left out with `_with`, from constant fragments only; values stay bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from pipeline.errors import NotFound, UserInputError
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 1000
+# A search matching a large part of the archive ranks only its most recent matches: ranking
+# reads every candidate's tsvector, and a common word can match hundreds of thousands of
+# articles. Narrow with --since/--topic/--entity (or pass max_candidates=None) to rank them all.
+MAX_CANDIDATES = 10_000
+# Recency: an article's text rank is multiplied by 0.5 + 0.5 / (1 + age_days / RECENCY_DAYS), so a
+# story from today keeps its full rank, a month-old one 75%, and nothing drops below half: recent
+# news wins ties, but a much better match from last year still beats a passing mention today.
+RECENCY_DAYS = 30
+# Highlighting in search snippets: matched words are wrapped in <b>...</b>.
+HEADLINE_OPTIONS = ("MaxFragments=2, MaxWords=24, MinWords=8, ShortWord=2, "
+                    "FragmentDelimiter=\" … \", StartSel=<b>, StopSel=</b>")
+
+# --- input ----------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"(\d+)\s*(m|min|h|d|w)", re.IGNORECASE)
+_UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(value: str | datetime | date, *, now: datetime | None = None) -> datetime:
+    """`--since` as a timezone-aware datetime.
+
+    Accepts a duration back from now ("90m", "24h", "7d", "2w"), an ISO date ("2019-10-01",
+    midnight UTC) or an ISO datetime ("2019-10-01T12:00", UTC unless it carries an offset).
+    Anything else, or a time in the future, raises UserInputError.
+    """
+    now = now or datetime.now(UTC)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=UTC)
+    text = (value or "").strip()
+    if not text:
+        raise UserInputError("--since is empty; use a duration like 24h, 7d or 2w, or a date like 2019-10-01")
+    m = _RELATIVE.fullmatch(text)
+    if m:
+        amount, unit = int(m.group(1)), m.group(2).lower()
+        if amount <= 0:
+            raise UserInputError(f"--since {text!r} must be a positive duration, like 24h or 7d")
+        try:
+            return now - timedelta(seconds=amount * _UNIT_SECONDS[unit])
+        except OverflowError:
+            raise UserInputError(f"--since {text!r} reaches too far back") from None
+    try:
+        parsed = datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text else text)
+    except ValueError:
+        raise UserInputError(
+            f"--since {text!r} is not a duration (90m, 24h, 7d, 2w) or an ISO date (2019-10-01, 2019-10-01T12:00)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed > now:
+        raise UserInputError(f"--since {text!r} is in the future")
+    return parsed
+
+
+def _aware(when: datetime | None, name: str) -> datetime | None:
+    if when is None:
+        return None
+    if not isinstance(when, datetime):
+        raise UserInputError(f"{name} must be a datetime, got {type(when).__name__}")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise UserInputError(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {limit!r}")
+    return limit
+
+
+# --- plumbing -------------------------------------------------------------------------------
+
+def _rows(conn: Any, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    """Run a query; rows as dicts keyed by column name (whatever the connection's row factory)."""
+    cur = conn.execute(query, params, prepare=False)
+    if cur.description is None:
+        return []
+    names = [d.name for d in cur.description]
+    return [dict(r) if isinstance(r, Mapping) else dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+# Optional filters, spliced into queries at /*name*/ markers. Constants: never user input.
+_FRAGMENTS = {
+    "topic": """AND EXISTS (SELECT 1 FROM article_topics at
+                            WHERE at.article_id = a.id AND at.topic_id = %(topic)s::bigint)""",
+    "entities": """AND EXISTS (SELECT 1 FROM article_entities ae
+                               WHERE ae.article_id = a.id AND ae.entity_id = ANY(%(entities)s::bigint[]))""",
+}
+
+
+def _with(query: str, **wanted: bool) -> str:
+    """`query` with each /*name*/ marker replaced by its fragment when wanted, else removed."""
+    for name, on in wanted.items():
+        marker = f"/*{name}*/"
+        if marker not in query:
+            raise ValueError(f"query has no {marker} marker")
+        query = query.replace(marker, _FRAGMENTS[name] if on else "")
+    return query
+
+
+def _one(conn: Any, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> dict[str, Any] | None:
+    rows = _rows(conn, query, params)
+    return rows[0] if rows else None
+
+
+def ensure_schema(conn: Any) -> None:
+    """Fail with a pointer to `newsroom db migrate` rather than an SQL error on a blank database."""
+    row = _one(conn, "SELECT to_regclass('v_feed_health') IS NOT NULL AND to_regclass('v_articles') IS NOT NULL AS ok")
+    if not row or not row["ok"]:
+        raise NotFound("the database has no Newsroom views yet; run `newsroom db migrate` first")
+
+
+def resolve_topic(conn: Any, topic: str) -> dict[str, Any]:
+    """A topic by slug (or display name, ignoring case): {id, slug, name}."""
+    text = (topic or "").strip()
+    row = _one(conn, """SELECT id, slug, name FROM topics
+                         WHERE slug = lower(%(t)s) OR lower(name) = lower(%(t)s)
+                         ORDER BY slug = lower(%(t)s) DESC LIMIT 1""", {"t": text})
+    if row:
+        return row
+    known = [r["slug"] for r in _rows(conn, "SELECT slug FROM topics ORDER BY slug")]
+    hint = f"; known topics: {', '.join(known)}" if known else "; no topics are defined yet"
+    raise NotFound(f"unknown topic {text!r}{hint}")
+
+
+def resolve_entity(conn: Any, name: str) -> list[dict[str, Any]]:
+    """Entities a user means by `name`: canonical name, else an alias (both ignoring case), else a
+    Wikidata id. Several when one name has several labels ("Georgia": GPE and PERSON)."""
+    text = " ".join((name or "").split())
+    if not text:
+        raise UserInputError("entity name is empty")
+    if re.fullmatch(r"[Qq]\d+", text):
+        rows = _rows(conn, "SELECT id, name, label, wikidata_id FROM entities WHERE wikidata_id = upper(%s)", (text,))
+        if rows:
+            return rows
+    rows = _rows(conn, """SELECT id, name, label, wikidata_id FROM entities
+                           WHERE lower(name) = lower(%s) ORDER BY label, id""", (text,))
+    if rows:
+        return rows
+    rows = _rows(conn, """SELECT id, name, label, wikidata_id FROM entities
+                           WHERE EXISTS (SELECT 1 FROM unnest(aliases) al WHERE lower(al) = lower(%s))
+                           ORDER BY label, id""", (text,))
+    if rows:
+        return rows
+    like = "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"  # the user's text is literal, not a pattern
+    near = _rows(conn, """SELECT name FROM entities WHERE name ILIKE %s
+                           ORDER BY length(name), name LIMIT 5""", (like,))
+    hint = f"; did you mean: {', '.join(r['name'] for r in near)}?" if near else ""
+    raise NotFound(f"unknown entity {text!r}{hint}")
+
+
+def resolve_label(conn: Any, label: str) -> str:
+    text = (label or "").strip().upper()
+    if _one(conn, "SELECT 1 AS x FROM entities WHERE label = %s LIMIT 1", (text,)):
+        return text
+    known = [r["label"] for r in _rows(conn, "SELECT DISTINCT label FROM entities ORDER BY label")]
+    hint = f"; labels in use: {', '.join(known)}" if known else "; no entities are stored yet"
+    raise NotFound(f"no entities with label {text!r}{hint}")
+
+
+# --- search ---------------------------------------------------------------------------------
+
+_SEARCH = """
+WITH matches AS (
+    -- The newest max_candidates matches (all when NULL: LIMIT NULL is no limit). For a common
+    -- word the planner walks the publication-time index backwards, checking each article.
+    SELECT a.id, a.first_feed_id, a.search,
+           coalesce(a.published_at, a.feed_published_at, a.discovered_at) AS published_at
+      FROM articles a
+     WHERE a.search @@ websearch_to_tsquery('english'::regconfig, %(text)s)
+       AND (%(since)s::timestamptz IS NULL
+            OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s::timestamptz)
+       /*topic*/
+       /*entities*/
+     ORDER BY coalesce(a.published_at, a.feed_published_at, a.discovered_at) DESC
+     LIMIT %(candidates)s),
+ranked AS (
+    -- title (weight A) and body (B) ranked together; length-normalised, scaled to 0..1
+    SELECT m.id, m.first_feed_id, m.published_at,
+           ts_rank_cd(m.search, websearch_to_tsquery('english'::regconfig, %(text)s), 1 | 32) AS rank
+      FROM matches m),
+best AS (
+    SELECT r.*,
+           r.rank * (0.5 + 0.5 / (1 + greatest(extract(epoch FROM now() - r.published_at), 0)
+                                      / (86400.0 * %(recency_days)s))) AS score
+      FROM ranked r
+     ORDER BY score DESC, r.published_at DESC, r.id
+     LIMIT %(limit)s)
+-- Snippets only for the rows returned: ts_headline re-parses the whole body.
+SELECT b.id, a.title, a.url, f.name AS outlet, b.published_at, a.language, a.cluster_id, a.is_original,
+       round(b.rank::numeric, 4)::float AS rank, round(b.score::numeric, 4)::float AS score,
+       ts_headline('english'::regconfig,
+                   left(coalesce(nullif(a.body, ''), a.summary, a.title, ''), 100000),
+                   websearch_to_tsquery('english'::regconfig, %(text)s), %(headline)s) AS snippet,
+       ARRAY(SELECT t.slug FROM article_topics at JOIN topics t ON t.id = at.topic_id
+              WHERE at.article_id = b.id ORDER BY at.score DESC, t.slug) AS topics
+  FROM best b
+  JOIN articles a ON a.id = b.id
+  LEFT JOIN feeds f ON f.id = b.first_feed_id
+ ORDER BY b.score DESC, b.published_at DESC, b.id
+"""
+
+
+def search(conn: Any, text: str, *, topic: str | None = None, entity: str | None = None,
+           since: datetime | None = None, limit: int = 20,
+           max_candidates: int | None = MAX_CANDIDATES) -> list[dict[str, Any]]:
+    """Full-text search (web-search syntax: `"exact phrase"`, `or`, `-excluded`) over titles and
+    bodies, best first: text rank (title counts more than body) times a recency factor.
+
+    Each row: id, title, url, outlet, published_at, language, cluster_id, is_original, rank (text
+    only), score (with recency), snippet (matches in <b>...</b>), topics. `topic` (slug) and
+    `entity` (name, alias or Wikidata id) narrow the results; unknown ones raise NotFound. A query
+    of only stop words ("the") matches nothing. When more than `max_candidates` articles match,
+    only the most recent that many are ranked (None: rank every match, slower for common words).
+    """
+    text = (text or "").strip()
+    if not text:
+        raise UserInputError("search text is empty; give some words to look for")
+    params = {
+        "text": text, "since": _aware(since, "since"), "limit": _limit(limit), "headline": HEADLINE_OPTIONS,
+        "recency_days": RECENCY_DAYS, "candidates": max_candidates,
+        "topic": resolve_topic(conn, topic)["id"] if topic else None,
+        "entities": [e["id"] for e in resolve_entity(conn, entity)] if entity else None,
+    }
+    if max_candidates is not None and (isinstance(max_candidates, bool) or not isinstance(max_candidates, int)
+                                       or max_candidates < 1):
+        raise UserInputError(f"max_candidates must be a positive whole number or None, got {max_candidates!r}")
+    query = _with(_SEARCH, topic=params["topic"] is not None, entities=params["entities"] is not None)
+    return _rows(conn, query, params)
+
+
+# --- topics ---------------------------------------------------------------------------------
+
+def _window(since: datetime | None, until: datetime | None, *, required: bool = True) -> tuple[datetime | None, datetime]:
+    since, until = _aware(since, "since"), _aware(until, "until") or datetime.now(UTC)
+    if since is None and required:
+        raise UserInputError("a start time (--since) is required")
+    if since is not None and since >= until:
+        raise UserInputError(f"the period is empty: {since:%Y-%m-%d %H:%M} is not before {until:%Y-%m-%d %H:%M}")
+    return since, until
+
+
+def _trend(now: int, before: int) -> str:
+    if now == before:
+        return "flat"
+    if before == 0:
+        return "new"
+    return "up" if now > before else "down"
+
+
+def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None) -> list[dict[str, Any]]:
+    """Tagged articles per topic in [since, until) against the period of the same length just
+    before it. Every topic is listed, busiest first.
+
+    Each row: slug, name, articles (all copies), originals, previous (articles in the previous
+    period), change (articles - previous), change_pct (None when previous is 0) and trend:
+    up | down | flat | new (none before, some now).
+    """
+    start, end = _window(since, until)
+    assert start is not None
+    rows = _rows(conn, """
+        WITH tagged AS (
+            SELECT at.topic_id, a.is_original,
+                   coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s AS current
+              FROM articles a
+              JOIN article_topics at ON at.article_id = a.id
+             WHERE coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(before)s
+               AND coalesce(a.published_at, a.feed_published_at, a.discovered_at) < %(until)s)
+        SELECT t.slug, t.name,
+               count(g.topic_id) FILTER (WHERE g.current) AS articles,
+               count(g.topic_id) FILTER (WHERE g.current AND g.is_original IS NOT FALSE) AS originals,
+               count(g.topic_id) FILTER (WHERE NOT g.current) AS previous
+          FROM topics t
+          LEFT JOIN tagged g ON g.topic_id = t.id
+         GROUP BY t.id, t.slug, t.name
+         ORDER BY articles DESC, previous DESC, t.slug""",
+        {"since": start, "until": end, "before": start - (end - start)})
+    for r in rows:
+        r["change"] = r["articles"] - r["previous"]
+        r["change_pct"] = round(100.0 * r["change"] / r["previous"], 1) if r["previous"] else None
+        r["trend"] = _trend(r["articles"], r["previous"])
+    return rows
+
+
+def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
+                   topic: str | None = None) -> list[dict[str, Any]]:
+    """Tagged articles per topic per UTC day in [since, until): day, slug, name, articles,
+    originals. Days without articles are left out."""
+    start, end = _window(since, until)
+    topic_id = resolve_topic(conn, topic)["id"] if topic else None
+    return _rows(conn, """
+        SELECT (coalesce(a.published_at, a.feed_published_at, a.discovered_at) AT TIME ZONE 'UTC')::date AS day,
+               t.slug, t.name, count(*) AS articles,
+               count(*) FILTER (WHERE a.is_original IS NOT FALSE) AS originals
+          FROM articles a
+          JOIN article_topics at ON at.article_id = a.id
+          JOIN topics t ON t.id = at.topic_id
+         WHERE coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s
+           AND coalesce(a.published_at, a.feed_published_at, a.discovered_at) < %(until)s
+           AND (%(topic)s::bigint IS NULL OR at.topic_id = %(topic)s::bigint)
+         GROUP BY 1, t.id, t.slug, t.name
+         ORDER BY 1, t.slug""", {"since": start, "until": end, "topic": topic_id})
+
+
+# --- entities -------------------------------------------------------------------------------
+
+def top_entities(conn: Any, *, topic: str | None = None, label: str | None = None,
+                 since: datetime | None = None, until: datetime | None = None,
+                 limit: int = 20) -> list[dict[str, Any]]:
+    """The most mentioned entities, by the number of articles mentioning them (then mentions).
+
+    Each row: entity_id, name, label, wikidata_id, articles, mentions. Narrow by topic (slug),
+    label (PERSON, GPE, WEAPON, ...; any case) and a time window on publication.
+    """
+    start, end = _window(since, until, required=False)
+    params = {
+        "limit": _limit(limit), "since": start, "until": end if (start or until) else None,
+        "topic": resolve_topic(conn, topic)["id"] if topic else None,
+        "label": resolve_label(conn, label) if label else None,
+    }
+    return _rows(conn, _with("""
+        SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id,
+               count(DISTINCT ae.article_id) AS articles, count(*) AS mentions
+          FROM article_entities ae
+          JOIN entities e ON e.id = ae.entity_id
+          JOIN articles a ON a.id = ae.article_id
+         WHERE (%(since)s::timestamptz IS NULL
+                OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s::timestamptz)
+           AND (%(until)s::timestamptz IS NULL
+                OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) < %(until)s::timestamptz)
+           -- the mention's label (= its entity's): its statistics give the planner good estimates
+           AND (%(label)s::text IS NULL OR ae.label = %(label)s::text)
+           /*topic*/
+         GROUP BY e.id, e.name, e.label, e.wikidata_id
+         ORDER BY articles DESC, mentions DESC, e.name
+         LIMIT %(limit)s""", topic=params["topic"] is not None), params)
+
+
+def cooccurrence(conn: Any, *, entity: str | None = None, since: datetime | None = None,
+                 until: datetime | None = None, label: str | None = None,
+                 limit: int = 20) -> list[dict[str, Any]]:
+    """Entities mentioned in the same articles, by the number of such articles.
+
+    With `entity`: its partners (rows: entity_id, name, label, articles), optionally only those
+    with `label`. Without: the most frequent pairs over the window, from the SQL function
+    `entity_cooccurrence(since, until)` (rows: entity_a, label_a, entity_b, label_b, articles, ...).
+    """
+    start, end = _window(since, until, required=False)
+    params: dict[str, Any] = {"limit": _limit(limit), "since": start, "until": end if (start or until) else None,
+                              "label": resolve_label(conn, label) if label else None}
+    if entity is None:
+        return _rows(conn, """
+            SELECT * FROM entity_cooccurrence(%(since)s, %(until)s)
+             WHERE %(label)s::text IS NULL OR label_a = %(label)s::text OR label_b = %(label)s::text
+             ORDER BY articles DESC, entity_a, entity_b LIMIT %(limit)s""", params)
+    params["ids"] = [e["id"] for e in resolve_entity(conn, entity)]
+    return _rows(conn, """
+        WITH mine AS (  -- articles mentioning the entity, in the window
+            SELECT DISTINCT ae.article_id
+              FROM article_entities ae JOIN articles a ON a.id = ae.article_id
+             WHERE ae.entity_id = ANY(%(ids)s)
+               AND (%(since)s::timestamptz IS NULL
+                    OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s::timestamptz)
+               AND (%(until)s::timestamptz IS NULL
+                    OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) < %(until)s::timestamptz))
+        SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id, count(DISTINCT ae.article_id) AS articles
+          FROM mine JOIN article_entities ae ON ae.article_id = mine.article_id
+          JOIN entities e ON e.id = ae.entity_id
+         WHERE NOT (ae.entity_id = ANY(%(ids)s)) AND (%(label)s::text IS NULL OR ae.label = %(label)s::text)
+         GROUP BY e.id, e.name, e.label, e.wikidata_id
+         ORDER BY articles DESC, e.name LIMIT %(limit)s""", params)
+
+
+# --- one article ----------------------------------------------------------------------------
+
+def article(conn: Any, article_id: int) -> dict[str, Any]:
+    """Everything about one article: its v_articles row plus summary, final URL, last error, and
+    lists of entities (with mention counts and spellings), topics (score and the evidence that
+    fired), sources (the feeds that carried it) and copies (the rest of its near-duplicate cluster)."""
+    if isinstance(article_id, bool) or not isinstance(article_id, int) or article_id <= 0:
+        raise UserInputError(f"article id must be a positive whole number, got {article_id!r}")
+    row = _one(conn, """
+        SELECT v.*, a.summary, a.final_url, a.discovered_at, a.extracted_at, a.tagged_at, a.last_error,
+               a.published_source
+          FROM v_articles v JOIN articles a ON a.id = v.id
+         WHERE v.id = %s""", (article_id,))
+    if row is None:
+        raise NotFound(f"no article with id {article_id}")
+    row["entities"] = _rows(conn, """
+        SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id, count(*) AS mentions,
+               array_agg(DISTINCT ae.surface ORDER BY ae.surface) AS surfaces,
+               min(ae.start_char) AS first_char
+          FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
+         WHERE ae.article_id = %s
+         GROUP BY e.id, e.name, e.label, e.wikidata_id
+         ORDER BY mentions DESC, first_char""", (article_id,))
+    row["topic_tags"] = _rows(conn, """
+        SELECT t.slug, t.name, round(at.score::numeric, 3)::float AS score, at.evidence,
+               at.rules_version, at.tagged_at
+          FROM article_topics at JOIN topics t ON t.id = at.topic_id
+         WHERE at.article_id = %s
+         ORDER BY at.score DESC, t.slug""", (article_id,))
+    row["sources"] = _rows(conn, """
+        SELECT f.id AS feed_id, f.name AS feed, f.url AS feed_url, s.entry_url, s.guid,
+               s.first_seen_at, s.last_seen_at
+          FROM article_sources s JOIN feeds f ON f.id = s.feed_id
+         WHERE s.article_id = %s
+         ORDER BY s.first_seen_at, f.id""", (article_id,))
+    row["copies"] = [] if row["cluster_id"] is None else _rows(conn, """
+        SELECT a.id, a.title, a.url, f.name AS outlet,
+               coalesce(a.published_at, a.feed_published_at, a.discovered_at) AS published_at, a.is_original
+          FROM articles a LEFT JOIN feeds f ON f.id = a.first_feed_id
+         WHERE a.cluster_id = %s AND a.id <> %s
+         ORDER BY published_at, a.id""", (row["cluster_id"], article_id))
+    return row
+
+
+def evidence_summary(evidence: Mapping[str, Any] | None, *, limit: int = 6) -> str:
+    """A topic tag's evidence in one line: the items that fired, with counts ("S-400 ×3, sanctions")."""
+    if not evidence:
+        return ""
+    items: list[tuple[float, str]] = []
+    for group in evidence.get("required") or []:
+        for m in group.get("matched") or []:
+            items.append((float(m.get("score") or 0), _evidence_item(m)))
+    for m in evidence.get("supporting") or []:
+        items.append((float(m.get("score") or 0), _evidence_item(m)))
+    items.sort(key=lambda x: -x[0])
+    seen: list[str] = []
+    for _, text in items:
+        if text not in seen:
+            seen.append(text)
+    more = f", +{len(seen) - limit} more" if len(seen) > limit else ""
+    return ", ".join(seen[:limit]) + more
+
+
+def _evidence_item(m: Mapping[str, Any]) -> str:
+    name = str(m.get("item", "?")).split(":", 1)[-1]
+    n = int(m.get("count") or 0) + int(m.get("title") or 0)
+    return f"{name} ×{n}" if n > 1 else name
+
+
+# --- feeds ----------------------------------------------------------------------------------
+
+def feed_health(conn: Any) -> list[dict[str, Any]]:
+    """v_feed_health, the feeds needing attention first (failing, silent, new, ok, disabled)."""
+    return _rows(conn, """
+        SELECT * FROM v_feed_health
+         ORDER BY array_position(ARRAY['failing', 'silent', 'new', 'ok', 'disabled'], status),
+                  failure_streak DESC, name""")

@@ -1,0 +1,245 @@
+"""A static HTML report with PNG charts: topic volume over time, top entities per topic, feed health.
+
+    build_report(conn, since, Path("report"))  ->  report/index.html (+ three .png files)
+
+Charts are drawn with matplotlib's object API on the Agg canvas (no pyplot, no global backend
+state, no display needed). Periods with no data still produce every file: the charts say
+"no data" and the page says why, so a scheduled report never fails just because it was quiet.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from pipeline import queries
+
+log = logging.getLogger(__name__)
+
+TOPIC_CHART = "topic_volume.png"
+ENTITY_CHART = "top_entities.png"
+FEED_CHART = "feed_health.png"
+STATUS_COLOURS = {"ok": "#2e7d32", "silent": "#f9a825", "failing": "#c62828", "new": "#1565c0",
+                  "disabled": "#9e9e9e"}
+_DPI = 100
+
+
+def build_report(conn: Any, since: datetime, out_dir: Path, *, until: datetime | None = None,
+                 entities_per_topic: int = 8, max_feeds: int = 30) -> Path:
+    """Write index.html and its charts for articles published in [since, until) into out_dir
+    (created if missing; files of an earlier report are replaced). Return index.html's path."""
+    until = until or datetime.now(UTC)
+    since = queries.parse_since(since, now=until)  # a naive datetime is taken as UTC
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    volumes = queries.topic_volumes(conn, since, until=until)
+    timeline = queries.topic_timeline(conn, since, until=until)
+    per_topic = {t["slug"]: queries.top_entities(conn, topic=t["slug"], since=since, until=until,
+                                                 limit=entities_per_topic)
+                 for t in volumes if t["articles"]}
+    overall = queries.top_entities(conn, since=since, until=until, limit=15)
+    feeds = queries.feed_health(conn)
+    names = {t["slug"]: t["name"] for t in volumes}
+
+    _topic_chart(timeline, names, since, until, out_dir / TOPIC_CHART)
+    _entity_chart(per_topic, names, out_dir / ENTITY_CHART)
+    _feed_chart(feeds, out_dir / FEED_CHART, max_feeds)
+    index = out_dir / "index.html"
+    index.write_text(_page(since, until, volumes, per_topic, overall, feeds, names), encoding="utf-8")
+    log.debug("report for %s .. %s written to %s", since, until, index)
+    return index
+
+
+# --- charts ---------------------------------------------------------------------------------
+
+def _no_data(fig: Figure, message: str) -> None:
+    fig.text(0.5, 0.5, message, ha="center", va="center", fontsize=14, color="#757575")
+
+
+def _save(fig: Figure, path: Path) -> None:
+    fig.savefig(path, dpi=_DPI)
+
+
+def _topic_chart(timeline: Sequence[dict[str, Any]], names: dict[str, str], since: datetime, until: datetime,
+                 path: Path) -> None:
+    if not timeline:
+        fig = Figure(figsize=(10, 3), layout="constrained")
+        _no_data(fig, "No data: no tagged articles in this period")
+        _save(fig, path)
+        return
+    first, last = since.astimezone(UTC).date(), (until - timedelta(microseconds=1)).astimezone(UTC).date()
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    series: dict[str, dict[date, int]] = defaultdict(dict)
+    originals: dict[str, dict[date, int]] = defaultdict(dict)
+    for r in timeline:
+        series[r["slug"]][r["day"]] = r["articles"]
+        originals[r["slug"]][r["day"]] = r["originals"]
+    # One panel per topic, busiest first, on a shared time axis: an article often has several
+    # topics, so stacking them would count it twice, and overlaid lines hide each other.
+    slugs = sorted(series, key=lambda s: (-sum(series[s].values()), s))
+    fig = Figure(figsize=(10, 1.2 + 1.5 * len(slugs)), layout="constrained")
+    axes = fig.subplots(len(slugs), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, slug in zip(axes, slugs, strict=True):
+        ax.bar(days, [series[slug].get(d, 0) for d in days], width=0.9, color="#90caf9", label="all copies")
+        ax.bar(days, [originals[slug].get(d, 0) for d in days], width=0.9, color="#1565c0", label="originals")
+        n = sum(series[slug].values())
+        ax.set_title(f"{names.get(slug, slug)} ({n} article{'' if n == 1 else 's'})", fontsize=9, loc="left")
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.suptitle("Tagged articles per day (UTC), by topic")
+    fig.autofmt_xdate()
+    _save(fig, path)
+
+
+def _entity_chart(per_topic: dict[str, list[dict[str, Any]]], names: dict[str, str], path: Path) -> None:
+    panels = [(slug, rows) for slug, rows in per_topic.items() if rows]
+    if not panels:
+        fig = Figure(figsize=(10, 3), layout="constrained")
+        _no_data(fig, "No data: no entities mentioned in tagged articles in this period")
+        _save(fig, path)
+        return
+    ncols = 2 if len(panels) > 1 else 1
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(6 * ncols, 3.2 * nrows), layout="constrained")
+    for i, (slug, rows) in enumerate(panels):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        rows = list(reversed(rows))  # barh draws bottom-up; the top entity goes on top
+        ax.barh([r["name"] for r in rows], [r["articles"] for r in rows], color="#5c6bc0")
+        ax.set_title(names.get(slug, slug), fontsize=10)
+        ax.set_xlabel("articles mentioning", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle("Top entities per topic")
+    _save(fig, path)
+
+
+def _status_order(status: str) -> int:
+    return ["failing", "silent", "new", "ok", "disabled"].index(status) if status in STATUS_COLOURS else 9
+
+
+def _feed_chart(feeds: Sequence[dict[str, Any]], path: Path, max_feeds: int) -> None:
+    if not feeds:
+        fig = Figure(figsize=(10, 3), layout="constrained")
+        _no_data(fig, "No data: no feeds yet (run `newsroom feeds sync`)")
+        _save(fig, path)
+        return
+    # Feeds needing attention first, then the busiest; at most max_feeds bars.
+    shown = sorted(feeds, key=lambda f: (_status_order(f["status"]), -float(f["articles_per_day_7d"]), f["name"]))
+    shown = shown[:max_feeds]
+    fig = Figure(figsize=(10, 1.2 + 0.3 * len(shown)), layout="constrained")
+    ax = fig.add_subplot()
+    shown = list(reversed(shown))
+    ax.barh([f["name"] for f in shown], [float(f["articles_per_day_7d"]) for f in shown],
+            color=[STATUS_COLOURS.get(f["status"], "#000000") for f in shown])
+    counts: dict[str, int] = defaultdict(int)
+    for f in feeds:
+        counts[f["status"]] += 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _status_order(kv[0])))
+    more = f" (showing {len(shown)} of {len(feeds)})" if len(feeds) > len(shown) else ""
+    ax.set_title(f"Feeds: articles per day over the last 7 days, coloured by status — {summary}{more}", fontsize=10)
+    ax.set_xlabel("articles per day (7-day average)")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlim(left=0)
+    ax.legend(handles=[Patch(color=colour, label=status) for status, colour in STATUS_COLOURS.items()
+                       if counts.get(status)], fontsize=8, loc="lower right")
+    _save(fig, path)
+
+
+# --- page -----------------------------------------------------------------------------------
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, numeric: Sequence[int] = ()) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"num" if i in numeric else ""}">{_e(v)}</td>' for i, v in enumerate(r)) + "</tr>"
+        for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M}" if value else "never"
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #212121; }
+h1 { margin-bottom: 0.2rem; } .meta, .note { color: #616161; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
+th, td { border-bottom: 1px solid #e0e0e0; padding: 0.25rem 0.6rem; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; border: 1px solid #eeeeee; }
+.status-failing { color: #c62828; font-weight: bold; } .status-silent { color: #f9a825; }
+"""
+
+
+def _page(since: datetime, until: datetime, volumes: Sequence[dict[str, Any]],
+          per_topic: dict[str, list[dict[str, Any]]], overall: Sequence[dict[str, Any]],
+          feeds: Sequence[dict[str, Any]], names: dict[str, str]) -> str:
+    total = sum(t["articles"] for t in volumes)
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Newsroom report {_when(since)} – {_when(until)} UTC</title><style>{_CSS}</style></head><body>",
+        "<h1>Newsroom report</h1>",
+        f"<p class='meta'>Articles published {_e(_when(since))} to {_e(_when(until))} UTC; "
+        f"generated {_e(_when(datetime.now(UTC)))} UTC. Trends compare with the period of the same length "
+        "just before.</p>",
+        "<h2>Topic volume</h2>",
+    ]
+    if total == 0:
+        parts.append("<p class='note'>No tagged articles in this period.</p>")
+    parts.append(f"<img src='{TOPIC_CHART}' alt='Tagged articles per day by topic'>")
+    if volumes:
+        parts.append(_table(
+            ["topic", "articles", "originals", "previous period", "change", "trend"],
+            [[t["name"], t["articles"], t["originals"], t["previous"],
+              f"{t['change']:+d}" + (f" ({t['change_pct']:+.0f}%)" if t["change_pct"] is not None else ""),
+              t["trend"]] for t in volumes], numeric=(1, 2, 3, 4)))
+    else:
+        parts.append("<p class='note'>No topics are defined yet.</p>")
+
+    parts.append("<h2>Top entities per topic</h2>")
+    if not any(per_topic.values()):
+        parts.append("<p class='note'>No entities mentioned in tagged articles in this period.</p>")
+    parts.append(f"<img src='{ENTITY_CHART}' alt='Top entities per topic'>")
+    for slug, rows in per_topic.items():
+        if rows:
+            parts.append(f"<h3>{_e(names.get(slug, slug))}</h3>")
+            parts.append(_table(["entity", "label", "articles", "mentions"],
+                                [[r["name"], r["label"], r["articles"], r["mentions"]] for r in rows], numeric=(2, 3)))
+    parts.append("<h2>Most mentioned overall</h2>")
+    if overall:
+        parts.append(_table(["entity", "label", "wikidata", "articles", "mentions"],
+                            [[r["name"], r["label"], r["wikidata_id"] or "", r["articles"], r["mentions"]]
+                             for r in overall], numeric=(3, 4)))
+    else:
+        parts.append("<p class='note'>No entity mentions in this period.</p>")
+
+    parts.append("<h2>Feed health</h2>")
+    parts.append(f"<img src='{FEED_CHART}' alt='Feed health'>")
+    if feeds:
+        rows = "".join(
+            f"<tr><td class='status-{_e(f['status'])}'>{_e(f['status'])}</td><td>{_e(f['name'])}</td>"
+            f"<td>{_e(_when(f['last_success_at']))}</td><td class='num'>{_e(f['failure_streak'])}</td>"
+            f"<td class='num'>{_e(f['articles_per_day_7d'])}</td>"
+            f"<td>{_e(': '.join(x for x in (f['last_error_class'], f['last_error']) if x))}</td></tr>"
+            for f in feeds)
+        parts.append("<table><thead><tr><th>status</th><th>feed</th><th>last success</th><th>failure streak</th>"
+                     f"<th>articles/day (7d)</th><th>last error</th></tr></thead><tbody>{rows}</tbody></table>")
+    else:
+        parts.append("<p class='note'>No feeds yet.</p>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,27 @@
+-- v_topic_daily: tagged articles per topic, per day, per outlet.
+--
+-- Columns:
+--   day         UTC date the articles were published (v_articles.day)
+--   topic       topic slug
+--   topic_name  the topic's display name
+--   feed_id     the outlet: the first feed that carried each article (so every article is
+--               counted under exactly one outlet, and summing over outlets gives the topic's total)
+--   outlet      that feed's name
+--   articles    tagged articles: every copy, syndicated ones included
+--   originals   of those, the earliest copy of their story (is_original true, or not yet clustered)
+--
+-- Days without articles have no row. Filter on day and topic: both reach the indexes.
+CREATE OR REPLACE VIEW v_topic_daily AS
+SELECT (coalesce(a.published_at, a.feed_published_at, a.discovered_at) AT TIME ZONE 'UTC')::date AS day,
+       t.slug AS topic,
+       t.name AS topic_name,
+       f.id AS feed_id,
+       f.name AS outlet,
+       count(*) AS articles,
+       count(*) FILTER (WHERE a.is_original IS NOT FALSE) AS originals
+  FROM article_topics at
+  JOIN topics t ON t.id = at.topic_id
+  JOIN articles a ON a.id = at.article_id
+  LEFT JOIN feeds f ON f.id = a.first_feed_id
+ -- Grouping by every output column (not just the keys) lets filters on them reach the scans.
+ GROUP BY 1, t.id, t.slug, t.name, f.id, f.name;
