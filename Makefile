@@ -45,5 +45,16 @@ demo: install
 ingest: install
 	$(BIN)/newsroom ingest --once
 
+# Benchmarks (not tests): each prints a table and writes bench/results/*.json. Asserts nothing.
+bench: install
+	$(BIN)/python bench/poll_bench.py --feeds 1000
+	$(BIN)/python bench/poll_bench.py --feeds 10000 --hosts 250
+	$(BIN)/python bench/extraction_eval.py --json bench/results/extraction.json
+	$(BIN)/python bench/nlp_bench.py --batch-size 8
+	$(BIN)/python bench/e2e_bench.py
+	$(BIN)/python bench/db_bench.py --articles $(BENCH_ARTICLES)
+
+BENCH_ARTICLES ?= 1000000
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

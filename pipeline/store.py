@@ -629,19 +629,30 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention]) -> di
 def replace_mentions(conn: psycopg.Connection, article_id: int, mentions: Sequence[Mention], model_version: str,
                      entity_ids: dict[str, int] | None = None) -> int:
     """Replace an article's mentions with these (one model version per article). Uses COPY."""
-    ids = entity_ids if entity_ids is not None else upsert_entities(conn, mentions)
-    conn.execute("DELETE FROM article_entities WHERE article_id = %s", (article_id,))
-    seen: set[tuple[int, int]] = set()
+    return replace_mentions_many(conn, {article_id: mentions}, model_version, entity_ids)
+
+
+def replace_mentions_many(conn: psycopg.Connection, mentions_by_article: dict[int, Sequence[Mention]],
+                          model_version: str, entity_ids: dict[str, int] | None = None) -> int:
+    """Replace the mentions of several articles at once: one DELETE and one COPY for the lot,
+    inside the caller's transaction (so each article's replacement is all or nothing)."""
+    if entity_ids is None:
+        entity_ids = upsert_entities(conn, (m for ms in mentions_by_article.values() for m in ms))
+    conn.execute("DELETE FROM article_entities WHERE article_id = ANY(%s)", (list(mentions_by_article),))
+    rows = 0
     with conn.cursor() as cur, cur.copy(
         "COPY article_entities (article_id, start_char, end_char, entity_id, surface, label, model_version) FROM STDIN"
     ) as copy:
-        for m in mentions:
-            if (m.start, m.end) in seen:
-                continue
-            seen.add((m.start, m.end))
-            copy.write_row((article_id, m.start, m.end, ids[entity_key(m.label, m.canonical, m.wikidata_id)],
-                            clean(m.surface), m.label, model_version))
-    return len(seen)
+        for article_id, mentions in mentions_by_article.items():
+            seen: set[tuple[int, int]] = set()
+            for m in mentions:
+                if (m.start, m.end) in seen:
+                    continue
+                seen.add((m.start, m.end))
+                copy.write_row((article_id, m.start, m.end, entity_ids[entity_key(m.label, m.canonical, m.wikidata_id)],
+                                clean(m.surface), m.label, model_version))
+            rows += len(seen)
+    return rows
 
 
 def upsert_topics(conn: psycopg.Connection, defs: Sequence[TopicDef]) -> dict[str, int]:
