@@ -151,6 +151,24 @@ def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     return Path(raw).expanduser() if raw else default
 
 
+def read_yaml(path: Path, *, what: str, setting: str) -> tuple[bytes, object]:
+    """(raw bytes, parsed document) of a user-editable YAML file; a ConfigError names the file,
+    the line and the setting that selects the file."""
+    import yaml
+
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror}); check {setting}") from None
+    try:
+        return raw, yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: {what} is not valid YAML{line}: {getattr(exc, 'problem', None) or exc} "
+                          f"({setting} selects the file)") from None
+
+
 def setting_names() -> list[str]:
     """Field names, for the test that checks `.env.example` lists every setting."""
     return [f.name for f in fields(Settings)]

@@ -16,8 +16,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urljoin
 
-import yaml
-
+from pipeline.config import read_yaml
 from pipeline.errors import ConfigError, PermanentError
 from pipeline.records import FeedEntry, FeedSpec
 from pipeline.urls import canonical_url
@@ -38,12 +37,7 @@ SILENT_AFTER = timedelta(days=7)
 
 def load_feed_list(path: Path) -> list[FeedSpec]:
     """Read feeds.yaml. Every problem names the file and the entry, so a user can fix it."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"feed list {path} not found (NEWSROOM_FEEDS)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"feed list {path} is not valid YAML: {exc}") from None
+    _, doc = read_yaml(path, what="feed list", setting="NEWSROOM_FEEDS")
     items = doc.get("feeds") if isinstance(doc, dict) else doc
     if not isinstance(items, list):
         raise ConfigError(f"feed list {path}: expected a list under 'feeds:'")

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -41,6 +41,20 @@ class StageResult:
     def as_dict(self) -> dict:
         return {"stage": self.stage, "counts": dict(self.counts), "errors": dict(self.errors),
                 "seconds": round(self.seconds, 3)}
+
+
+def _claimed_batches(conn, settings: Settings, status: str, result: StageResult, *, limit: int, batch_size: int,
+                     ids: Sequence[int] | None) -> Iterator[list]:
+    """Lease batches of articles in `status` until none are left or `limit` were taken; each
+    claim is committed at once so other workers see it."""
+    while result.counts["claimed"] < limit:
+        claimed = store.claim_articles(conn, status, lease_seconds=settings.claim_lease,
+                                       limit=min(batch_size, limit - result.counts["claimed"]), ids=ids)
+        conn.commit()
+        if not claimed:
+            return
+        result.counts["claimed"] += len(claimed)
+        yield claimed
 
 
 def sync_feeds(settings: Settings) -> StageResult:
@@ -103,13 +117,8 @@ def fetch_pages(settings: Settings, *, limit: int = 1_000_000, batch_size: int =
     limiter = limiter or fetch.HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
     robots = fetch.RobotsCache(settings, limiter)
     with store.session(settings) as conn:
-        while result.counts["claimed"] < limit:
-            claimed = store.claim_articles(conn, "discovered", lease_seconds=settings.claim_lease,
-                                           limit=min(batch_size, limit - result.counts["claimed"]), ids=ids)
-            conn.commit()
-            if not claimed:
-                break
-            result.counts["claimed"] += len(claimed)
+        batches = _claimed_batches(conn, settings, "discovered", result, limit=limit, batch_size=batch_size, ids=ids)
+        for claimed in batches:
 
             async def run(claimed=claimed) -> None:
                 async for article, outcome in fetch.fetch_pages(claimed, settings, limiter, robots):
@@ -143,13 +152,8 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
     t0 = time.monotonic()
     result = StageResult("extract")
     with store.session(settings) as conn:
-        while result.counts["claimed"] < limit:
-            claimed = store.claim_articles(conn, "fetched", lease_seconds=settings.claim_lease,
-                                           limit=min(batch_size, limit - result.counts["claimed"]), ids=ids)
-            conn.commit()
-            if not claimed:
-                break
-            result.counts["claimed"] += len(claimed)
+        batches = _claimed_batches(conn, settings, "fetched", result, limit=limit, batch_size=batch_size, ids=ids)
+        for claimed in batches:
             for a in claimed:
                 with conn.transaction():
                     html = store.load_page(conn, a.id)
@@ -195,13 +199,8 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
     with store.session(settings) as conn:
         topic_ids = store.upsert_topics(conn, topics.topic_defs(rules))
         conn.commit()
-        while result.counts["claimed"] < limit:
-            claimed = store.claim_articles(conn, "extracted", lease_seconds=settings.claim_lease,
-                                           limit=min(batch_size, limit - result.counts["claimed"]), ids=ids)
-            conn.commit()
-            if not claimed:
-                break
-            result.counts["claimed"] += len(claimed)
+        batches = _claimed_batches(conn, settings, "extracted", result, limit=limit, batch_size=batch_size, ids=ids)
+        for claimed in batches:
             texts = store.load_texts(conn, [a.id for a in claimed])
             for a in claimed:
                 if a.id not in texts:

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from pipeline.config import read_yaml
 from pipeline.errors import ConfigError
 from pipeline.records import Mention
 
@@ -147,16 +146,7 @@ def load_gazetteer(path: Path) -> Gazetteer:
     """Read and validate a gazetteer YAML file (format documented at the top of the shipped
     pipeline/data/gazetteer.yaml). Raises ConfigError naming the file, entry and field."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the gazetteer ({exc.strerror}); check NEWSROOM_GAZETTEER") from None
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "YAML"
-        raise _gz_error(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    raw, data = read_yaml(path, what="gazetteer", setting="NEWSROOM_GAZETTEER")
     if not isinstance(data, dict) or not isinstance(data.get("entities"), list):
         raise _gz_error(path, "top level", "must be a mapping with an 'entities' list")
     entries: list[GazetteerEntry] = []

@@ -20,8 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pipeline.config import read_yaml
 from pipeline.errors import ConfigError
 from pipeline.nlp import fold, name_key
 from pipeline.records import Mention, TopicDef, TopicTag
@@ -215,16 +214,7 @@ def load_rules(path: Path) -> RuleSet:
     """Read and validate a topic rules file. Raises ConfigError naming file, topic and field."""
     path = Path(path)
     err = _Err(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the topic rules ({exc.strerror}); check NEWSROOM_TOPICS") from None
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise err(None, None, f"not valid YAML{line}: {getattr(exc, 'problem', None) or exc}") from None
+    raw, data = read_yaml(path, what="topic rules", setting="NEWSROOM_TOPICS")
     if not isinstance(data, dict) or not isinstance(data.get("topics"), list) or not data["topics"]:
         raise err(None, "topics", "the file must be a mapping with a non-empty 'topics' list")
     unknown = set(data) - _TOP_FIELDS
