@@ -168,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if not (args.data / "ground-truth.json").is_file() or not (args.data / "html").is_dir():
-        print(f"extraction-dev data not found in {args.data} (expected ground-truth.json and html/);"
+        # A skip, not a failure: `make bench` still runs the other benchmarks on a clone without it.
+        print(f"skipped: extraction-dev data not found in {args.data} (expected ground-truth.json and html/);"
               " pass --data DIR", file=sys.stderr)
-        return 2
+        return 0
 
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # it warns on every dropped page
     logging.getLogger("htmldate").setLevel(logging.CRITICAL)

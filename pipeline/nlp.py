@@ -326,19 +326,33 @@ def _variants(alias: str) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
-def _ruler_patterns(nlp: Language, gazetteer: Gazetteer) -> list[dict[str, Any]]:
-    """Patterns for every alias and its variants. Case-insensitive entries become phrase
-    patterns on LOWER (the phrase matcher is fast even with thousands); case-sensitive ones
-    (a few: "US", "Turkey") token patterns on ORTH."""
+def _ruler_patterns(gazetteer: Gazetteer) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Phrase patterns (matched on LOWER: fast even with thousands) for every alias and its
+    variants, and for case-sensitive entries ("US", "Turkey") the exact forms a match must have.
+    A token Matcher on ORTH for those few cost more than the phrase matcher for all the rest."""
     patterns: list[dict[str, Any]] = []
+    exact: dict[str, list[str]] = {}
     for entry in gazetteer.entries:
-        for form in dict.fromkeys(v for alias in entry.aliases for v in _variants(alias)):
-            if entry.case_sensitive:
-                pattern: Any = [{"ORTH": t.text} for t in nlp.make_doc(form)]
-            else:
-                pattern = form
-            patterns.append({"label": entry.label, "pattern": pattern, "id": entry.name})
-    return patterns
+        forms = list(dict.fromkeys(v for alias in entry.aliases for v in _variants(alias)))
+        patterns += [{"label": entry.label, "pattern": form, "id": entry.name} for form in forms]
+        if entry.case_sensitive:
+            exact[entry.name] = forms
+    return patterns, exact
+
+
+def _make_case_filter(nlp: Language, name: str, exact: dict[str, list[str]]):
+    """Drops gazetteer matches of case-sensitive entries whose case differs ("us" is not "US");
+    the tokens go back to the statistical NER."""
+    allowed = {ent_id: set(forms) for ent_id, forms in exact.items()}
+
+    def case_filter(doc):
+        ents = list(doc.ents)
+        kept = [e for e in ents if e.ent_id_ not in allowed or e.text in allowed[e.ent_id_]]
+        if len(kept) != len(ents):
+            doc.set_ents(kept, default="missing")
+        return doc
+
+    return case_filter
 
 
 def load_nlp(model: str, gazetteer: Path) -> Language:
@@ -369,10 +383,16 @@ def _load(model: str, gazetteer: Path) -> tuple[Language, Gazetteer]:
             raise ConfigError(f"NEWSROOM_SPACY_MODEL={model!r} has no 'ner' component; pick an NER pipeline")
         # First in the pipeline, so before "ner" (which keeps its spans) and so that adding the
         # phrase patterns, which runs the components before the ruler, only tokenizes.
+        from spacy.language import Language
+
+        if not Language.has_factory("newsroom_case_filter"):
+            Language.factory("newsroom_case_filter", default_config={"exact": {}}, func=_make_case_filter)
+        patterns, exact = _ruler_patterns(gaz)
         ruler = nlp.add_pipe("entity_ruler", name="newsroom_gazetteer", first=True,
                              config={"phrase_matcher_attr": "LOWER", "validate": False,
                                      "overwrite_ents": True})
-        ruler.add_patterns(_ruler_patterns(nlp, gaz))  # type: ignore[attr-defined]
+        ruler.add_patterns(patterns)  # type: ignore[attr-defined]
+        nlp.add_pipe("newsroom_case_filter", after="newsroom_gazetteer", config={"exact": exact})
         nlp.meta["newsroom_gazetteer"] = {"path": str(gaz.path), "digest": gaz.digest}
         log.info("loaded spaCy pipeline %s (%s) with %d gazetteer entries from %s",
                  model, ", ".join(nlp.pipe_names), len(gaz.entries), gaz.path)

@@ -326,3 +326,14 @@ def test_batching_and_empty_input(pipeline):
     assert one_by_one == tag_entities(ARTICLES, model=MODEL, gazetteer=GAZETTEER, batch_size=64)
     assert tag_entities([], model=MODEL, gazetteer=GAZETTEER) == []
     assert tag_entities(["", "   "], model=MODEL, gazetteer=GAZETTEER) == [[], []]
+
+
+def test_case_sensitive_entries_match_only_their_case(pipeline):
+    text = "Let us see what Turkey does. The US said a turkey was served to us in Ankara."
+    [mentions] = tag_entities([text], model=MODEL, gazetteer=GAZETTEER)
+    by_start = {m.start: m for m in mentions}
+    turkey, us_upper = text.index("Turkey"), text.index("US")
+    assert by_start[turkey].canonical == "Turkey" and by_start[turkey].label == "GPE"
+    assert us_upper in by_start and by_start[us_upper].label == "GPE"
+    for lower in (text.index("us "), text.index("turkey"), text.rindex("us")):
+        assert lower not in by_start or by_start[lower].canonical not in ("Turkey", "United States")
