@@ -330,10 +330,14 @@ class RobotsCache:
         self.agent = settings.user_agent.split("/")[0].split()[0] or "Newsroom"
         self._cache: dict[str, tuple[float, RobotFileParser | None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def allowed(self, client: httpx.AsyncClient, url: str) -> bool:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # each batch runs in a new event loop; locks belong to one
+            self._loop, self._locks = loop, {}
         # One download per origin even when many of its pages are fetched at once.
         async with self._locks.setdefault(origin, asyncio.Lock()):
             cached = self._cache.get(origin)

@@ -242,3 +242,16 @@ def test_poll_feed_304_is_cheap_and_keeps_state(settings, site):
     result = asyncio.run(run())
     assert result.outcome == "not_modified" and result.http_status == 304 and not result.entries
     assert result.started_at <= result.finished_at <= datetime.now(UTC)
+
+
+def test_many_batches_from_one_host_share_robots_and_limits_across_event_loops(settings, site, feeds_file, conn):
+    site.add("/robots.txt", "User-agent: *\nAllow: /\n", content_type="text/plain")
+    urls = [site.add(f"/m/{i}.html", article_html(f"M{i}", ["Text."] * 3), content_type="text/html", delay=0.05)
+            for i in range(12)]
+    site.add("/f.xml", rss([(u, "m") for u in urls]), content_type="application/rss+xml")
+    s = replace(settings, feeds_file=feeds_file([site.url("/f.xml")]))
+    ingest.sync_feeds(s)
+    ingest.poll_feeds(s)
+    result = ingest.fetch_pages(s, batch_size=4)  # three batches, three event loops, contention in each
+    assert result.counts["fetched"] == 12
+    assert len(site.hits("/robots.txt")) == 1
