@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 
 import click
 
 from pipeline import config, embedded, feeds, ingest, quality, store
-from pipeline.errors import ConfigError, NewsroomError
+from pipeline.cli_support import friendly
+from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -22,23 +22,6 @@ def _setup_logging(level: str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(level)
-
-
-def _friendly(fn):
-    """Turn Newsroom's typed errors into a one-line message and a non-zero exit, not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except NewsroomError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 @click.group()
@@ -64,7 +47,7 @@ def db() -> None:
 
 @db.command("url")
 @click.pass_obj
-@_friendly
+@friendly
 def db_url(settings: config.Settings) -> None:
     """Print the DSN in use (starting the embedded server if that is the one)."""
     click.echo(store.resolve_dsn(settings))
@@ -72,7 +55,7 @@ def db_url(settings: config.Settings) -> None:
 
 @db.command("start")
 @click.pass_obj
-@_friendly
+@friendly
 def db_start(settings: config.Settings) -> None:
     """Start the embedded server (no-op when NEWSROOM_DATABASE_URL is set)."""
     if not settings.embedded:
@@ -83,7 +66,7 @@ def db_start(settings: config.Settings) -> None:
 
 @db.command("stop")
 @click.pass_obj
-@_friendly
+@friendly
 def db_stop(settings: config.Settings) -> None:
     """Stop the embedded server."""
     was_running = embedded.stop(settings.pgdata)
@@ -92,7 +75,7 @@ def db_stop(settings: config.Settings) -> None:
 
 @db.command("status")
 @click.pass_obj
-@_friendly
+@friendly
 def db_status(settings: config.Settings) -> None:
     """Show whether the embedded server runs, and where its data lives."""
     if not settings.embedded:
@@ -110,7 +93,7 @@ def db_status(settings: config.Settings) -> None:
 
 @db.command("migrate")
 @click.pass_obj
-@_friendly
+@friendly
 def db_migrate(settings: config.Settings) -> None:
     """Apply pending migrations and (re)create views. Safe to run any number of times."""
     with store.session(settings, autocommit=True) as conn:
@@ -130,7 +113,7 @@ def feeds_group() -> None:
 
 @feeds_group.command("sync")
 @click.pass_obj
-@_friendly
+@friendly
 def feeds_sync(settings: config.Settings) -> None:
     """Upsert the feed list (NEWSROOM_FEEDS) into the database; unlisted feeds are disabled."""
     _migrate_quietly(settings)
@@ -143,7 +126,7 @@ def feeds_sync(settings: config.Settings) -> None:
 @feeds_group.command("status")
 @click.option("--failing", is_flag=True, help="Only feeds that are failing or silent.")
 @click.pass_obj
-@_friendly
+@friendly
 def feeds_status(settings: config.Settings, failing: bool) -> None:
     """Every feed's health: state, last poll, failure streak, last error."""
     from rich.console import Console
@@ -193,7 +176,7 @@ def _migrate_quietly(settings: config.Settings) -> None:
 @click.option("--once", is_flag=True, required=True, help="Run one cycle and exit (Airflow schedules the rest).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (for logs).")
 @click.pass_obj
-@_friendly
+@friendly
 def ingest_cmd(settings: config.Settings, once: bool, no_progress: bool) -> None:
     """One ingestion cycle: sync feeds -> poll -> fetch -> extract -> tag -> cluster, then a summary."""
     from rich.console import Console
@@ -257,7 +240,7 @@ def _read_inputs(files: tuple[str, ...]):
 @main.command("extract")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--url", help="The page's URL (helps dates and relative links).")
-@_friendly
+@friendly
 def extract_cmd(files: tuple[str, ...], url: str | None) -> None:
     """Extract articles from HTML FILES (.gz accepted, - for stdin): one JSON object per line."""
     import json
@@ -284,7 +267,7 @@ def extract_cmd(files: tuple[str, ...], url: str | None) -> None:
 @main.command("tag")
 @click.argument("files", nargs=-1, required=True)
 @click.pass_obj
-@_friendly
+@friendly
 def tag_cmd(settings: config.Settings, files: tuple[str, ...]) -> None:
     """Entities and topics of FILES (plain text or HTML): one JSON object per line."""
     import json
@@ -325,7 +308,7 @@ def tag_cmd(settings: config.Settings, files: tuple[str, ...]) -> None:
               type=click.Choice(["extract", "tag", "extract,tag"]),
               help="Re-run extraction from stored pages, tagging, or both.")
 @click.pass_obj
-@_friendly
+@friendly
 def retag_cmd(settings: config.Settings, since: str | None, stages: str) -> None:
     """Re-process stored articles after a model, rules or extractor change (no network)."""
     result = ingest.reprocess(settings, since=_parse_day(since), stages=tuple(stages.split(",")))
@@ -356,7 +339,7 @@ def airflow_group() -> None:
 @click.option("--port", default=8080, show_default=True, help="Port of Airflow's UI and API.")
 @click.option("--no-trigger", is_flag=True, help="Do not unpause news_ingest and start a first run.")
 @click.pass_obj
-@_friendly
+@friendly
 def airflow_up(settings: config.Settings, port: int, no_trigger: bool) -> None:
     """Migrate, start `airflow standalone`, unpause news_ingest and trigger its first run."""
     from pipeline import runner
@@ -366,7 +349,7 @@ def airflow_up(settings: config.Settings, port: int, no_trigger: bool) -> None:
 
 @airflow_group.command("env")
 @click.pass_obj
-@_friendly
+@friendly
 def airflow_env_cmd(settings: config.Settings) -> None:
     """Print `export` lines so the `airflow` CLI talks to this installation."""
     import shlex
@@ -381,7 +364,7 @@ def airflow_env_cmd(settings: config.Settings) -> None:
 @click.option("--port", default=8765, show_default=True, help="Port of the demo news site.")
 @click.option("--once", is_flag=True, help="Run one ingestion cycle against the demo site instead of Airflow.")
 @click.pass_obj
-@_friendly
+@friendly
 def demo_cmd(settings: config.Settings, port: int, once: bool) -> None:
     """Serve a small local news site on 127.0.0.1 and run the pipeline against it."""
     import dataclasses

@@ -1,4 +1,4 @@
-"""Helpers shared by CLI modules that pipeline/cli.py imports (and so cannot import it back)."""
+"""Helpers shared by the CLI modules (pipeline/cli.py imports cli_query, so they live here)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ EXIT_BAD_INPUT = 2
 
 def friendly(fn: F) -> F:
     """Turn Newsroom's typed errors into a one-line message and a non-zero exit, not a traceback
-    (the same behaviour as pipeline.cli._friendly): ConfigError and UserInputError exit 2, every
-    other NewsroomError (NotFound, DatabaseUnavailable, ...) exits 1."""
+    for every command: ConfigError and UserInputError exit 2, every other NewsroomError
+    (NotFound, DatabaseUnavailable, ...) exits 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
