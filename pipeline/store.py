@@ -604,6 +604,12 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention]) -> di
                ON CONFLICT DO NOTHING""",
             [(k, *wanted[k][:3], sorted(wanted[k][3])) for k in keys],
         )
+        # An entity known by its Wikidata id keeps one row when the gazetteer renames or relabels it.
+        cur.executemany(
+            """UPDATE entities SET name = %s, label = %s, updated_at = now()
+                WHERE key = %s AND (name, label) IS DISTINCT FROM (%s, %s)""",
+            [(wanted[k][0], wanted[k][1], k, wanted[k][0], wanted[k][1]) for k in keys if wanted[k][2]],
+        )
         with_aliases = [(sorted(wanted[k][3]), k) for k in keys if wanted[k][3]]
         if with_aliases:
             cur.executemany(

@@ -159,3 +159,11 @@ def test_full_text_search_column(conn):
 def test_entity_keys_fold_case_and_accents():
     assert store.entity_key("PERSON", "Ahmet Davutoğlu") == store.entity_key("PERSON", "ahmet  DAVUTOGLU")
     assert store.entity_key("PERSON", "X", "Q1") == "Q1"
+
+
+def test_an_entity_relabelled_by_the_gazetteer_follows_it(conn):
+    store.upsert_entities(conn, [Mention(start=0, end=5, surface="Idlib", label="GPE", canonical="Idlib",
+                                         wikidata_id="Q188863")])
+    store.upsert_entities(conn, [Mention(start=0, end=5, surface="Idlib", label="LOC", canonical="Idlib Province",
+                                         wikidata_id="Q188863")])
+    assert conn.execute("SELECT name, label FROM entities").fetchall() == [("Idlib Province", "LOC")]
