@@ -197,7 +197,7 @@ WITH matches AS (
     SELECT a.id, a.first_feed_id, a.search,
            coalesce(a.published_at, a.feed_published_at, a.discovered_at) AS published_at
       FROM articles a
-     WHERE a.search @@ websearch_to_tsquery('english'::regconfig, %(text)s)
+     WHERE a.search @@ websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s))
        AND (%(since)s::timestamptz IS NULL
             OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s::timestamptz)
        /*topic*/
@@ -207,7 +207,7 @@ WITH matches AS (
 ranked AS (
     -- title (weight A) and body (B) ranked together; length-normalised, scaled to 0..1
     SELECT m.id, m.first_feed_id, m.published_at,
-           ts_rank_cd(m.search, websearch_to_tsquery('english'::regconfig, %(text)s), 1 | 32) AS rank
+           ts_rank_cd(m.search, websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s)), 1 | 32) AS rank
       FROM matches m),
 best AS (
     SELECT r.*,
@@ -221,7 +221,9 @@ SELECT b.id, a.title, a.url, f.name AS outlet, b.published_at, a.language, a.clu
        round(b.rank::numeric, 4)::float AS rank, round(b.score::numeric, 4)::float AS score,
        ts_headline('english'::regconfig,
                    left(coalesce(nullif(a.body, ''), a.summary, a.title, ''), 100000),
-                   websearch_to_tsquery('english'::regconfig, %(text)s), %(headline)s) AS snippet,
+                   -- the body is not folded: highlight the words as typed and as folded
+                   websearch_to_tsquery('english'::regconfig, %(text)s)
+                   || websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s)), %(headline)s) AS snippet,
        ARRAY(SELECT t.slug FROM article_topics at JOIN topics t ON t.id = at.topic_id
               WHERE at.article_id = b.id ORDER BY at.score DESC, t.slug) AS topics
   FROM best b

@@ -1,6 +1,15 @@
 -- Newsroom's initial schema. Natural keys and unique constraints make duplicates impossible;
 -- every writer upserts against them. Never edit this file once it has landed: add 0002_*.sql.
 
+-- Accents folded for full-text search, so "Erdogan" finds "Erdoğan" and the other way round.
+-- Immutable (a fixed translate table), so the generated search column can use it; queries fold
+-- their input with it too.
+CREATE FUNCTION newsroom_fold(text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT translate($1,
+        'ğĞıİşŞçÇöÖüÜâÂäÄàÀáÁãÃåÅéÉèÈêÊëËíÍìÌîÎïÏóÓòÒôÔõÕúÚùÙûÛñÑýÝÿčČćĆžŽšŠřŘňŇďĎťŤłŁńŃśŚźŹżŻęĘąĄőŐűŰěĚůŮāĀēĒīĪōŌūŪ',
+        'gGiIsScCoOuUaAaAaAaAaAaAeEeEeEeEiIiIiIiIoOoOoOoOuUuUuUnNyYycCcCzZsSrRnNdDtTlLnNsSzZzZeEaAoOuUeEuUaAeEiIoOuU') $$;
+
 CREATE TABLE feeds (
     id                    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     url                   text NOT NULL UNIQUE,
@@ -102,8 +111,9 @@ CREATE TABLE articles (
     nlp_version       text,
     rules_version     text,
     search            tsvector GENERATED ALWAYS AS (
-                          setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A') ||
-                          setweight(to_tsvector('english'::regconfig, left(coalesce(body, ''), 300000)), 'B')
+                          setweight(to_tsvector('english'::regconfig, newsroom_fold(coalesce(title, ''))), 'A') ||
+                          setweight(to_tsvector('english'::regconfig,
+                                                newsroom_fold(left(coalesce(body, ''), 300000))), 'B')
                       ) STORED,
     CHECK (status <> 'failed' OR last_error IS NOT NULL)
 );

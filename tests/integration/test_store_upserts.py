@@ -167,3 +167,16 @@ def test_an_entity_relabelled_by_the_gazetteer_follows_it(conn):
     store.upsert_entities(conn, [Mention(start=0, end=5, surface="Idlib", label="LOC", canonical="Idlib Province",
                                          wikidata_id="Q188863")])
     assert conn.execute("SELECT name, label FROM entities").fetchall() == [("Idlib Province", "LOC")]
+
+
+def test_search_folds_accents_both_ways(conn):
+    fid = _feed(conn)
+    [a, b] = store.upsert_entries(conn, fid, [_entry(1), _entry(2)])
+    store.save_extraction(conn, a, Extraction(text="Recep Tayyip Erdoğan met Çavuşoğlu in Ankara.", word_count=7))
+    store.save_extraction(conn, b, Extraction(text="Erdogan spoke to reporters in Istanbul.", word_count=6))
+    for typed in ("Erdogan", "Erdoğan", "erdoğan"):
+        hits = conn.execute("SELECT id FROM articles WHERE search @@ websearch_to_tsquery('english', newsroom_fold(%s))"
+                            " ORDER BY id", (typed,)).fetchall()
+        assert hits == [(a,), (b,)], typed
+    assert conn.execute("SELECT newsroom_fold('Çavuşoğlu İdlib Maarrat al-Nu''mān')").fetchone()[0] == \
+        "Cavusoglu Idlib Maarrat al-Nu'man"
