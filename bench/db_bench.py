@@ -497,7 +497,7 @@ def main() -> None:
     ap.add_argument("--articles", type=int, default=1_000_000)
     ap.add_argument("--chunk", type=int, default=20_000, help="articles per COPY batch")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per query (the median is reported)")
-    ap.add_argument("--replace-sample", type=int, default=2000,
+    ap.add_argument("--replace-sample", type=int, default=10000,
                     help="articles re-tagged through store.replace_mentions")
     ap.add_argument("--seed", type=int, default=20191001)
     args = ap.parse_args()

@@ -216,14 +216,8 @@ async def download(client: httpx.AsyncClient, limiter: HostLimiter, url: str, se
                    headers: dict[str, str] | None = None, max_bytes: int | None = None,
                    accept: str = "*/*") -> Download:
     """GET `url` with every limit in force. Returns 2xx and 304 responses; raises FetchError otherwise."""
-    max_bytes = max_bytes or settings.max_body_bytes
-    deadline = settings.connect_timeout + 3 * settings.read_timeout
-    try:
-        async with asyncio.timeout(deadline):
-            return await _download(client, limiter, url, settings, headers or {}, max_bytes, accept)
-    except TimeoutError:
-        raise FetchError("timeout", f"no complete response within {deadline:.0f}s from {urlsplit(url).hostname}",
-                         transient=True) from None
+    return await _download(client, limiter, url, settings, headers or {}, max_bytes or settings.max_body_bytes,
+                           accept)
 
 
 async def _download(client, limiter, url, settings, headers, max_bytes, accept) -> Download:
@@ -235,9 +229,13 @@ async def _download(client, limiter, url, settings, headers, max_bytes, accept) 
             raise FetchError("bad_url", f"not an http(s) URL: {current[:200]}", transient=False)
         await check_address(host, parts.port or (443 if parts.scheme == "https" else 80),
                             allow_private=settings.allow_private_networks)
+        # The deadline covers the request only, not the wait for this host's turn: a site with many
+        # queued pages is not slow, just politely spaced.
+        deadline = settings.connect_timeout + 3 * settings.read_timeout
         async with limiter.slot(host):
             try:
-                async with client.stream("GET", current, headers={"Accept": accept, **headers}) as resp:
+                async with asyncio.timeout(deadline), \
+                        client.stream("GET", current, headers={"Accept": accept, **headers}) as resp:
                     status = resp.status_code
                     if status in (301, 302, 303, 307, 308) and resp.headers.get("location"):
                         redirects += 1
@@ -261,6 +259,9 @@ async def _download(client, limiter, url, settings, headers, max_bytes, accept) 
                                     redirects=redirects)
             except FetchError:
                 raise
+            except TimeoutError:
+                raise FetchError("timeout", f"no complete response within {deadline:.0f}s from {host}",
+                                 transient=True) from None
             except (httpx.HTTPError, OSError) as exc:
                 raise _classify_transport(exc, host) from None
 

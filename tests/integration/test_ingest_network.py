@@ -255,3 +255,15 @@ def test_many_batches_from_one_host_share_robots_and_limits_across_event_loops(s
     result = ingest.fetch_pages(s, batch_size=4)  # three batches, three event loops, contention in each
     assert result.counts["fetched"] == 12
     assert len(site.hits("/robots.txt")) == 1
+
+
+def test_waiting_for_a_hosts_turn_is_not_a_timeout(settings, site):
+    site.add("/q", "x", content_type="text/html")
+    s = replace(settings, connect_timeout=0.3, read_timeout=0.1)  # deadline 0.6 s per request
+    limiter = fetch.HostLimiter(1, 0.25)  # six requests queue for ~1.5 s in all
+
+    async def run():
+        async with fetch.make_client(s) as client:
+            return await asyncio.gather(*(fetch.download(client, limiter, site.url("/q"), s) for _ in range(6)))
+
+    assert [d.status for d in asyncio.run(run())] == [200] * 6
