@@ -357,35 +357,33 @@ def _evidence_item(x: Item, count: int, title: int, boost: float) -> dict[str, A
             "score": round(_contribution(x.weight, count, title, boost), 3)}
 
 
+def _fired(doc: _Text, items: Sequence[Item], boost: float) -> list[dict[str, Any]]:
+    """Evidence for each item found in the text or the title, in the rule's order."""
+    counts = _counts(doc, items)
+    fired = []
+    for x in items:
+        n, t = counts.get(x, 0), doc.title_count(x)
+        if n or t:
+            fired.append(_evidence_item(x, n, t, boost))
+    return fired
+
+
 def _evaluate(topic: Topic, doc: _Text, rules: RuleSet) -> tuple[bool, float, dict[str, Any]]:
     boost = rules.title_boost
     score = 0.0
     required: list[dict[str, Any]] = []
     missing: list[str] = []
     for g in topic.required:
-        counts = _counts(doc, g.items)
-        matched = []
-        total = 0
-        for x in g.items:
-            n, t = counts.get(x, 0), doc.title_count(x)
-            if n or t:
-                ev = _evidence_item(x, n, t, boost)
-                matched.append(ev)
-                score += ev["score"]
-                total += n + t
+        matched = _fired(doc, g.items, boost)
+        score += sum(ev["score"] for ev in matched)
+        total = sum(ev["count"] + ev["title"] for ev in matched)
         ok = total >= g.min_count
         if not ok:
             missing.append(g.name)
         required.append({"group": g.name, "min_count": g.min_count, "count": total, "matched": matched,
                          "ok": ok})
-    supporting = []
-    counts = _counts(doc, topic.supporting)
-    for x in topic.supporting:
-        n, t = counts.get(x, 0), doc.title_count(x)
-        if n or t:
-            ev = _evidence_item(x, n, t, boost)
-            supporting.append(ev)
-            score += ev["score"]
+    supporting = _fired(doc, topic.supporting, boost)
+    score += sum(ev["score"] for ev in supporting)
     excluded = [x.ref for x in topic.exclude if doc.spans(x) or doc.title_count(x)]
     score = round(score, 3)
     passed = not missing and not excluded and score >= topic.threshold
