@@ -303,7 +303,7 @@ def tag_cmd(settings: config.Settings, files: tuple[str, ...]) -> None:
 
 
 @main.command("retag")
-@click.option("--since", help="Only articles discovered since this date (YYYY-MM-DD).")
+@click.option("--since", help="Only articles discovered since then: a date like 2019-10-01, or 7d, 24h.")
 @click.option("--stages", default="tag", show_default=True,
               type=click.Choice(["extract", "tag", "extract,tag"]),
               help="Re-run extraction from stored pages, tagging, or both.")
@@ -311,21 +311,12 @@ def tag_cmd(settings: config.Settings, files: tuple[str, ...]) -> None:
 @friendly
 def retag_cmd(settings: config.Settings, since: str | None, stages: str) -> None:
     """Re-process stored articles after a model, rules or extractor change (no network)."""
-    result = ingest.reprocess(settings, since=_parse_day(since), stages=tuple(stages.split(",")))
+    from pipeline.queries import parse_since
+
+    result = ingest.reprocess(settings, since=parse_since(since) if since else None,
+                              stages=tuple(stages.split(",")))
     for stage, counts in result.items():
         click.echo(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v and ":" not in k))
-
-
-def _parse_day(value: str | None):
-    from datetime import UTC, datetime
-
-    if not value:
-        return None
-    try:
-        day = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"--since {value!r} is not a date like 2019-10-01") from None
-    return day if day.tzinfo else day.replace(tzinfo=UTC)
 
 
 # --- airflow and the demo -------------------------------------------------------------------

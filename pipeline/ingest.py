@@ -274,9 +274,6 @@ def new_run_key(trigger: str) -> str:
     return f"{trigger}__{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}__{uuid.uuid4().hex[:6]}"
 
 
-STAGES = ("sync", "poll", "fetch", "extract", "tag", "cluster")
-
-
 def ingest_once(settings: Settings, *, run_key: str | None = None, trigger: str = "cli",
                 progress: Progress = _noop) -> tuple[str, list[StageResult], list[quality.Check]]:
     """One full cycle, recorded as one `ingest_runs` row, with the quality checks' verdicts."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from datetime import datetime
 
 from pipeline import config, ingest, quality, store
 from pipeline.errors import NewsroomError
@@ -120,5 +119,7 @@ def mark_failed(run_key: str, reason: str) -> None:
 
 
 def reprocess(since: str | None, stages: Sequence[str]) -> dict:
-    day = datetime.fromisoformat(since) if since else None
-    return ingest.reprocess(_settings(), since=day, stages=tuple(stages))
+    from pipeline.queries import parse_since
+
+    # parse_since, like the CLI: a date means midnight UTC, never the server's local time
+    return ingest.reprocess(_settings(), since=parse_since(since) if since else None, stages=tuple(stages))
