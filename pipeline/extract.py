@@ -41,6 +41,7 @@ from trafilatura.settings import Document
 
 from pipeline.errors import PermanentError
 from pipeline.records import Extraction
+from pipeline.text import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def extract_article(
     meta = _metadata(tree)
 
     title = _clean_title(meta.title, meta.sitename) or _clean_text(feed_title) or None
-    text = _extract_body(tree, url, ld)
+    text = safe_text(_extract_body(tree, url, ld))  # JSON-LD may carry "\u0000" or "\ud800"
     if not text:
         if _is_index_page(text, tree, ld):
             raise ExtractionFailed("not_article", "no article body, the page is mostly headline links")
@@ -118,7 +119,7 @@ def extract_article(
         raise ExtractionFailed("paywall", f"{words}-word teaser and {marker}")
     if _is_index_page(text, tree, ld):
         raise ExtractionFailed("not_article", "headlines and link texts, no article prose")
-    if words < MIN_WORDS and len(text) < MIN_CHARS:
+    if not words or (words < MIN_WORDS and len(text) < MIN_CHARS):  # 300 emoji are no article
         raise ExtractionFailed("too_short", f"{words} words, below the {MIN_WORDS}-word minimum")
 
     published_at, published_source = reconcile_dates(
@@ -148,7 +149,26 @@ def _parse(html: str) -> HtmlElement:
         raise ExtractionFailed("empty_html", f"the page could not be parsed as HTML: {err}") from err
     if tree is None or not "".join(tree.itertext()).strip():
         raise ExtractionFailed("empty_html", "the page has no text")
+    _scrub(tree)
     return tree
+
+
+# Characters lxml refuses to set as text or attribute values, though its HTML parser makes them
+# from references ("&#11;"); trafilatura copies text and attributes around and then crashes.
+_XML_UNFIT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _scrub(tree: HtmlElement) -> None:
+    """Replace `_XML_UNFIT` characters in text, tails and attribute values with spaces, in place."""
+    for el in tree.iter():
+        if el.text and _XML_UNFIT.search(el.text):
+            el.text = _XML_UNFIT.sub(" ", el.text)
+        if el.tail and _XML_UNFIT.search(el.tail):
+            el.tail = _XML_UNFIT.sub(" ", el.tail)
+        if isinstance(el.tag, str):
+            for key, value in el.attrib.items():
+                if _XML_UNFIT.search(value):
+                    el.set(key, _XML_UNFIT.sub(" ", value))
 
 
 def _json_ld_objects(tree: HtmlElement) -> list[dict[str, Any]]:
@@ -210,13 +230,23 @@ class _PageMeta:
     sitename: str | None
 
 
+_JSON_SCRIPT_TYPES = ("application/ld+json", "application/settings+json")  # what trafilatura reads
+_LD_TAG_BUDGET = 200_000_000  # "<" count x length: a bound on that regex's work (~0.2 s)
+
+
 def _metadata(tree: HtmlElement) -> _PageMeta:
     """Title, author and site name, the way trafilatura.extract_metadata finds them.
 
     Why not extract_metadata itself: it also computes categories, tags, licence and a date,
     a third of its time, all unused here (the date comes from _page_date).
     """
+    # trafilatura strips tags from JSON-LD text with r"<[^>]*>", which backtracks quadratically
+    # when "<" abound without ">" (10 MB of "<a" takes hours): such scripts are hidden from it.
+    hidden = [(el, el.get("type")) for el in tree.iterfind(".//script")
+              if el.get("type") in _JSON_SCRIPT_TYPES and el.text and el.text.count("<") * len(el.text) > _LD_TAG_BUDGET]
     try:
+        for el, _ in hidden:
+            el.set("type", "text/x-hidden")
         meta = trafilatura_metadata.examine_meta(tree)
         if meta.author and " " not in meta.author:  # a single token is a handle, not a name
             meta.author = None
@@ -224,6 +254,9 @@ def _metadata(tree: HtmlElement) -> _PageMeta:
     except Exception as err:  # as trafilatura does: publisher JSON-LD is endlessly malformed
         log.debug("metadata extraction failed: %s", err)
         meta = Document()
+    finally:
+        for el, kind in hidden:
+            el.set("type", kind)
     title = meta.title or trafilatura_metadata.extract_title(tree)
     author = meta.author or trafilatura_metadata.extract_author(tree)
     sitename = meta.sitename or trafilatura_metadata.extract_sitename(tree)
@@ -286,7 +319,7 @@ def json_ld_body(ld: list[dict[str, Any]]) -> str:
     if not bodies:
         return ""
     raw = max(bodies, key=len)
-    if re.search(r"</?[a-zA-Z][^>]*>", raw):  # HTML inside the JSON string
+    if re.search(r"</?[a-zA-Z][^<>]*>", raw):  # HTML inside the JSON string ([^<>]: linear on "<a<a<a...")
         try:
             frag = fragment_fromstring(raw, create_parent="div")
         except (etree.ParserError, ValueError):
@@ -587,10 +620,9 @@ def _page_date(tree: HtmlElement) -> datetime | None:
 
 def _parse_iso(value: str) -> datetime | None:
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return _as_utc(datetime.fromisoformat(value))
+    except (ValueError, OverflowError):
         return None
-    return _as_utc(parsed)
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -624,7 +656,10 @@ def reconcile_dates(
     def plausible(value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        value = _as_utc(value)
+        try:
+            value = _as_utc(value)
+        except OverflowError:  # within hours of year 1 or 9999: implausible anyway
+            return None
         return value if MIN_DATE <= value <= now + FUTURE_TOLERANCE else None
 
     page, feed, url = plausible(page), plausible(feed), plausible(url)
@@ -647,7 +682,7 @@ def reconcile_dates(
 # --- small helpers ---------------------------------------------------------------------------
 
 def _clean_text(value: str | None) -> str:
-    return " ".join(value.split()) if value else ""
+    return " ".join(safe_text(value).split()) if value else ""
 
 
 def _clean_title(title: str | None, sitename: str | None) -> str:

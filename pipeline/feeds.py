@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import html
+import io
 import logging
 import random
 import re
@@ -19,6 +20,7 @@ from urllib.parse import urljoin
 from pipeline.config import read_yaml
 from pipeline.errors import ConfigError, PermanentError
 from pipeline.records import FeedEntry, FeedSpec
+from pipeline.text import safe_text, truncate_utf8
 from pipeline.urls import canonical_url
 
 log = logging.getLogger(__name__)
@@ -98,17 +100,83 @@ class ParsedFeed:
     skipped: int = 0  # entries without a usable link
 
 
-_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S)
+# Atomic groups and [^<>]: backtracking stays linear on hostile input ("<!---->" * 30 took minutes).
+_HTML_START = re.compile(rb"^\s*(?><!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S)
 _FEED_LINK = re.compile(
-    rb"""<link[^>]+type=["']application/(rss|atom)\+xml["'][^>]*>""", re.I)
-_TAG = re.compile(r"<[^>]+>")
+    rb"""<link[^<>]+type=["']application/(rss|atom)\+xml["'][^>]*>""", re.I)
+_TAG = re.compile(r"<[^<>]+>")
+
+# Limits on what one feed may put in the database (characters).
+MAX_TITLE_CHARS = 1000
+MAX_SUMMARY_CHARS = 5000
+MAX_AUTHOR_CHARS = 200
+MAX_AUTHORS = 20
+MAX_GUID_BYTES = 1000  # unique-indexed with the feed id: well under a btree entry's limit
+# Internal DTD entities may expand a feed to at most this many bytes in all: one entity of
+# 10 KB used 100,000 times is a gigabyte, and feedparser's guard only stops nested ones.
+MAX_ENTITY_EXPANSION = 1_000_000
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,16})|([0-9]{1,24}));?")
+_ENTITY_DECL = re.compile(
+    rb"""<!ENTITY\s+(%\s+)?([A-Za-z_:][\w.:-]*)\s+(?:(?:SYSTEM|PUBLIC)\b[^<>]*|"([^"]*)"|'([^']*)')\s*>""")
+_ENTITY_REF = re.compile(rb"[&%]([A-Za-z_:][\w.:-]*);")
 
 
-def _plain(text: str | None, limit: int = 5000) -> str | None:
-    if not text:
+def _fix_char_ref(m: re.Match) -> bytes:
+    """A numeric character reference XML allows stays; one outside Unicode, a surrogate, NUL or
+    a control character becomes U+FFFD (feedparser raises on them)."""
+    value = int(m.group(1), 16) if m.group(1) is not None else int(m.group(2))
+    if value in (0x9, 0xA, 0xD) or 0x20 <= value <= 0xD7FF or 0xE000 <= value <= 0xFFFD or 0x10000 <= value <= 0x10FFFF:
+        return m.group(0)
+    return b"&#xFFFD;"
+
+
+def entity_expansion(body: bytes) -> int:
+    """Bytes that the internal DTD entities of `body` would expand to, in all (an upper bound)."""
+    decls = {m.group(2): (m.group(3) or m.group(4) or b"")
+             for m in _ENTITY_DECL.finditer(body[:1_000_000]) if not m.group(1)}
+    if not decls:
+        return 0
+    sizes: dict[bytes, int] = {}
+
+    def size(name: bytes, depth: int = 0) -> int:
+        if name in sizes:
+            return sizes[name]
+        if depth > 20:
+            return MAX_ENTITY_EXPANSION + 1
+        sizes[name] = MAX_ENTITY_EXPANSION + 1  # a reference cycle counts as unbounded
+        value = decls[name]
+        total = len(value) + sum(size(r, depth + 1) for r in _ENTITY_REF.findall(value) if r in decls)
+        sizes[name] = min(total, MAX_ENTITY_EXPANSION + 1)
+        return sizes[name]
+
+    doc_start = body.find(b"]>")
+    rest = body[doc_start + 2:] if doc_start >= 0 else body
+    total = 0
+    for ref in _ENTITY_REF.findall(rest):
+        if ref in decls:
+            total += size(ref)
+            if total > MAX_ENTITY_EXPANSION:
+                break
+    return total
+
+
+def sanitise_feed_bytes(body: bytes) -> bytes:
+    """The document with its unusable character references replaced; FeedError if its internal
+    entities would expand past MAX_ENTITY_EXPANSION."""
+    if b"<!ENTITY" in body[:1_000_000]:
+        expanded = entity_expansion(body)
+        if expanded > MAX_ENTITY_EXPANSION:
+            raise FeedError("entity_expansion", f"the document's DTD entities expand to more than "
+                            f"{MAX_ENTITY_EXPANSION:,} bytes; refused")
+    return _CHAR_REF.sub(_fix_char_ref, body) if b"&#" in body else body
+
+
+def _plain(text: object, limit: int = 5000) -> str | None:
+    if not text or not isinstance(text, str):
         return None
+    text = text[: limit * 20]  # markup and whitespace shrink; the rest would be cut anyway
     out = " ".join(html.unescape(_TAG.sub(" ", text)).split())
-    return out[:limit] or None
+    return safe_text(out, limit) or None
 
 
 def _when(entry: dict) -> datetime | None:
@@ -127,10 +195,10 @@ def _when(entry: dict) -> datetime | None:
 
 def _authors(entry: dict) -> tuple[str, ...]:
     names = [a.get("name") for a in entry.get("authors") or [] if isinstance(a, dict)]
-    names = [n.strip() for n in names if n and n.strip()]
     if not names and entry.get("author"):
-        names = [entry["author"].strip()]
-    return tuple(dict.fromkeys(names))
+        names = [entry["author"]]
+    names = [_plain(n, MAX_AUTHOR_CHARS) for n in names[:MAX_AUTHORS]]
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def _benign_bozo() -> tuple[type, ...]:
@@ -159,9 +227,16 @@ def parse_feed(body: bytes, *, feed_url: str, content_type: str | None = None) -
     headers = {"content-location": feed_url}
     if content_type:
         headers["content-type"] = content_type
-    # bytes, never a str: feedparser would treat a URL-looking string as something to fetch
-    parsed = feedparser.parse(bytes(body), response_headers=headers, sanitize_html=True,
-                              resolve_relative_uris=True)
+    body = sanitise_feed_bytes(bytes(body))
+    # A byte stream, never bytes or str: feedparser opens a str that looks like a URL, and a
+    # str or bytes that names a local file (a server answering "/etc/hostname" would be read).
+    try:
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=True,
+                                  resolve_relative_uris=True)
+    except MemoryError:
+        raise
+    except Exception as exc:  # feedparser raises on some malformed input; one feed's problem
+        raise FeedError("parse_error", f"feedparser failed: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not parsed.get("version") and not parsed.entries:
         exc = parsed.get("bozo_exception")
         reason = f": {type(exc).__name__}: {str(exc)[:200]}" if exc else ""
@@ -173,34 +248,51 @@ def parse_feed(body: bytes, *, feed_url: str, content_type: str | None = None) -
     seen: set[str] = set()
     skipped = 0
     for raw in parsed.entries:
-        link = raw.get("link")  # feedparser already falls back to a permalink guid
-        if not link or not isinstance(link, str):
-            skipped += 1
-            continue
         try:
-            url = canonical_url(link, base=feed_url)
-            entry_url = urljoin(feed_url, link.strip())
-        except (ValueError, TypeError):
+            entry = _entry(raw, feed_url)
+        except MemoryError:
+            raise
+        except Exception as exc:  # one odd entry never costs the feed its other entries
+            log.info("feed %s: skipped an entry: %s: %s", feed_url, type(exc).__name__, str(exc)[:200])
+            entry = None
+        if entry is None:
             skipped += 1
             continue
-        if url in seen:
+        if entry.url in seen:
             continue
-        seen.add(url)
-        entries.append(FeedEntry(
-            url=url,
-            entry_url=entry_url,
-            guid=(str(raw.get("id")).strip()[:2000] or None) if raw.get("id") else None,
-            title=_plain(raw.get("title"), 1000),
-            summary=_plain(raw.get("summary")),
-            published=_when(raw),
-            authors=_authors(raw),
-        ))
+        seen.add(entry.url)
+        entries.append(entry)
     exc = parsed.get("bozo_exception")
     if not entries and parsed.get("bozo") and exc is not None and not isinstance(exc, benign):
         raise FeedError("parse_error", f"malformed feed: {type(exc).__name__}: {str(exc)[:200]}")
     if parsed.get("bozo") and exc is not None:
         log.debug("feed %s parsed with a warning: %s", feed_url, parsed["bozo_exception"])
     return ParsedFeed(title=_plain(parsed.feed.get("title"), 500), entries=tuple(entries), skipped=skipped)
+
+
+def _entry(raw: dict, feed_url: str) -> FeedEntry | None:
+    """One feedparser entry as a FeedEntry, or None without a usable link."""
+    link = raw.get("link")  # feedparser already falls back to a permalink guid
+    if not link or not isinstance(link, str):
+        return None
+    try:
+        url = canonical_url(link, base=feed_url)
+        if url == canonical_url(feed_url):  # a link of "//" or "" resolves to the feed itself
+            return None
+        entry_url = safe_text(urljoin(feed_url, link.strip()), 4000)
+    except (ValueError, TypeError):
+        return None
+    guid = raw.get("id")
+    guid = truncate_utf8(safe_text(guid.strip()), MAX_GUID_BYTES) or None if isinstance(guid, str) else None
+    return FeedEntry(
+        url=url,
+        entry_url=entry_url,
+        guid=guid,
+        title=_plain(raw.get("title"), MAX_TITLE_CHARS),
+        summary=_plain(raw.get("summary"), MAX_SUMMARY_CHARS),
+        published=_when(raw),
+        authors=_authors(raw),
+    )
 
 
 # --- failures, backoff, health --------------------------------------------------------------
