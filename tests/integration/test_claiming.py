@@ -7,7 +7,7 @@ import time
 
 import psycopg
 
-from pipeline import store
+from pipeline import store, workqueue
 from pipeline.records import FeedEntry, FeedSpec
 
 
@@ -19,11 +19,12 @@ def _seed(conn, n):
     conn.commit()
 
 
-def _worker(dsn, out):
+def _worker(dsn, out, ready):
     done = []
     with psycopg.connect(dsn) as conn:
+        ready.wait(timeout=120)  # all start together, however long each took to import
         while True:
-            batch = store.claim_articles(conn, "discovered", limit=7)
+            batch = workqueue.claim_articles(conn, workqueue.Stage.FETCH, owner="t", limit=7)[1]
             conn.commit()
             if not batch:
                 break
@@ -38,8 +39,8 @@ def _worker(dsn, out):
 def test_parallel_worker_processes_process_each_article_exactly_once(db_dsn, conn):
     _seed(conn, 300)
     ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(db_dsn, out)) for _ in range(4)]
+    out, ready = ctx.Queue(), ctx.Barrier(4)
+    procs = [ctx.Process(target=_worker, args=(db_dsn, out, ready)) for _ in range(4)]
     for p in procs:
         p.start()
     results = [out.get(timeout=120) for _ in procs]
@@ -53,14 +54,14 @@ def test_parallel_worker_processes_process_each_article_exactly_once(db_dsn, con
 
 def test_a_lease_hides_rows_until_it_expires(db_dsn, conn):
     _seed(conn, 5)
-    first = store.claim_articles(conn, "discovered", limit=5, lease_seconds=1)
+    first = workqueue.claim_articles(conn, workqueue.Stage.FETCH, owner="t", limit=5, lease_seconds=1)[1]
     conn.commit()
     assert len(first) == 5
     # a worker "killed" here never reports back; nobody else can take the rows meanwhile
-    assert store.claim_articles(conn, "discovered", limit=5) == []
+    assert workqueue.claim_articles(conn, workqueue.Stage.FETCH, owner="t", limit=5)[1] == []
     conn.commit()
     time.sleep(1.2)
-    again = store.claim_articles(conn, "discovered", limit=5)
+    again = workqueue.claim_articles(conn, workqueue.Stage.FETCH, owner="t", limit=5)[1]
     conn.commit()
     assert sorted(a.id for a in again) == sorted(a.id for a in first)
     assert all(a.attempts == 2 for a in again)
@@ -70,11 +71,11 @@ def test_claim_due_feeds_is_exclusive_and_sharded_by_host(conn):
     urls = [f"http://host{h}.example/{i}.xml" for h in range(6) for i in range(3)]
     store.upsert_feeds(conn, [FeedSpec(url=u, name=u) for u in urls])
     conn.commit()
-    shards = [store.claim_due_feeds(conn, shard=k, shards=3) for k in range(3)]
+    shards = [workqueue.claim_feeds(conn, owner="t", shard=k, shards=3)[1] for k in range(3)]
     conn.commit()
     assert sum(len(s) for s in shards) == len(urls)
     hosts = [{f.url.split("/")[2] for f in s} for s in shards]
     for a in range(3):
         for b in range(a + 1, 3):
             assert not hosts[a] & hosts[b]  # a host's feeds all land in one shard
-    assert store.claim_due_feeds(conn) == []  # leased: not due again until polled or expired
+    assert workqueue.claim_feeds(conn, owner="another worker")[1] == []  # leased: not due again until polled or expired
