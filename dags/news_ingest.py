@@ -2,6 +2,9 @@
 
 Wiring only: every task calls one function of `pipeline.tasks`. Stages pass ids and counts,
 never bodies, and each claims its own work from Postgres, so retries and extra workers are safe.
+For the same reason a stage runs even when a task before it failed (trigger rule all_done: a
+failed poll shard must not stop the pages already waiting from being fetched, extracted and
+tagged); the run still ends failed, with the reason in `ingest_runs` and the log.
 """
 
 from __future__ import annotations
@@ -32,9 +35,14 @@ def _on_failure(context) -> None:
 
     ti = context.get("task_instance")
     exc = context.get("exception")
-    reason = f"{getattr(ti, 'task_id', '?')} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if exc else ''}"
+    lines = str(exc).splitlines() if exc else []
+    where = getattr(ti, "task_id", "?")
+    if getattr(ti, "map_index", -1) not in (-1, None):
+        where += f"[{ti.map_index}]"
+    reason = f"{where} failed: {type(exc).__name__}: {lines[0] if lines else ''}"
     logging.getLogger("newsroom.dag").error("NEWSROOM TASK FAILED: %s", reason)
-    tasks.mark_failed(context["run_id"], reason)
+    if getattr(ti, "task_id", "") != "summary" or type(exc).__name__ != "AirflowFailException":
+        tasks.mark_failed(context["run_id"], reason)  # (summary's verdict repeats reasons already there)
 
 
 DEFAULTS = {
@@ -83,53 +91,60 @@ def news_ingest():
         from pipeline import tasks
 
         get_current_context()["shard_label"] = f"shard {shard + 1} of {shards}"
-        return tasks.poll(shard, shards)
+        return tasks.poll(shard, shards, _run_key())
 
-    @task(pool=NETWORK_POOL, execution_timeout=pendulum.duration(minutes=30))
+    @task(pool=NETWORK_POOL, execution_timeout=pendulum.duration(minutes=30), trigger_rule="all_done")
     def fetch_pages(polled: list) -> dict:
         from pipeline import tasks
 
-        return tasks.fetch()
+        return tasks.fetch(_run_key())
 
-    @task
+    @task(trigger_rule="all_done")
     def plan_workers(fetched: dict) -> list[int]:
         from pipeline import tasks
 
         return tasks.plan_workers()
 
-    @task(map_index_template="{{ worker_label }}")
+    @task(map_index_template="{{ worker_label }}", trigger_rule="all_done")
     def extract(worker: int, fetched: dict) -> dict:
         from pipeline import tasks
 
         get_current_context()["worker_label"] = f"worker {worker + 1}"
-        return tasks.extract()
+        return tasks.extract(_run_key())
 
-    @task(execution_timeout=pendulum.duration(minutes=40), map_index_template="{{ worker_label }}")
+    @task(execution_timeout=pendulum.duration(minutes=40), map_index_template="{{ worker_label }}",
+          trigger_rule="all_done")
     def tag(worker: int, extracted: list) -> dict:
         from pipeline import tasks
 
         get_current_context()["worker_label"] = f"worker {worker + 1}"
-        return tasks.tag()
+        return tasks.tag(_run_key())
 
-    @task
+    @task(trigger_rule="all_done")
     def cluster(tagged: list) -> dict:
         from pipeline import tasks
 
         return tasks.cluster()
 
-    @task(retries=0)
+    @task(retries=0, trigger_rule="all_done")
     def quality_checks(run_key: str, sync_r: dict, polled: list, fetched: dict, extracted: list, tagged: list,
                        clustered: dict) -> list[dict]:
         from pipeline import tasks
 
         return tasks.check(run_key, [sync_r, polled, fetched, extracted, tagged, clustered])
 
-    @task(outlets=[ARTICLES])
+    # Fails (after recording the run) when any task of the run failed: the run ends red.
+    @task(outlets=[ARTICLES], trigger_rule="all_done")
     def summary(run_key: str, sync_r: dict, polled: list, fetched: dict, extracted: list, tagged: list,
                 clustered: dict, checks: list[dict]) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from pipeline import tasks
 
-        return tasks.summarise(run_key, [sync_r, polled, fetched, extracted, tagged, clustered], checks)
+        try:
+            return tasks.summarise(run_key, [sync_r, polled, fetched, extracted, tagged, clustered], checks)
+        except tasks.RunFailed as exc:
+            raise AirflowFailException(str(exc)) from None  # a verdict on the run: no retries
 
     run_key = begin()
     synced = sync_feeds(run_key)

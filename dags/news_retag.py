@@ -1,6 +1,7 @@
 """Re-process stored articles after a model, gazetteer, rules or extractor change (no network).
 
-Trigger it by hand with Params: `since` (YYYY-MM-DD, empty = all) and `stages`.
+Trigger it by hand with Params: `since` (YYYY-MM-DD, empty = all), `stages` and `limit`
+(0 = no limit). The chosen articles are backlog: news_ingest keeps taking new articles first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ ARTICLES = Asset("newsroom://articles")
                                                        "empty for all"),
         "stages": Param(["tag"], type="array", items={"type": "string", "enum": ["extract", "tag"]},
                         description="Stages to re-run: extract (from stored pages) and/or tag"),
+        "limit": Param(0, type="integer", minimum=0, description="At most this many articles, newest first; "
+                                                                 "0 for all that match"),
     },
 )
 def news_retag():
@@ -34,7 +37,7 @@ def news_retag():
         from pipeline import tasks
 
         params = get_current_context()["params"]
-        return tasks.reprocess(params.get("since") or None, params.get("stages") or ["tag"])
+        return tasks.reprocess(params.get("since") or None, params.get("stages") or ["tag"], params.get("limit"))
 
     reprocess()
 

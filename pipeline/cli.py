@@ -307,14 +307,18 @@ def tag_cmd(settings: config.Settings, files: tuple[str, ...]) -> None:
 @click.option("--stages", default="tag", show_default=True,
               type=click.Choice(["extract", "tag", "extract,tag"]),
               help="Re-run extraction from stored pages, tagging, or both.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many articles, newest first (default: all that match).")
 @click.pass_obj
 @friendly
-def retag_cmd(settings: config.Settings, since: str | None, stages: str) -> None:
-    """Re-process stored articles after a model, rules or extractor change (no network)."""
+def retag_cmd(settings: config.Settings, since: str | None, stages: str, limit: int | None) -> None:
+    """Re-process stored articles after a model, rules or extractor change (no network).
+
+    The articles become backlog: scheduled runs keep taking new articles first."""
     from pipeline.queries import parse_since
 
     result = ingest.reprocess(settings, since=parse_since(since) if since else None,
-                              stages=tuple(stages.split(",")))
+                              stages=tuple(stages.split(",")), limit=limit)
     for stage, counts in result.items():
         click.echo(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v and ":" not in k))
 

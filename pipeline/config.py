@@ -64,8 +64,10 @@ class Settings:
     per_host_delay: float = 1.0
     poll_concurrency: int = 64
     default_poll_interval: int = 1800
-    max_fetch_attempts: int = 5
-    claim_lease: int = 900  # seconds a claimed batch stays hidden from other workers
+    max_attempts: int = 5  # claims per stage before an article ends failed (poison items)
+    claim_lease: int = 60  # seconds a claim lasts without a heartbeat (renewed while working)
+    host_budget: float = 60.0  # seconds one host may take of a fetch stage run; the rest waits
+    max_text_chars: int = 300_000  # an extracted body is cut here (a reader's 50,000 words)
     # Airflow
     schedule: str = "*/30 * * * *"
     stage_workers: int = 2  # parallel mapped tasks for the CPU stages (extract, tag)
@@ -106,8 +108,10 @@ class Settings:
             per_host_delay=_number(env, "NEWSROOM_PER_HOST_DELAY", d.per_host_delay),
             poll_concurrency=_number(env, "NEWSROOM_POLL_CONCURRENCY", d.poll_concurrency, int, 1),
             default_poll_interval=_number(env, "NEWSROOM_POLL_INTERVAL", d.default_poll_interval, int, 60),
-            max_fetch_attempts=_number(env, "NEWSROOM_MAX_FETCH_ATTEMPTS", d.max_fetch_attempts, int, 1),
+            max_attempts=_number(env, "NEWSROOM_MAX_ATTEMPTS", d.max_attempts, int, 1),
             claim_lease=_number(env, "NEWSROOM_CLAIM_LEASE", d.claim_lease, int, 1),
+            host_budget=_number(env, "NEWSROOM_HOST_BUDGET", d.host_budget, minimum=1),
+            max_text_chars=_number(env, "NEWSROOM_MAX_TEXT_CHARS", d.max_text_chars, int, 1000),
             schedule=env.get("NEWSROOM_SCHEDULE", "").strip() or d.schedule,
             stage_workers=_number(env, "NEWSROOM_STAGE_WORKERS", d.stage_workers, int, 1),
             log_level=(env.get("NEWSROOM_LOG_LEVEL", "").strip() or d.log_level).upper(),
@@ -124,7 +128,8 @@ ENV_NAMES = {
     "max_body_bytes": "NEWSROOM_MAX_BODY_BYTES", "max_redirects": "NEWSROOM_MAX_REDIRECTS",
     "per_host_concurrency": "NEWSROOM_PER_HOST_CONCURRENCY", "per_host_delay": "NEWSROOM_PER_HOST_DELAY",
     "poll_concurrency": "NEWSROOM_POLL_CONCURRENCY", "default_poll_interval": "NEWSROOM_POLL_INTERVAL",
-    "max_fetch_attempts": "NEWSROOM_MAX_FETCH_ATTEMPTS", "claim_lease": "NEWSROOM_CLAIM_LEASE",
+    "max_attempts": "NEWSROOM_MAX_ATTEMPTS", "claim_lease": "NEWSROOM_CLAIM_LEASE",
+    "host_budget": "NEWSROOM_HOST_BUDGET", "max_text_chars": "NEWSROOM_MAX_TEXT_CHARS",
     "schedule": "NEWSROOM_SCHEDULE", "stage_workers": "NEWSROOM_STAGE_WORKERS",
     "log_level": "NEWSROOM_LOG_LEVEL",
     "qc_min_extract_rate": "NEWSROOM_QC_MIN_EXTRACT_RATE", "qc_stuck_hours": "NEWSROOM_QC_STUCK_HOURS",

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
-from pipeline import feeds, fetch, quality, store
+from pipeline import feeds, fetch, quality, store, workqueue
 from pipeline.config import Settings
+from pipeline.records import ClaimedArticle, PollResult
+from pipeline.workqueue import Stage
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +41,70 @@ class StageResult:
     counts: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)  # error_class -> n
     seconds: float = 0.0
+    topics: Counter = field(default_factory=Counter)  # topic slug -> articles tagged with it
 
     def as_dict(self) -> dict:
-        return {"stage": self.stage, "counts": dict(self.counts), "errors": dict(self.errors),
-                "seconds": round(self.seconds, 3)}
+        out = {"stage": self.stage, "counts": dict(self.counts), "errors": dict(self.errors),
+               "seconds": round(self.seconds, 3)}
+        if self.topics:
+            out["topics"] = dict(self.topics)
+        return out
 
 
-def _claimed_batches(conn, settings: Settings, status: str, result: StageResult, *, limit: int, batch_size: int,
-                     ids: Sequence[int] | None) -> Iterator[list]:
-    """Lease batches of articles in `status` until none are left or `limit` were taken; each
-    claim is committed at once so other workers see it."""
+def _owner(run_key: str | None, stage: str, part: int | str | None = None) -> str:
+    """Who holds a claim: the run, the stage and this process (or a shard, so that a retry of the
+    same poll task takes its own crashed claims back at once)."""
+    where = part if part is not None else f"{socket.gethostname()}:{os.getpid()}"
+    return f"{run_key or 'adhoc'}/{stage}/{where}"
+
+
+def _internal(exc: BaseException) -> str:
+    return f"internal_error: {type(exc).__name__}: {str(exc)[:500]}"
+
+
+def _claimed_batches(conn, settings: Settings, stage: Stage, result: StageResult, hb: workqueue.Heartbeat, *,
+                     owner: str, limit: int, batch_size: int, ids: Sequence[int] | None,
+                     exclude: list[int] | None = None,
+                     interleave_hosts: bool = False) -> Iterator[tuple[workqueue.Claim, list[ClaimedArticle]]]:
+    """Lease batches of articles for `stage` until none are left or `limit` were taken; each
+    claim is committed at once so other workers see it, and kept alive by the heartbeat while
+    its batch is worked on. Articles claimed too often end failed first (poison items)."""
     while result.counts["claimed"] < limit:
-        claimed = store.claim_articles(conn, status, lease_seconds=settings.claim_lease,
-                                       limit=min(batch_size, limit - result.counts["claimed"]), ids=ids)
+        gave_up = workqueue.give_up_exhausted(conn, stage, max_attempts=settings.max_attempts)
+        if gave_up:
+            result.counts["failed"] += gave_up
+            result.errors["gave_up"] += gave_up
+            log.warning("%s: %d articles claimed %d times without finishing are now failed",
+                        stage, gave_up, settings.max_attempts)
+        claim, claimed = workqueue.claim_articles(
+            conn, stage, owner=owner, limit=min(batch_size, limit - result.counts["claimed"]),
+            lease_seconds=settings.claim_lease, max_attempts=settings.max_attempts, ids=ids,
+            exclude=exclude or (), interleave_hosts=interleave_hosts)
         conn.commit()
         if not claimed:
             return
         result.counts["claimed"] += len(claimed)
-        yield claimed
+        hb.add(claim.token)
+        try:
+            yield claim, claimed
+        finally:
+            hb.remove(claim.token)
+
+
+def _isolated(conn, what: str, item_id: int, work: Callable[[], object], on_error: Callable[[str], None]):
+    """Run `work` for one item in a savepoint. An exception that is the item's own (not the
+    database's or the machine's) is logged with its traceback and handed to `on_error` as
+    "internal_error: Type: message"; the batch goes on."""
+    try:
+        with conn.transaction():
+            return work()
+    except Exception as exc:
+        if store.is_infrastructure(exc):
+            raise
+        log.exception("%s %s failed", what, item_id)
+        with conn.transaction():
+            on_error(_internal(exc))
+        return None
 
 
 def sync_feeds(settings: Settings) -> StageResult:
@@ -69,34 +119,70 @@ def sync_feeds(settings: Settings) -> StageResult:
 
 def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: int = 100_000,
                feed_ids: Sequence[int] | None = None, limiter: fetch.HostLimiter | None = None,
-               progress: Progress = _noop) -> StageResult:
-    """Poll due feeds (this shard's), record every poll and its entries."""
+               progress: Progress = _noop, run_key: str | None = None,
+               resolve: fetch.Resolver | None = None) -> StageResult:
+    """Poll due feeds (this shard's), record every poll and its entries. One feed's failure,
+    whatever it is, is recorded on that feed; the others go on."""
     t0 = time.monotonic()
     result = StageResult("poll")
-    limiter = limiter or fetch.HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
-    with store.session(settings) as conn:
-        due = store.claim_due_feeds(conn, limit=limit, lease_seconds=max(settings.claim_lease, 60), shard=shard,
-                                    shards=shards, feed_ids=feed_ids)
+    limiter = limiter or _limiter(settings)
+    owner = _owner(run_key, "poll", f"shard{shard}of{shards}")
+    with store.session(settings) as conn, workqueue.Heartbeat(store.resolve_dsn(settings), settings.claim_lease) as hb:
+        claim, due = workqueue.claim_feeds(conn, owner=owner, limit=limit, lease_seconds=settings.claim_lease,
+                                           shard=shard, shards=shards, feed_ids=feed_ids)
         conn.commit()
         if not due:
+            leased = workqueue.leased_feeds(conn)
+            if leased["live"]:
+                result.counts["leased_elsewhere"] = leased["live"]
+                log.warning("no feed to poll: %d feeds are claimed by another worker right now", leased["live"])
             return result
+        hb.add(claim.token)
+        by_id = {f.id: f for f in due}
+
+        def record(r: PollResult) -> list[int] | None:
+            return store.record_poll(conn, r, default_interval=settings.default_poll_interval, token=claim.token)
+
+        def record_crash(r: PollResult, error: str) -> None:
+            feed = by_id[r.feed_id]
+            delay = feeds.next_poll_delay(failures=feed.consecutive_failures + 1,
+                                          interval=feed.poll_interval or settings.default_poll_interval)
+            crashed = replace(r, outcome="error", entries=(), error_class="internal_error", error_message=error,
+                              transient=True, next_poll_at=r.finished_at + timedelta(seconds=delay))
+            record(crashed)
+            result.errors["internal_error"] += 1
+
+        def count(r: PollResult, new_ids: list[int] | None) -> None:
+            result.counts["polled"] += 1
+            if new_ids is None:
+                result.counts["stale"] += 1
+                return
+            result.counts[r.outcome] += 1
+            result.counts["entries"] += len(r.entries)
+            result.counts["new_articles"] += len(new_ids)
+            if r.error_class:
+                result.errors[r.error_class] += 1
 
         def flush(batch: list) -> None:
+            try:  # the whole batch at once; one feed's bad data sends it down the careful path
+                with conn.transaction():
+                    recorded = store.record_polls(conn, batch, default_interval=settings.default_poll_interval,
+                                                  token=claim.token)
+            except Exception as exc:
+                if store.is_infrastructure(exc):
+                    raise
+                recorded = {r.feed_id: _isolated(conn, "recording the poll of feed", r.feed_id,
+                                                 lambda r=r: record(r), lambda error, r=r: record_crash(r, error))
+                            for r in batch}
             for r in batch:
-                new_ids = store.record_poll(conn, r, default_interval=settings.default_poll_interval)
-                result.counts["polled"] += 1
-                result.counts[r.outcome] += 1
-                result.counts["entries"] += len(r.entries)
-                result.counts["new_articles"] += len(new_ids)
-                if r.error_class:
-                    result.errors[r.error_class] += 1
+                count(r, recorded[r.feed_id])
             conn.commit()
             progress("poll", len(batch))
             batch.clear()
 
         async def run() -> None:
             batch: list = []
-            async for r in fetch.poll_feeds(due, settings, limiter):
+            async for r in fetch.poll_feeds(due, settings, limiter, resolve=resolve):
                 batch.append(r)
                 if len(batch) >= FLUSH_EVERY:
                     flush(batch)
@@ -108,42 +194,73 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
     return result
 
 
+def _limiter(settings: Settings) -> fetch.HostLimiter:
+    return fetch.HostLimiter(settings.per_host_concurrency, settings.per_host_delay, settings.poll_concurrency)
+
+
 def fetch_pages(settings: Settings, *, limit: int = 1_000_000, batch_size: int = 200,
                 ids: Sequence[int] | None = None, limiter: fetch.HostLimiter | None = None,
-                progress: Progress = _noop) -> StageResult:
-    """Download pages of newly discovered articles, batch by batch, until none are left."""
+                progress: Progress = _noop, run_key: str | None = None,
+                resolve: fetch.Resolver | None = None) -> StageResult:
+    """Download pages of newly discovered articles, batch by batch, until none are left. A host
+    that used up its time budget (NEWSROOM_HOST_BUDGET) keeps its remaining pages for next run."""
     t0 = time.monotonic()
     result = StageResult("fetch")
-    limiter = limiter or fetch.HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
+    limiter = limiter or _limiter(settings)
     robots = fetch.RobotsCache(settings, limiter)
-    with store.session(settings) as conn:
-        batches = _claimed_batches(conn, settings, "discovered", result, limit=limit, batch_size=batch_size, ids=ids)
-        for claimed in batches:
+    budget = fetch.HostBudget(settings.host_budget)
+    deferred: list[int] = []
+    with store.session(settings) as conn, workqueue.Heartbeat(store.resolve_dsn(settings), settings.claim_lease) as hb:
+        batches = _claimed_batches(conn, settings, Stage.FETCH, result, hb, owner=_owner(run_key, "fetch"),
+                                   limit=limit, batch_size=batch_size, ids=ids, exclude=deferred,
+                                   interleave_hosts=True)
+        for claim, claimed in batches:
 
-            async def run(claimed=claimed) -> None:
-                async for article, outcome in fetch.fetch_pages(claimed, settings, limiter, robots):
-                    if isinstance(outcome, fetch.FetchError):
-                        status = store.record_failure(
-                            conn, article.id, stage="fetch", error=f"{outcome.error_class}: {outcome}",
-                            transient=outcome.transient, max_attempts=settings.max_fetch_attempts,
-                            retry_after_s=max(60.0, outcome.retry_after or 300.0))
-                        result.counts["failed" if status == "failed" else "retry_later"] += 1
-                        result.errors[outcome.error_class] += 1
-                    else:
-                        store.store_page(conn, outcome)
-                        result.counts["fetched"] += 1
+            def failed(article: ClaimedArticle, error: str, *, transient: bool, retry_after: float | None = None,
+                       error_class: str, token: str = claim.token) -> None:
+                status = workqueue.record_failure(
+                    conn, token, article.id, stage=Stage.FETCH, error=error, transient=transient,
+                    max_attempts=settings.max_attempts, retry_after_s=max(60.0, retry_after or 300.0))
+                if status is None:
+                    result.counts["stale"] += 1
+                    return
+                result.counts["failed" if status == "failed" else "retry_later"] += 1
+                result.errors[error_class] += 1
+
+            def one(article: ClaimedArticle, outcome, token: str = claim.token) -> None:
+                if isinstance(outcome, fetch.Deferred):
+                    workqueue.release(conn, token, [article.id])
+                    deferred.append(article.id)
+                    result.counts["deferred"] += 1
+                elif isinstance(outcome, fetch.FetchError):
+                    failed(article, f"{outcome.error_class}: {outcome}", transient=outcome.transient,
+                           retry_after=outcome.retry_after, error_class=outcome.error_class)
+                elif store.store_page(conn, outcome, token=token):
+                    result.counts["fetched"] += 1
+                else:
+                    result.counts["stale"] += 1
+
+            async def run(claim=claim, claimed=claimed) -> None:
+                async for article, outcome in fetch.fetch_pages(claimed, settings, limiter, robots, budget,
+                                                                resolve=resolve):
+                    _isolated(conn, "storing article", article.id, lambda a=article, o=outcome: one(a, o),
+                              lambda error, a=article: failed(a, error, transient=True, error_class="internal_error"))
                     # Each page on its own: a crash loses at most the downloads in flight.
                     conn.commit()
                     progress("fetch", 1)
 
             asyncio.run(run())
+    if deferred:
+        log.warning("%d pages wait for the next run: their hosts used up the %.0fs budget (%s)", len(deferred),
+                    settings.host_budget, ", ".join(sorted(budget.over())[:10]))
     result.seconds = time.monotonic() - t0
     log.info("fetched pages: %s; errors %s", dict(result.counts), dict(result.errors))
     return result
 
 
 def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int = 50,
-                  ids: Sequence[int] | None = None, progress: Progress = _noop) -> StageResult:
+                  ids: Sequence[int] | None = None, progress: Progress = _noop,
+                  run_key: str | None = None) -> StageResult:
     """Extract clean text from stored pages (no network). A page without a usable body ends
     `failed` with the reason. Each text gets its near-duplicate fingerprint for `cluster_articles`."""
     from pipeline import dedup
@@ -151,80 +268,162 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
 
     t0 = time.monotonic()
     result = StageResult("extract")
-    with store.session(settings) as conn:
-        batches = _claimed_batches(conn, settings, "fetched", result, limit=limit, batch_size=batch_size, ids=ids)
-        for claimed in batches:
-            for a in claimed:
-                with conn.transaction():
-                    html = store.load_page(conn, a.id)
-                    try:
-                        if html is None:
-                            raise ExtractionFailed("empty_html", "no stored page")
-                        ex = extract_article(html, url=a.final_url or a.url, feed_published=a.feed_published_at,
-                                             feed_summary=a.summary, feed_title=a.title)
-                    except ExtractionFailed as exc:
-                        store.record_failure(conn, a.id, stage="extract", error=f"{exc.reason}: {exc}",
-                                             transient=False, max_attempts=settings.max_fetch_attempts)
-                        result.counts["failed"] += 1
-                        result.errors[exc.reason] += 1
-                        continue
-                    except Exception as exc:  # an extractor bug on one odd page must not stop the batch
-                        log.exception("extractor crashed on article %s (%s)", a.id, a.url)
-                        store.record_failure(conn, a.id, stage="extract",
-                                             error=f"extractor_error: {type(exc).__name__}: {exc}",
-                                             transient=False, max_attempts=settings.max_fetch_attempts)
-                        result.counts["failed"] += 1
-                        result.errors["extractor_error"] += 1
-                        continue
-                    fp = dedup.fingerprint(ex.text)
-                    store.save_extraction(conn, a.id, ex, (fp.signature, fp.bands) if fp else None)
+    with store.session(settings) as conn, workqueue.Heartbeat(store.resolve_dsn(settings), settings.claim_lease) as hb:
+        batches = _claimed_batches(conn, settings, Stage.EXTRACT, result, hb, owner=_owner(run_key, "extract"),
+                                   limit=limit, batch_size=batch_size, ids=ids)
+        for claim, claimed in batches:
+
+            def failed(a: ClaimedArticle, error: str, *, transient: bool, error_class: str,
+                       token: str = claim.token) -> None:
+                status = workqueue.record_failure(conn, token, a.id, stage=Stage.EXTRACT, error=error,
+                                                  transient=transient, max_attempts=settings.max_attempts)
+                if status is None:
+                    result.counts["stale"] += 1
+                    return
+                result.counts["failed" if status == "failed" else "retry_later"] += 1
+                result.errors[error_class] += 1
+
+            def one(a: ClaimedArticle, token: str = claim.token) -> None:
+                html = store.load_page(conn, a.id)
+                try:
+                    if html is None:
+                        raise ExtractionFailed("empty_html", "no stored page")
+                    ex = extract_article(html, url=a.final_url or a.url, feed_published=a.feed_published_at,
+                                         feed_summary=a.summary, feed_title=a.title)
+                except ExtractionFailed as exc:
+                    failed(a, f"{exc.reason}: {exc}", transient=False, error_class=exc.reason)
+                    return
+                if len(ex.text) > settings.max_text_chars:
+                    log.warning("article %s: body of %d characters cut to %d (NEWSROOM_MAX_TEXT_CHARS)",
+                                a.id, len(ex.text), settings.max_text_chars)
+                    ex = replace(ex, text=ex.text[:settings.max_text_chars])
+                fp = dedup.fingerprint(ex.text)
+                if store.save_extraction(conn, a.id, ex, (fp.signature, fp.bands) if fp else None, token=token):
                     result.counts["extracted"] += 1
-            conn.commit()
+                else:
+                    result.counts["stale"] += 1
+
+            for a in claimed:
+                # an extractor bug on one odd page must not stop the batch: retried, then failed
+                _isolated(conn, "extracting article", a.id, lambda a=a: one(a),
+                          lambda error, a=a: failed(a, error, transient=True, error_class="internal_error"))
+                conn.commit()
             progress("extract", len(claimed))
     result.seconds = time.monotonic() - t0
     log.info("extracted: %s; failures %s", dict(result.counts), dict(result.errors))
     return result
 
 
+def _annotate(texts: dict[int, tuple[str | None, str]], order: list[int], settings: Settings, rules,
+              on_error: Callable[[int, str], None]) -> dict[int, tuple[list, list]]:
+    """{id: (mentions, topic tags)} for the articles in `order`: the whole batch through spaCy at
+    once, and, if that raises, one article at a time so only the culprit fails."""
+    from pipeline import nlp, topics
+
+    def tag(ids: list[int]) -> dict[int, tuple[list, list]]:
+        # batch_size 8: the same speed as 32 at about half the peak memory (bench/nlp_bench.py)
+        found = nlp.tag_entities([texts[i][1] for i in ids], model=settings.spacy_model,
+                                 gazetteer=settings.gazetteer_file, batch_size=8)
+        return {i: (ms, topics.tag_topics(texts[i][1], ms, rules, title=texts[i][0]))
+                for i, ms in zip(ids, found, strict=True)}
+
+    try:
+        return tag(order)
+    except Exception as exc:
+        if store.is_infrastructure(exc):
+            raise
+        log.warning("tagging a batch of %d raised %s; tagging its articles one by one", len(order),
+                    type(exc).__name__)
+    out = {}
+    for i in order:
+        try:
+            out.update(tag([i]))
+        except Exception as exc:
+            if store.is_infrastructure(exc):
+                raise
+            log.exception("tagging article %s failed", i)
+            on_error(i, _internal(exc))
+    return out
+
+
 def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 64,
-                 ids: Sequence[int] | None = None, progress: Progress = _noop) -> StageResult:
+                 ids: Sequence[int] | None = None, progress: Progress = _noop,
+                 run_key: str | None = None) -> StageResult:
     """Entities (spaCy + gazetteer) and topics (rules) for extracted articles. Old annotations are
-    replaced atomically (one transaction per batch), stamped with the model and rules versions."""
+    replaced atomically (one transaction per batch), stamped with the model and rules versions.
+    One article's failure is recorded on it; its batch-mates are tagged."""
     from pipeline import nlp, topics
 
     t0 = time.monotonic()
     result = StageResult("tag")
     rules = topics.load_rules(settings.topics_file)
     version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
-    with store.session(settings) as conn:
+    with store.session(settings) as conn, workqueue.Heartbeat(store.resolve_dsn(settings), settings.claim_lease) as hb:
         topic_ids = store.upsert_topics(conn, topics.topic_defs(rules))
         conn.commit()
-        batches = _claimed_batches(conn, settings, "extracted", result, limit=limit, batch_size=batch_size, ids=ids)
-        for claimed in batches:
+        batches = _claimed_batches(conn, settings, Stage.TAG, result, hb, owner=_owner(run_key, "tag"),
+                                   limit=limit, batch_size=batch_size, ids=ids)
+        for claim, claimed in batches:
+
+            def failed(article_id: int, error: str, *, transient: bool, error_class: str,
+                       token: str = claim.token) -> None:
+                status = workqueue.record_failure(conn, token, article_id, stage=Stage.TAG, error=error,
+                                                  transient=transient, max_attempts=settings.max_attempts)
+                if status is None:
+                    result.counts["stale"] += 1
+                    return
+                result.counts["failed" if status == "failed" else "retry_later"] += 1
+                result.errors[error_class] += 1
+
             texts = store.load_texts(conn, [a.id for a in claimed])
             for a in claimed:
                 if a.id not in texts:
-                    store.record_failure(conn, a.id, stage="tag", error="no_body: nothing to tag", transient=False,
-                                         max_attempts=settings.max_fetch_attempts)
-                    result.counts["failed"] += 1
+                    failed(a.id, "no_body: nothing to tag", transient=False, error_class="no_body")
+            conn.commit()
             order = [a.id for a in claimed if a.id in texts]
-            # batch_size 8: the same speed as 32 at about half the peak memory (bench/nlp_bench.py)
-            mentions = nlp.tag_entities([texts[i][1] for i in order], model=settings.spacy_model,
-                                        gazetteer=settings.gazetteer_file, batch_size=8)
-            # The batch's annotations replace the old ones in one transaction: one entity upsert,
-            # one DELETE and one COPY for all mentions (the per-article path was 3x slower).
-            entity_ids = store.upsert_entities(conn, (m for ms in mentions for m in ms))
-            result.counts["mentions"] += store.replace_mentions_many(conn, dict(zip(order, mentions, strict=True)),
-                                                                     version, entity_ids)
-            for article_id, found in zip(order, mentions, strict=True):
-                title, body = texts[article_id]
-                tags = topics.tag_topics(body, found, rules, title=title)
-                store.replace_topics(conn, article_id, tags, rules.version, topic_ids)
-                store.mark_tagged(conn, article_id, nlp_version=version, rules_version=rules.version)
-                result.counts["tagged"] += 1
-                result.counts["topic_tags"] += len(tags)
-                for t in tags:
-                    result.counts[f"topic:{t.slug}"] += 1
+            annotations = _annotate(texts, order, settings, rules, lambda i, error: _isolated(
+                conn, "recording the failure of article", i,
+                lambda: failed(i, error, transient=True, error_class="internal_error"), lambda _e: None))
+            conn.commit()
+
+            def write(ids: list[int], token: str = claim.token, annotations: dict = annotations) -> int:
+                """The annotations of `ids` (those still ours), replacing the old ones."""
+                held = workqueue.holding(conn, token, ids)
+                for i in sorted(set(ids) - held):
+                    workqueue.log_stale("tags", i, token)
+                    result.counts["stale"] += 1
+                mine = [i for i in ids if i in held]
+                if not mine:
+                    return 0
+                mentions = {i: annotations[i][0] for i in mine}
+                # One entity upsert, one DELETE and one COPY for all mentions (the per-article
+                # path was 3x slower).
+                entity_ids = store.upsert_entities(conn, (m for ms in mentions.values() for m in ms))
+                result.counts["mentions"] += store.replace_mentions_many(conn, mentions, version, entity_ids)
+                for i in mine:
+                    tags = annotations[i][1]
+                    store.replace_topics(conn, i, tags, rules.version, topic_ids)
+                    store.mark_tagged(conn, i, nlp_version=version, rules_version=rules.version)
+                    result.counts["tagged"] += 1
+                    result.counts["topic_tags"] += len(tags)
+                    for t in tags:
+                        result.topics[t.slug] += 1
+                return len(mine)
+
+            done = [i for i in order if i in annotations]
+            before = (Counter(result.counts), Counter(result.topics))
+            try:
+                with conn.transaction():
+                    write(done)
+            except Exception as exc:
+                if store.is_infrastructure(exc):
+                    raise
+                # One article's annotations broke the batch's write: write them one by one.
+                log.warning("writing the tags of a batch raised %s; writing them one by one", type(exc).__name__)
+                result.counts, result.topics = before
+                for i in done:
+                    _isolated(conn, "writing the tags of article", i, lambda i=i: write([i]),
+                              lambda error, i=i: failed(i, error, transient=True, error_class="internal_error"))
             conn.commit()
             progress("tag", len(claimed))
     result.seconds = time.monotonic() - t0
@@ -252,13 +451,16 @@ def cluster_articles(settings: Settings, *, batch_size: int = 500) -> StageResul
 
 
 def reprocess(settings: Settings, *, since: datetime | None = None, stages: Sequence[str] = ("tag",),
-              ids: Sequence[int] | None = None) -> dict[str, dict]:
+              ids: Sequence[int] | None = None, limit: int | None = None) -> dict[str, dict]:
     """Re-run extraction and/or tagging from stored pages, without the network. Each article's
-    annotations are replaced in one transaction by the stage; nothing is deleted beforehand."""
+    annotations are replaced in one transaction by the stage; nothing is deleted beforehand.
+
+    The chosen articles (at most `limit`, newest first) become backlog: live work is claimed
+    before them, here and in scheduled runs, so a big retag never delays new articles."""
     out: dict[str, dict] = {}
     first = "extract" if "extract" in stages else "tag"
     with store.session(settings) as conn:
-        chosen = store.select_for_reprocessing(conn, stage=first, since=since, ids=ids)
+        chosen = store.select_for_reprocessing(conn, stage=first, since=since, ids=ids, limit=limit)
     log.info("re-processing %d articles from the %s stage", len(chosen), first)
     if not chosen:
         return {first: {"selected": 0}}
@@ -279,16 +481,16 @@ def ingest_once(settings: Settings, *, run_key: str | None = None, trigger: str 
     """One full cycle, recorded as one `ingest_runs` row, with the quality checks' verdicts."""
     run_key = run_key or new_run_key(trigger)
     begin_run(settings, run_key, trigger)
-    limiter = fetch.HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
+    limiter = _limiter(settings)
     results: list[StageResult] = []
     checks: list[quality.Check] = []
     status = "failed"
     try:
         results.append(sync_feeds(settings))
-        results.append(poll_feeds(settings, limiter=limiter, progress=progress))
-        results.append(fetch_pages(settings, limiter=limiter, progress=progress))
-        results.append(extract_pages(settings, progress=progress))
-        results.append(tag_articles(settings, progress=progress))
+        results.append(poll_feeds(settings, limiter=limiter, progress=progress, run_key=run_key))
+        results.append(fetch_pages(settings, limiter=limiter, progress=progress, run_key=run_key))
+        results.append(extract_pages(settings, progress=progress, run_key=run_key))
+        results.append(tag_articles(settings, progress=progress, run_key=run_key))
         results.append(cluster_articles(settings))
         checks = check_quality(settings, [r.as_dict() for r in results])
         status = "failed" if quality.failures(checks) else "success"
@@ -318,7 +520,9 @@ def check_quality(settings: Settings, results: Sequence[dict]) -> list[quality.C
             feeds_polled=poll["polled"], feeds_ok=poll["ok"] + poll["not_modified"],
             last_feed_success=store.last_feed_success(conn),
             extract_attempted=extract["extracted"] + extract["failed"], extract_succeeded=extract["extracted"],
-            stuck=store.stuck_articles(conn, settings.qc_stuck_hours), now=store.now(conn))
+            stuck=store.stuck_articles(conn, settings.qc_stuck_hours), now=store.now(conn),
+            orphaned_feeds=workqueue.orphaned_feed_leases(conn),
+            feeds_leased_elsewhere=poll["leased_elsewhere"])
     checks = quality.evaluate(facts, min_extract_rate=settings.qc_min_extract_rate,
                               stuck_hours=settings.qc_stuck_hours)
     for c in checks:
@@ -328,8 +532,10 @@ def check_quality(settings: Settings, results: Sequence[dict]) -> list[quality.C
 
 
 def record_run(settings: Settings, run_key: str, results: Sequence[dict], *, status: str,
-               checks: Sequence[quality.Check] = ()) -> dict[str, int]:
-    """Final counts of a run into its `ingest_runs` row; returns them."""
+               checks: Sequence[quality.Check] = (), with_outcome: bool = False):
+    """Final counts of a run into its `ingest_runs` row; returns them. With `with_outcome`,
+    returns (counts, final status, reasons of failed tasks): a run that a failed task marked
+    failed stays failed."""
     poll, fetched = _stage_counts(results, "poll"), _stage_counts(results, "fetch")
     extracted, tagged = _stage_counts(results, "extract"), _stage_counts(results, "tag")
     counts = {
@@ -346,9 +552,10 @@ def record_run(settings: Settings, run_key: str, results: Sequence[dict], *, sta
     for r in results:
         durations[r["stage"]] += r.get("seconds", 0.0)
     with store.session(settings) as conn:
-        store.finish_run(conn, run_key, status=status, counts=counts,
-                         durations={k: round(v, 3) for k, v in durations.items()}, errors=errors,
-                         details={"stages": [dict(r) for r in results],
-                                  "checks": [{"name": c.name, "severity": c.severity, "message": c.message}
-                                             for c in checks]})
-    return counts
+        final = store.finish_run(conn, run_key, status=status, counts=counts,
+                                 durations={k: round(v, 3) for k, v in durations.items()}, errors=errors,
+                                 details={"stages": [dict(r) for r in results],
+                                          "checks": [{"name": c.name, "severity": c.severity, "message": c.message}
+                                                     for c in checks]})
+        reasons = store.failed_task_reasons(conn, run_key) if with_outcome else []
+    return (counts, final, reasons) if with_outcome else counts

@@ -415,31 +415,52 @@ def model_version(nlp: Language) -> str:
     return f"{name}+gz.{gz}" if gz else name
 
 
+# Texts are tagged in pieces of at most this many characters, cut at a line or sentence end: the
+# parser's memory grows with the length of a doc, so a hostile page of megabytes of text would
+# otherwise take gigabytes. A mention across a cut is lost; cuts fall between paragraphs.
+CHUNK_CHARS = 20_000
+
+
+def chunk_spans(text: str, size: int = CHUNK_CHARS) -> list[tuple[int, int]]:
+    """(start, end) pieces of `text`, each at most `size` characters, preferably cut after a
+    newline, else after a sentence's full stop, else at a space."""
+    spans: list[tuple[int, int]] = []
+    start, n = 0, len(text)
+    while start < n:
+        end = min(n, start + size)
+        if end < n:
+            floor = start + size // 2
+            cut = text.rfind("\n", floor, end)
+            if cut < 0:
+                cut = text.rfind(". ", floor, end)
+                cut = cut + 1 if cut >= 0 else -1
+            if cut < 0:
+                cut = text.rfind(" ", floor, end)
+            if cut > start:
+                end = cut + 1 if text[cut] == "\n" else cut
+        spans.append((start, end))
+        start = end
+    return spans
+
+
 def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path,
                  batch_size: int = 32) -> list[list[Mention]]:
     """Entity mentions of each text: offsets into that text (text[start:end] == surface),
-    canonical names normalised per text (see `normalise`)."""
+    canonical names normalised per text (see `normalise`). Long texts are tagged in pieces
+    (CHUNK_CHARS), so memory stays bounded whatever the input."""
     nlp, gaz = _load(model, gazetteer)
-    limit = nlp.max_length
-    docs_in = []
-    for i, t in enumerate(texts):
-        if len(t) > limit:
-            # spaCy refuses longer texts (parser memory); tag the first `limit` characters.
-            log.warning("text %d has %d characters; tagging only the first %d", i, len(t), limit)
-            t = t[:limit]
-        docs_in.append(t)
-    out: list[list[Mention]] = []
-    for text, doc in zip(docs_in, nlp.pipe(docs_in, batch_size=batch_size), strict=True):
-        raw: list[Mention] = []
+    pieces = [(i, a, t[a:b]) for i, t in enumerate(texts) for a, b in chunk_spans(t)]
+    raw: list[list[Mention]] = [[] for _ in texts]
+    for (i, offset, chunk), doc in zip(pieces, nlp.pipe((p[2] for p in pieces), batch_size=batch_size),
+                                       strict=True):
         for ent in doc.ents:
             start, end = ent.start_char, ent.end_char
-            surface = text[start:end]  # not doc.text: that rebuilds the whole string each time
+            surface = chunk[start:end]  # not doc.text: that rebuilds the whole string each time
             # Trim whitespace spaCy sometimes leaves at a span's edge, keeping offsets exact.
             lead = len(surface) - len(surface.lstrip())
             start, end = start + lead, end - (len(surface) - len(surface.rstrip()))
             if start >= end:
                 continue
-            raw.append(Mention(start=start, end=end, surface=text[start:end], label=ent.label_,
-                               canonical=""))
-        out.append(normalise(raw, gaz))
-    return out
+            raw[i].append(Mention(start=offset + start, end=offset + end, surface=chunk[start:end],
+                                  label=ent.label_, canonical=""))
+    return [normalise(r, gaz) for r in raw]

@@ -5,7 +5,7 @@ An `error` fails the Airflow run loudly; a `warning` is logged and kept in `inge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 
@@ -18,6 +18,10 @@ class Facts:
     extract_succeeded: int
     stuck: dict[str, int]  # status -> articles waiting far longer than they should
     now: datetime
+    # Feeds still claimed by a poll that is gone (its lease ran out, or its run has finished):
+    # they look "not due" to every other poll until the claim is taken back.
+    orphaned_feeds: list[dict] = field(default_factory=list)
+    feeds_leased_elsewhere: int = 0  # claimed right now by another, live poll
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,8 +33,25 @@ class Check:
 
 def evaluate(f: Facts, *, min_extract_rate: float, stuck_hours: float) -> list[Check]:
     checks: list[Check] = []
+    if f.orphaned_feeds:
+        first = f.orphaned_feeds[0]
+        until = first.get("claimed_until")
+        checks.append(Check(
+            name="stale_claims", severity="error",
+            message=f"{len(f.orphaned_feeds)} feeds are claimed by a poll that is gone "
+                    f"(e.g. {first.get('url')} by {first.get('claimed_by')}"
+                    + (f", lease until {until:%H:%M:%S} UTC" if until else "") + "); other polls skip them "
+                    "until the claim is taken back (a crashed or killed worker?)"))
     if f.feeds_polled == 0:
-        checks.append(Check(name="feeds_polled", severity="ok", message="no feed was due"))
+        if f.orphaned_feeds:
+            checks.append(Check(name="feeds_polled", severity="error",
+                                message="no feed was polled: due feeds are held by a poll that is gone"))
+        elif f.feeds_leased_elsewhere:
+            checks.append(Check(name="feeds_polled", severity="warning",
+                                message=f"no feed was polled: {f.feeds_leased_elsewhere} feeds are being "
+                                        "polled by another worker"))
+        else:
+            checks.append(Check(name="feeds_polled", severity="ok", message="no feed was due"))
     elif f.feeds_ok == 0:
         recent = f.last_feed_success is not None and f.now - f.last_feed_success < timedelta(days=7)
         msg = f"none of the {f.feeds_polled} feeds polled successfully"

@@ -7,6 +7,7 @@ never duplicates rows. Text is stripped of NUL characters, which Postgres reject
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import logging
@@ -27,17 +28,16 @@ from pipeline import PIPELINE_VERSION, embedded
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, DatabaseUnavailable, MigrationError, TransientError
 from pipeline.records import (
-    ClaimedArticle,
     Extraction,
     FeedEntry,
     FeedSpec,
-    FeedState,
     Mention,
     PollResult,
     RawPage,
     TopicDef,
     TopicTag,
 )
+from pipeline.text import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ _TRANSIENT_SQLSTATE_CLASSES = {"08", "40", "53", "57"}
 # --- text hygiene ---------------------------------------------------------------------------
 
 def clean(text: str | None) -> str | None:
-    """Strip NUL characters, which Postgres refuses in text."""
-    return text.replace("\x00", "") if text else text
+    """Strip NUL, lone surrogates and control characters, which Postgres or psycopg refuse."""
+    return safe_text(text) if text else text
 
 
 def _clean_all(items: Iterable[str]) -> list[str]:
@@ -61,12 +61,47 @@ def _clean_all(items: Iterable[str]) -> list[str]:
 
 # --- connections ----------------------------------------------------------------------------
 
-def redact(dsn: str) -> str:
-    """The DSN with its password hidden, safe for logs and error messages."""
+def _secrets_of(dsn: str) -> list[str]:
+    """Password-like parts of a DSN, found without trusting it to parse: the userinfo of a URL
+    (everything between "://" and the last "@" before the path), and password= values."""
+    found = []
+    m = re.match(r"^\s*[A-Za-z][\w+.-]*://([^/?#]*)@", dsn)
+    if m and ":" in m.group(1):
+        found.append(m.group(1).split(":", 1)[1])
+    for m in re.finditer(r"password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)", dsn, re.I):
+        found.append(m.group(1).strip("'"))
     try:
         params = conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", dsn)
+    except (psycopg.Error, ValueError, TypeError):
+        params = {}
+    if params.get("password"):
+        found.append(params["password"])
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
+def scrub(text: str, dsn: str) -> str:
+    """`text` (an error message about `dsn`) with the DSN's password removed, however it appears:
+    whole, percent-decoded, or in pieces libpq quoted back."""
+    from urllib.parse import unquote
+
+    for secret in _secrets_of(dsn):
+        for form in {secret, unquote(secret)}:
+            text = text.replace(form, "***")
+            for piece in form.split():  # an unencoded space splits it in libpq's message
+                if len(piece) >= 3:
+                    text = text.replace(piece, "***")
+    return text
+
+
+def redact(dsn: str) -> str:
+    """The DSN with its password hidden, safe for logs and error messages, whatever its form and
+    even when it does not parse."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except (psycopg.Error, ValueError, TypeError):
+        masked = re.sub(r"^(\s*[A-Za-z][\w+.-]*://)[^/?#]*@", r"\1***@", dsn)
+        masked = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", masked, flags=re.I)
+        return scrub(masked, dsn)
     if "password" in params:
         params["password"] = "***"
     host = params.get("host", "")
@@ -89,13 +124,28 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def is_infrastructure(exc: BaseException) -> bool:
+    """Whether an exception is about the machinery (database gone, out of disk or memory) rather
+    than one item: those escape a stage so Airflow retries it; the rest are recorded on the item."""
+    if isinstance(exc, MemoryError | DatabaseUnavailable | TransientError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOMEM):
+        return True
+    if isinstance(exc, psycopg.Error):
+        if is_transient(exc) or isinstance(exc, psycopg.InterfaceError):
+            return True
+        # 53 insufficient resources (disk full), 58 system error, XX internal error
+        return (exc.sqlstate or "")[:2] in {"53", "58", "XX"}
+    return False
+
+
 def _validate_dsn(url: str) -> str:
     # Accept SQLAlchemy-style URLs users copy from Airflow settings.
     url = re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)
     try:
         conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        reason = str(exc).splitlines()[0]
+        reason = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
         raise ConfigError(f"NEWSROOM_DATABASE_URL is malformed ({reason}); expected postgresql://user:pass@host:5432/db") from None
     return url
 
@@ -142,12 +192,12 @@ def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection:
     try:
         return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, application_name="newsroom")
     except psycopg.OperationalError as exc:
-        reason = "; ".join(line.strip() for line in str(exc).strip().splitlines()) or "no reason given"
+        reason = scrub("; ".join(line.strip() for line in str(exc).strip().splitlines()) or "no reason given", dsn)
         raise DatabaseUnavailable(
             f"cannot connect to {redact(dsn)}: {reason} (check NEWSROOM_DATABASE_URL, or unset it to use the embedded server)"
         ) from None
     except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"NEWSROOM_DATABASE_URL is malformed: {exc}") from None
+        raise ConfigError(f"NEWSROOM_DATABASE_URL is malformed: {scrub(str(exc), dsn)}") from None
 
 
 @contextmanager
@@ -277,31 +327,6 @@ def upsert_feeds(conn: psycopg.Connection, specs: Sequence[FeedSpec], *, disable
     return counts
 
 
-def claim_due_feeds(conn: psycopg.Connection, *, limit: int = 1000, lease_seconds: int = 600,
-                    shard: int = 0, shards: int = 1, feed_ids: Sequence[int] | None = None) -> list[FeedState]:
-    """Take due feeds for polling; push their next poll out by a lease so no other worker takes them.
-
-    A worker that dies mid-poll leaves its feeds to be polled again once the lease expires.
-    """
-    rows = conn.cursor(row_factory=dict_row).execute(
-        """UPDATE feeds f SET next_poll_at = now() + make_interval(secs => %(lease)s)
-             WHERE f.id IN (
-                   SELECT id FROM feeds
-                    WHERE enabled AND next_poll_at <= now()
-                      -- shard by host, so one host's feeds stay in one worker (per-host politeness)
-                      AND abs(hashtext(lower(substring(url from '^[a-z]+://([^/:?#]+)')))) %% %(shards)s = %(shard)s
-                      AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s))
-                    ORDER BY next_poll_at, id
-                    LIMIT %(limit)s
-                      FOR UPDATE SKIP LOCKED)
-         RETURNING id, url, name, etag, last_modified, body_hash, consecutive_failures,
-                   poll_interval_s AS poll_interval""",
-        {"lease": lease_seconds, "limit": limit, "shard": shard, "shards": shards,
-         "ids": list(feed_ids) if feed_ids is not None else None},
-    ).fetchall()
-    return sorted((FeedState(**r) for r in rows), key=lambda f: f.id)
-
-
 def upsert_entries(conn: psycopg.Connection, feed_id: int, entries: Sequence[FeedEntry]) -> list[int]:
     """Store a feed's entries as articles (deduped by the feed's guid, then canonical URL) and
     record that this feed carried each one. Return the ids of articles that are new."""
@@ -339,11 +364,36 @@ def upsert_entries(conn: psycopg.Connection, feed_id: int, entries: Sequence[Fee
     return new_ids
 
 
-def record_poll(conn: psycopg.Connection, result: PollResult, *, default_interval: int) -> list[int]:
-    """Record one poll: its entries, a `feed_polls` row and the feed's health. Return new article ids.
-
-    Re-recording the same poll (same feed and start time) changes nothing.
+def record_poll(conn: psycopg.Connection, result: PollResult, *, default_interval: int,
+                token: str | None = None) -> list[int] | None:
+    """Record one poll: its entries, a `feed_polls` row and the feed's health, and release the
+    feed's claim. Return new article ids, or None (nothing written) when the claim `token` was
+    lost to another worker. Re-recording the same poll (same feed and start time) changes nothing.
     """
+    if token is not None and not _feeds_held(conn, token, [result.feed_id]):
+        return None
+    return _record_poll(conn, result, default_interval)
+
+
+def record_polls(conn: psycopg.Connection, results: Sequence[PollResult], *, default_interval: int,
+                 token: str) -> dict[int, list[int] | None]:
+    """record_poll for many feeds claimed under one token, with one claim check for them all."""
+    held = _feeds_held(conn, token, [r.feed_id for r in results])
+    return {r.feed_id: _record_poll(conn, r, default_interval) if r.feed_id in held else None for r in results}
+
+
+def _feeds_held(conn: psycopg.Connection, token: str, ids: Sequence[int]) -> set[int]:
+    """Of `ids`, the feeds still claimed under `token`, locked until the transaction ends; the
+    others' results are dropped (their claim ran out and another worker has them)."""
+    held = {r[0] for r in conn.execute("SELECT id FROM feeds WHERE id = ANY(%s) AND claim_token = %s ORDER BY id "
+                                       "FOR UPDATE", (list(ids), token)).fetchall()}
+    for feed_id in sorted(set(ids) - held):
+        log.warning("stale write dropped: the poll of feed %s was not recorded because its claim ran out "
+                    "and another worker has it now", feed_id)
+    return held
+
+
+def _record_poll(conn: psycopg.Connection, result: PollResult, default_interval: int) -> list[int]:
     new_ids = upsert_entries(conn, result.feed_id, result.entries) if result.entries else []
     inserted = conn.execute(
         """INSERT INTO feed_polls (feed_id, started_at, finished_at, outcome, http_status,
@@ -355,6 +405,8 @@ def record_poll(conn: psycopg.Connection, result: PollResult, *, default_interva
          result.transient),
     ).rowcount
     if not inserted:
+        conn.execute("UPDATE feeds SET claim_token = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = %s",
+                     (result.feed_id,))
         return new_ids
     ok = result.outcome != "error"
     conn.execute(
@@ -372,6 +424,7 @@ def record_poll(conn: psycopg.Connection, result: PollResult, *, default_interva
                last_error = CASE WHEN %(ok)s THEN NULL ELSE %(emsg)s END,
                next_poll_at = coalesce(%(next)s,
                    %(finished)s + make_interval(secs => coalesce(poll_interval_s, %(default)s))),
+               claim_token = NULL, claimed_by = NULL, claimed_until = NULL,
                updated_at = now()
          WHERE id = %(id)s""",
         {"finished": result.finished_at, "outcome": result.outcome, "status": result.http_status,
@@ -393,55 +446,36 @@ def feed_health(conn: psycopg.Connection) -> list[dict]:
     ).fetchall()
 
 
-# --- articles: claiming and stage results ---------------------------------------------------
+# --- articles: stage results (claiming is pipeline/workqueue.py) ------------------------------
 
-def claim_articles(conn: psycopg.Connection, status: str, *, limit: int = 50, lease_seconds: int = 900,
-                   ids: Sequence[int] | None = None) -> list[ClaimedArticle]:
-    """Lease a batch of articles in `status` for one worker (FOR UPDATE SKIP LOCKED + lease expiry).
-
-    Commit right after so other workers see the lease. A killed worker's rows return when the
-    lease runs out. Each claim counts as an attempt, so a page that crashes workers is bounded.
-    """
-    rows = conn.cursor(row_factory=dict_row).execute(
-        """UPDATE articles a
-              SET claimed_until = now() + make_interval(secs => %(lease)s), attempts = attempts + 1
-            WHERE a.id IN (
-                  SELECT id FROM articles
-                   WHERE status = %(status)s AND next_attempt_at <= now()
-                     AND (claimed_until IS NULL OR claimed_until < now())
-                     AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s))
-                   ORDER BY next_attempt_at, id
-                   LIMIT %(limit)s
-                     FOR UPDATE SKIP LOCKED)
-        RETURNING id, url, attempts, status, title, summary, feed_published_at, final_url""",
-        {"status": status, "limit": limit, "lease": lease_seconds,
-         "ids": list(ids) if ids is not None else None},
-    ).fetchall()
-    return sorted((ClaimedArticle(**r) for r in rows), key=lambda a: a.id)
+# An article that finished a stage: ready for the next one at once, its claim released.
+_DONE = ("attempts = 0, claim_token = NULL, claimed_by = NULL, claimed_until = NULL, last_error = NULL, "
+         "failed_stage = NULL, next_attempt_at = now(), updated_at = now()")
+_STORE_PAGE_SQL = """UPDATE articles SET status = 'fetched', final_url = %s, fetched_at = now(), {_DONE}
+            WHERE id = %s AND (%s::uuid IS NULL OR claim_token = %s::uuid)""".replace("{_DONE}", _DONE)
+_SAVE_EXTRACTION_SQL = """UPDATE articles SET
+               status = 'extracted', title = coalesce(%(title)s, title), author = coalesce(%(author)s, author),
+               language = %(language)s, published_at = %(published)s, published_source = %(psource)s,
+               body = %(body)s, word_count = %(words)s, content_hash = %(hash)s,
+               extractor_version = %(xver)s, pipeline_version = %(pver)s, extracted_at = now(),
+               minhash = %(sig)s, minhash_bands = %(bands)s, cluster_id = NULL, is_original = NULL,
+               {_DONE}
+         WHERE id = %(id)s AND (%(token)s::uuid IS NULL OR claim_token = %(token)s::uuid)""".replace("{_DONE}", _DONE)
+_MARK_TAGGED_SQL = """UPDATE articles SET status = 'tagged', nlp_version = %s, rules_version = %s, tagged_at = now(),
+                  priority = 0, {_DONE}
+            WHERE id = %s""".replace("{_DONE}", _DONE)
 
 
-def record_failure(conn: psycopg.Connection, article_id: int, *, stage: str, error: str, transient: bool,
-                   max_attempts: int, retry_after_s: float = 300.0) -> str:
-    """Record a failed attempt. A transient failure is retried later (with backoff) until
-    `max_attempts`; a permanent one, or the last attempt, marks the article failed. Return the status."""
-    row = conn.execute(
-        """UPDATE articles SET
-               status = CASE WHEN %(transient)s AND attempts < %(max)s THEN status ELSE 'failed' END,
-               failed_stage = CASE WHEN %(transient)s AND attempts < %(max)s THEN failed_stage ELSE %(stage)s END,
-               last_error = %(error)s,
-               next_attempt_at = now() + make_interval(secs => %(delay)s * power(2, greatest(attempts - 1, 0))),
-               claimed_until = NULL,
-               updated_at = now()
-         WHERE id = %(id)s
-         RETURNING status""",
-        {"transient": transient, "max": max_attempts, "stage": stage, "error": clean(error)[:2000],
-         "delay": retry_after_s, "id": article_id},
-    ).fetchone()
-    return row[0] if row else "missing"
-
-
-def store_page(conn: psycopg.Connection, page: RawPage) -> None:
-    """Keep the downloaded page (gzip) and move its article to `fetched`."""
+def store_page(conn: psycopg.Connection, page: RawPage, *, token: str | None = None) -> bool:
+    """Keep the downloaded page (gzip) and move its article to `fetched`. False (nothing written)
+    when the claim `token` was lost to another worker."""
+    moved = conn.execute(
+        _STORE_PAGE_SQL,
+        (clean(page.final_url), page.article_id, token, token),
+    ).rowcount
+    if not moved:
+        _stale("page", page.article_id)
+        return False
     data = clean(page.html).encode("utf-8")
     conn.execute(
         """INSERT INTO raw_pages (article_id, http_status, final_url, content_type, charset, headers,
@@ -453,16 +487,15 @@ def store_page(conn: psycopg.Connection, page: RawPage) -> None:
                headers = EXCLUDED.headers, size_bytes = EXCLUDED.size_bytes,
                html_gz = EXCLUDED.html_gz, fetched_at = now()""",
         (page.article_id, page.http_status, clean(page.final_url), clean(page.content_type),
-         clean(page.charset), Jsonb({k: clean(v) for k, v in page.headers.items()}), len(data),
+         clean(page.charset), Jsonb({clean(k): clean(v) for k, v in page.headers.items()}), len(data),
          gzip.compress(data, compresslevel=6)),
     )
-    conn.execute(
-        """UPDATE articles SET status = 'fetched', final_url = %s, fetched_at = now(), attempts = 0,
-                  claimed_until = NULL, last_error = NULL, failed_stage = NULL, next_attempt_at = now(),
-                  updated_at = now()
-            WHERE id = %s""",
-        (clean(page.final_url), page.article_id),
-    )
+    return True
+
+
+def _stale(what: str, article_id: int) -> None:
+    log.warning("stale write dropped: the %s of article %s was not recorded because its claim ran out "
+                "and another worker has it now", what, article_id)
 
 
 def load_page(conn: psycopg.Connection, article_id: int) -> str | None:
@@ -471,24 +504,21 @@ def load_page(conn: psycopg.Connection, article_id: int) -> str | None:
 
 
 def save_extraction(conn: psycopg.Connection, article_id: int, ex: Extraction,
-                    fingerprint: tuple[bytes, Sequence[int]] | None = None) -> None:
-    """Store the clean text; the article leaves its cluster until the cluster stage places it again."""
+                    fingerprint: tuple[bytes, Sequence[int]] | None = None, *, token: str | None = None) -> bool:
+    """Store the clean text; the article leaves its cluster until the cluster stage places it again.
+    False (nothing written) when the claim `token` was lost to another worker."""
     signature, bands = fingerprint if fingerprint else (None, None)
-    conn.execute(
-        """UPDATE articles SET
-               status = 'extracted', title = coalesce(%(title)s, title), author = coalesce(%(author)s, author),
-               language = %(language)s, published_at = %(published)s, published_source = %(psource)s,
-               body = %(body)s, word_count = %(words)s, content_hash = %(hash)s,
-               extractor_version = %(xver)s, pipeline_version = %(pver)s, extracted_at = now(),
-               minhash = %(sig)s, minhash_bands = %(bands)s, cluster_id = NULL, is_original = NULL,
-               attempts = 0, claimed_until = NULL, last_error = NULL, failed_stage = NULL,
-               next_attempt_at = now(), updated_at = now()
-         WHERE id = %(id)s""",
+    written = conn.execute(
+        _SAVE_EXTRACTION_SQL,
         {"title": clean(ex.title), "author": clean(ex.author), "language": clean(ex.language),
          "published": ex.published_at, "psource": ex.published_source, "body": clean(ex.text),
          "words": ex.word_count, "hash": ex.content_hash, "xver": ex.extractor_version,
-         "pver": PIPELINE_VERSION, "sig": signature, "bands": list(bands) if bands else None, "id": article_id},
-    )
+         "pver": PIPELINE_VERSION, "sig": signature, "bands": list(bands) if bands else None, "id": article_id,
+         "token": token},
+    ).rowcount
+    if not written:
+        _stale("extraction", article_id)
+    return bool(written)
 
 
 def load_texts(conn: psycopg.Connection, ids: Sequence[int]) -> dict[int, tuple[str | None, str]]:
@@ -518,38 +548,55 @@ def cluster_pending(conn: psycopg.Connection, *, min_similarity: float, limit: i
     counts = {"clustered": 0, "duplicates": 0}
     for article_id, signature, bands, when in pending:
         counts["clustered"] += 1
-        near = []
-        if signature is not None:
-            rows = conn.execute(
-                """SELECT id, minhash, cluster_id, coalesce(published_at, discovered_at) AS t
-                     FROM articles
-                    WHERE minhash_bands && %(bands)s AND id <> %(id)s AND cluster_id IS NOT NULL
-                      AND coalesce(published_at, discovered_at)
-                          BETWEEN %(t)s - make_interval(days => %(w)s) AND %(t)s + make_interval(days => %(w)s)""",
-                {"bands": bands, "id": article_id, "t": when, "w": window_days},
-            ).fetchall()
-            near = [r for r in rows if similarity(r[1], signature) >= min_similarity]
-        if not near:
+        try:
+            with conn.transaction():
+                if _cluster_one(conn, article_id, signature, bands, when, min_similarity, window_days, similarity):
+                    counts["duplicates"] += 1
+        except Exception as exc:
+            if is_infrastructure(exc):
+                raise
+            # One article's odd fingerprint must not stop clustering: it stands alone.
+            log.exception("clustering article %s failed; it gets a cluster of its own", article_id)
+            counts["errors"] = counts.get("errors", 0) + 1
             conn.execute("UPDATE articles SET cluster_id = id, is_original = true WHERE id = %s", (article_id,))
-            continue
-        cluster = min(near, key=lambda r: (r[3], r[0]))[2]
-        first = conn.execute(
-            "SELECT min(coalesce(published_at, discovered_at)) FROM articles WHERE cluster_id = %s",
-            (cluster,)).fetchone()[0]
-        original = first is None or when < first
-        if original:
-            conn.execute("UPDATE articles SET is_original = false WHERE cluster_id = %s", (cluster,))
-        counts["duplicates"] += 1
-        conn.execute("UPDATE articles SET cluster_id = %s, is_original = %s WHERE id = %s",
-                     (cluster, original, article_id))
     return counts
 
 
-def select_for_reprocessing(conn: psycopg.Connection, *, stage: str, since: datetime | None = None,
-                            ids: Sequence[int] | None = None) -> list[int]:
-    """Send articles back to the start of `stage` (extract: needs a stored page; tag: a body).
+def _cluster_one(conn, article_id, signature, bands, when, min_similarity, window_days, similarity) -> bool:
+    """Place one article in its near-duplicates' cluster or its own; True if it joined one."""
+    near = []
+    if signature is not None:
+        rows = conn.execute(
+            """SELECT id, minhash, cluster_id, coalesce(published_at, discovered_at) AS t
+                 FROM articles
+                WHERE minhash_bands && %(bands)s AND id <> %(id)s AND cluster_id IS NOT NULL
+                  AND coalesce(published_at, discovered_at)
+                      BETWEEN %(t)s - make_interval(days => %(w)s) AND %(t)s + make_interval(days => %(w)s)""",
+            {"bands": bands, "id": article_id, "t": when, "w": window_days},
+        ).fetchall()
+        near = [r for r in rows if similarity(r[1], signature) >= min_similarity]
+    if not near:
+        conn.execute("UPDATE articles SET cluster_id = id, is_original = true WHERE id = %s", (article_id,))
+        return False
+    cluster = min(near, key=lambda r: (r[3], r[0]))[2]
+    first = conn.execute(
+        "SELECT min(coalesce(published_at, discovered_at)) FROM articles WHERE cluster_id = %s",
+        (cluster,)).fetchone()[0]
+    original = first is None or when < first
+    if original:
+        conn.execute("UPDATE articles SET is_original = false WHERE cluster_id = %s", (cluster,))
+    conn.execute("UPDATE articles SET cluster_id = %s, is_original = %s WHERE id = %s",
+                 (cluster, original, article_id))
+    return True
 
-    Their current annotations stay until the stage replaces them, one article at a time.
+
+def select_for_reprocessing(conn: psycopg.Connection, *, stage: str, since: datetime | None = None,
+                            ids: Sequence[int] | None = None, limit: int | None = None) -> list[int]:
+    """Send articles back to the start of `stage` (extract: needs a stored page; tag: a body), as
+    backlog: claimed only when no live work is due, so a big retag never delays new articles.
+
+    Their current annotations stay until the stage replaces them, one article at a time. At most
+    `limit` articles (newest first), all when None.
     """
     if stage == "extract":
         where = "EXISTS (SELECT 1 FROM raw_pages p WHERE p.article_id = a.id) AND a.status <> 'discovered'"
@@ -561,13 +608,19 @@ def select_for_reprocessing(conn: psycopg.Connection, *, stage: str, since: date
         raise ValueError(f"unknown stage {stage!r}")
     rows = conn.execute(
         sql.SQL("""UPDATE articles a SET status = %(target)s, failed_stage = NULL, last_error = NULL,
-                       attempts = 0, next_attempt_at = now(), claimed_until = NULL, updated_at = now()
-                  WHERE {where}
-                    AND (%(since)s::timestamptz IS NULL OR a.discovered_at >= %(since)s)
-                    AND (%(ids)s::bigint[] IS NULL OR a.id = ANY(%(ids)s))
-                    AND (a.status <> 'failed' OR a.failed_stage IN ('extract', 'tag'))
+                       attempts = 0, next_attempt_at = now(), claimed_until = NULL, claim_token = NULL,
+                       claimed_by = NULL, priority = 1, updated_at = now()
+                  WHERE a.id IN (
+                        SELECT a.id FROM articles a
+                         WHERE {where}
+                           AND (%(since)s::timestamptz IS NULL OR a.discovered_at >= %(since)s)
+                           AND (%(ids)s::bigint[] IS NULL OR a.id = ANY(%(ids)s))
+                           AND (a.status <> 'failed' OR a.failed_stage IN ('extract', 'tag'))
+                           AND (a.claimed_until IS NULL OR a.claimed_until < now())
+                         ORDER BY a.discovered_at DESC, a.id DESC
+                         LIMIT %(limit)s)
               RETURNING a.id""").format(where=sql.SQL(where)),
-        {"target": target, "since": since, "ids": list(ids) if ids is not None else None},
+        {"target": target, "since": since, "ids": list(ids) if ids is not None else None, "limit": limit},
     ).fetchall()
     return sorted(r[0] for r in rows)
 
@@ -691,11 +744,9 @@ def replace_topics(conn: psycopg.Connection, article_id: int, tags: Sequence[Top
 
 
 def mark_tagged(conn: psycopg.Connection, article_id: int, *, nlp_version: str, rules_version: str) -> None:
+    """Move an article to `tagged`. The tag stage checks its claim first (workqueue.holding)."""
     conn.execute(
-        """UPDATE articles SET status = 'tagged', nlp_version = %s, rules_version = %s, tagged_at = now(),
-                  attempts = 0, claimed_until = NULL, last_error = NULL, failed_stage = NULL,
-                  next_attempt_at = now(), updated_at = now()
-            WHERE id = %s""",
+        _MARK_TAGGED_SQL,
         (nlp_version, rules_version, article_id),
     )
 
@@ -710,7 +761,7 @@ def start_run(conn: psycopg.Connection, run_key: str, trigger: str) -> int:
     """Create (or find, on a retry) the `ingest_runs` row for this run."""
     return conn.execute(
         """INSERT INTO ingest_runs (run_key, trigger) VALUES (%s, %s)
-           ON CONFLICT (run_key) DO UPDATE SET status = 'running', finished_at = NULL
+           ON CONFLICT (run_key) DO UPDATE SET status = 'running', finished_at = NULL, errors = '[]'
            RETURNING id""",
         (clean(run_key), trigger),
     ).fetchone()[0]
@@ -718,8 +769,9 @@ def start_run(conn: psycopg.Connection, run_key: str, trigger: str) -> int:
 
 def finish_run(conn: psycopg.Connection, run_key: str, *, status: str, counts: dict[str, int],
                durations: dict[str, float] | None = None, errors: list[dict] | None = None,
-               details: dict | None = None) -> None:
-    """Set a run's final counts (replacing, not adding to, any earlier attempt's)."""
+               details: dict | None = None) -> str | None:
+    """Set a run's final counts (replacing, not adding to, any earlier attempt's). A run that a
+    failed task already marked failed stays failed, with that task's reason. Returns the status."""
     unknown = set(counts) - set(_RUN_COUNTERS)
     if unknown:
         raise ValueError(f"unknown run counters: {sorted(unknown)}")
@@ -728,14 +780,21 @@ def finish_run(conn: psycopg.Connection, run_key: str, *, status: str, counts: d
     )
     params = {**counts, "status": status, "key": run_key, "durations": Jsonb(durations or {}),
               "errors": Jsonb(errors or []), "details": Jsonb(details or {})}
-    conn.execute(
+    row = conn.execute(
         sql.SQL(
-            """UPDATE ingest_runs SET status = %(status)s, finished_at = now(), durations = %(durations)s,
-                      errors = %(errors)s, details = %(details)s{sets}
-                WHERE run_key = %(key)s"""
+            """UPDATE ingest_runs SET
+                      -- a task that failed earlier in this run (fail_run) keeps the run failed
+                      status = CASE WHEN status = 'failed' THEN 'failed' ELSE %(status)s END,
+                      finished_at = now(), durations = %(durations)s,
+                      errors = coalesce((SELECT jsonb_agg(e) FROM jsonb_array_elements(errors) e
+                                          WHERE e->>'stage' = 'airflow'), '[]'::jsonb) || %(errors)s,
+                      details = %(details)s{sets}
+                WHERE run_key = %(key)s
+            RETURNING status"""
         ).format(sets=sets),
         params,
-    )
+    ).fetchone()
+    return row[0] if row else None
 
 
 def fail_run(conn: psycopg.Connection, run_key: str, reason: str) -> None:
@@ -743,6 +802,13 @@ def fail_run(conn: psycopg.Connection, run_key: str, reason: str) -> None:
         """UPDATE ingest_runs SET status = 'failed', finished_at = now(),
                   errors = errors || jsonb_build_array(jsonb_build_object('stage', 'airflow', 'message', %s::text))
             WHERE run_key = %s""", (clean(reason)[:2000], run_key))
+
+
+def failed_task_reasons(conn: psycopg.Connection, run_key: str) -> list[str]:
+    """Why tasks of this run failed, as their failure callbacks recorded it (fail_run)."""
+    return [r[0] for r in conn.execute(
+        """SELECT e->>'message' FROM ingest_runs, jsonb_array_elements(errors) e
+            WHERE run_key = %s AND e->>'stage' = 'airflow'""", (run_key,)).fetchall()]
 
 
 def top_topics_of_run(conn: psycopg.Connection, run_key: str, limit: int = 5) -> list[tuple[str, int]]:
@@ -766,13 +832,21 @@ def count_rows(conn: psycopg.Connection, table: str) -> int:
 
 
 def stuck_articles(conn: psycopg.Connection, hours: float) -> dict[str, int]:
-    """Articles due for work for longer than `hours` and not leased: nothing is picking them up."""
+    """Live articles due for work for longer than `hours` and not leased: nothing is picking them
+    up. Backlog (retag, backfill) waits behind live work by design and is not counted."""
     return dict(conn.execute(
         """SELECT status, count(*) FROM articles
-            WHERE status IN ('discovered', 'fetched', 'extracted')
+            WHERE status IN ('discovered', 'fetched', 'extracted') AND priority = 0
               AND next_attempt_at < now() - make_interval(secs => %(s)s)
               AND (claimed_until IS NULL OR claimed_until < now())
             GROUP BY status""", {"s": hours * 3600}).fetchall())
+
+
+def backlog_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Backlog articles (retag, backfill) still waiting, by status."""
+    return dict(conn.execute(
+        """SELECT status, count(*) FROM articles WHERE priority = 1 AND status IN ('fetched', 'extracted')
+            GROUP BY status""").fetchall())
 
 
 def last_feed_success(conn: psycopg.Connection) -> datetime | None:

@@ -22,6 +22,10 @@ class QualityCheckFailed(NewsroomError):
     """A run's quality check found something wrong; the message says what."""
 
 
+class RunFailed(NewsroomError):
+    """A task of the run failed although the later stages ran; the message says which."""
+
+
 def _settings() -> config.Settings:
     return config.load()
 
@@ -48,20 +52,20 @@ def plan_workers() -> list[int]:
     return list(range(_settings().stage_workers))
 
 
-def poll(shard: int, shards: int) -> dict:
-    return ingest.poll_feeds(_settings(), shard=shard, shards=shards).as_dict()
+def poll(shard: int, shards: int, run_key: str | None = None) -> dict:
+    return ingest.poll_feeds(_settings(), shard=shard, shards=shards, run_key=run_key).as_dict()
 
 
-def fetch() -> dict:
-    return ingest.fetch_pages(_settings()).as_dict()
+def fetch(run_key: str | None = None) -> dict:
+    return ingest.fetch_pages(_settings(), run_key=run_key).as_dict()
 
 
-def extract() -> dict:
-    return ingest.extract_pages(_settings()).as_dict()
+def extract(run_key: str | None = None) -> dict:
+    return ingest.extract_pages(_settings(), run_key=run_key).as_dict()
 
 
-def tag() -> dict:
-    return ingest.tag_articles(_settings()).as_dict()
+def tag(run_key: str | None = None) -> dict:
+    return ingest.tag_articles(_settings(), run_key=run_key).as_dict()
 
 
 def cluster() -> dict:
@@ -91,12 +95,16 @@ def check(run_key: str, results: Sequence) -> list[dict]:
     return as_dicts
 
 
-def summarise(run_key: str, results: Sequence, checks: Sequence[dict]) -> dict:
-    """Write the run's `ingest_runs` row and log a compact table; return the counts."""
+def summarise(run_key: str, results: Sequence, checks: Sequence[dict] | None) -> dict:
+    """Write the run's `ingest_runs` row and log a compact table; return the counts. Raises
+    RunFailed when a task of the run failed (its reason is already on the row), so the run ends
+    failed although every stage that could run did."""
     settings = _settings()
     flat = _flatten(results)
-    verdicts = [quality.Check(**c) for c in checks]
-    counts = ingest.record_run(settings, run_key, flat, status="success", checks=verdicts)
+    # No verdicts when quality_checks itself failed: judge again, so the row keeps them.
+    verdicts = [quality.Check(**c) for c in checks] if checks is not None else ingest.check_quality(settings, flat)
+    counts, status, reasons = ingest.record_run(settings, run_key, flat, status="success", checks=verdicts,
+                                                with_outcome=True)
     with store.session(settings) as conn:
         top = store.top_topics_of_run(conn, run_key)
     lines = [f"Newsroom run {run_key}", f"{'feeds ok / failed':<22}{counts['feeds_ok']} / {counts['feeds_failed']}",
@@ -105,7 +113,10 @@ def summarise(run_key: str, results: Sequence, checks: Sequence[dict]) -> dict:
              f"{'failed':<22}{counts['articles_failed']}"]
     lines += [f"{'topic ' + slug:<22}{n}" for slug, n in top]
     lines += [f"{'check ' + c.name:<22}{c.severity}: {c.message}" for c in verdicts if c.severity != "ok"]
+    lines += [f"{'failed task':<22}{r}" for r in reasons]
     log.info("\n%s", "\n".join(lines))
+    if status == "failed":
+        raise RunFailed("; ".join(reasons) or "a task of this run failed (see ingest_runs.errors)")
     return {**counts, "top_topics": dict(top)}
 
 
@@ -118,8 +129,9 @@ def mark_failed(run_key: str, reason: str) -> None:
         log.error("could not record the failure of run %s: %s", run_key, exc)
 
 
-def reprocess(since: str | None, stages: Sequence[str]) -> dict:
+def reprocess(since: str | None, stages: Sequence[str], limit: int | None = None) -> dict:
     from pipeline.queries import parse_since
 
     # parse_since, like the CLI: a date means midnight UTC, never the server's local time
-    return ingest.reprocess(_settings(), since=parse_since(since) if since else None, stages=tuple(stages))
+    return ingest.reprocess(_settings(), since=parse_since(since) if since else None, stages=tuple(stages),
+                            limit=limit or None)

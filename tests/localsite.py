@@ -28,7 +28,7 @@ class Seen:
 
 
 class LocalSite:
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
         site = self
@@ -76,7 +76,7 @@ class LocalSite:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.base = f"http://{host}:{self.port}"

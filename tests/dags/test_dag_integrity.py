@@ -86,5 +86,5 @@ def test_news_ingest_shape(dagbag):
 
 def test_news_retag_has_params(dagbag):
     dag = dagbag["dags"]["news_retag"]
-    assert dag["params"] == ["since", "stages"]
+    assert dag["params"] == ["limit", "since", "stages"]
     assert dag["schedule"] in ("None", "Never, external triggers only")

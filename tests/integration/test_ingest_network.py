@@ -136,7 +136,7 @@ def test_every_bad_feed_and_page_is_recorded_and_the_run_completes(settings, sit
 def test_transient_page_failure_is_retried_then_fails_after_max_attempts(settings, site, feeds_file, conn):
     flaky = site.add("/flaky.html", "busy", status=503)
     site.add("/f.xml", rss([(flaky, "flaky")]), content_type="application/rss+xml")
-    s = replace(settings, feeds_file=feeds_file([site.url("/f.xml")]), max_fetch_attempts=2)
+    s = replace(settings, feeds_file=feeds_file([site.url("/f.xml")]), max_attempts=2)
     ingest.ingest_once(s)
     assert _article_rows(conn)[0][1:3] == ("discovered", None)
     assert "http_5xx" in _article_rows(conn)[0][3]

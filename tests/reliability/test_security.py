@@ -73,3 +73,21 @@ def test_airflow_metadata_password_is_not_printed(settings):
         runner.up(replace(settings, database_url="postgresql://u:Sup3r-Secret@127.0.0.1:9/db"), echo=printed.append)
     assert "Sup3r-Secret" not in str(info.value)
     assert not any("Sup3r-Secret" in line for line in printed)
+
+
+@pytest.mark.parametrize("dsn", [
+    "postgresql://newsroom:Sup3r-Secret@[::1:5432/newsroom",         # a bad IPv6 host
+    "postgresql://newsroom:Sup3r Secret@db.example/newsroom",        # an unencoded space
+    "mysql://newsroom:Sup3r-Secret@db.example/newsroom",             # not PostgreSQL at all
+    "host=db.example password='Sup3r-Secret dbname=newsroom",        # an unterminated quote
+    "host=db.example password=Sup3r-Secret dbname=newsroom oops",    # a keyword without a value
+    "postgresql://newsroom:Sup3r-Secret@db.example:notaport/newsroom",
+    "postgresql://newsroom@db.example/newsroom?password=Sup3r-Secret&sslmode=nonsense",
+])
+def test_no_form_or_parse_error_of_a_dsn_prints_its_password(settings, dsn, caplog):
+    caplog.set_level(logging.DEBUG)
+    assert "Sup3r" not in store.redact(dsn) and "Secret" not in store.redact(dsn)
+    with pytest.raises(NewsroomError) as info:
+        ingest.ingest_once(replace(settings, database_url=dsn))
+    for text in (str(info.value), caplog.text):
+        assert "Sup3r" not in text and "Secret" not in text, text

@@ -70,7 +70,8 @@ def test_env_example_defaults_match_settings():
     parsed = Settings.from_env({k: v for k, v in values.items() if v})
     for field in ("spacy_model", "allow_private_networks", "connect_timeout", "read_timeout", "max_body_bytes",
                   "max_redirects", "per_host_concurrency", "per_host_delay", "poll_concurrency",
-                  "default_poll_interval", "max_fetch_attempts", "log_level"):
+                  "default_poll_interval", "max_attempts", "claim_lease", "host_budget", "max_text_chars",
+                  "log_level"):
         assert getattr(parsed, field) == getattr(defaults, field), field
 
 
