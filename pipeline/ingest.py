@@ -91,6 +91,19 @@ def _claimed_batches(conn, settings: Settings, stage: Stage, result: StageResult
             hb.remove(claim.token)
 
 
+def _failed(conn, settings: Settings, result: StageResult, stage: Stage, token: str, article_id: int, error: str, *,
+            transient: bool, error_class: str, retry_after: float | None = None) -> None:
+    """Record one article's failed attempt under its claim, and count it."""
+    status = workqueue.record_failure(conn, token, article_id, stage=stage, error=error, transient=transient,
+                                      max_attempts=settings.max_attempts,
+                                      retry_after_s=max(60.0, retry_after or 300.0))
+    if status is None:
+        result.counts["stale"] += 1
+        return
+    result.counts["failed" if status == "failed" else "retry_later"] += 1
+    result.errors[error_class] += 1
+
+
 def _isolated(conn, what: str, item_id: int, work: Callable[[], object], on_error: Callable[[str], None]):
     """Run `work` for one item in a savepoint. An exception that is the item's own (not the
     database's or the machine's) is logged with its traceback and handed to `on_error` as
@@ -218,14 +231,8 @@ def fetch_pages(settings: Settings, *, limit: int = 1_000_000, batch_size: int =
 
             def failed(article: ClaimedArticle, error: str, *, transient: bool, retry_after: float | None = None,
                        error_class: str, token: str = claim.token) -> None:
-                status = workqueue.record_failure(
-                    conn, token, article.id, stage=Stage.FETCH, error=error, transient=transient,
-                    max_attempts=settings.max_attempts, retry_after_s=max(60.0, retry_after or 300.0))
-                if status is None:
-                    result.counts["stale"] += 1
-                    return
-                result.counts["failed" if status == "failed" else "retry_later"] += 1
-                result.errors[error_class] += 1
+                _failed(conn, settings, result, Stage.FETCH, token, article.id, error, transient=transient,
+                        error_class=error_class, retry_after=retry_after)
 
             def one(article: ClaimedArticle, outcome, token: str = claim.token) -> None:
                 if isinstance(outcome, fetch.Deferred):
@@ -275,13 +282,8 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
 
             def failed(a: ClaimedArticle, error: str, *, transient: bool, error_class: str,
                        token: str = claim.token) -> None:
-                status = workqueue.record_failure(conn, token, a.id, stage=Stage.EXTRACT, error=error,
-                                                  transient=transient, max_attempts=settings.max_attempts)
-                if status is None:
-                    result.counts["stale"] += 1
-                    return
-                result.counts["failed" if status == "failed" else "retry_later"] += 1
-                result.errors[error_class] += 1
+                _failed(conn, settings, result, Stage.EXTRACT, token, a.id, error, transient=transient,
+                        error_class=error_class)
 
             def one(a: ClaimedArticle, token: str = claim.token) -> None:
                 html = store.load_page(conn, a.id)
@@ -367,13 +369,8 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
 
             def failed(article_id: int, error: str, *, transient: bool, error_class: str,
                        token: str = claim.token) -> None:
-                status = workqueue.record_failure(conn, token, article_id, stage=Stage.TAG, error=error,
-                                                  transient=transient, max_attempts=settings.max_attempts)
-                if status is None:
-                    result.counts["stale"] += 1
-                    return
-                result.counts["failed" if status == "failed" else "retry_later"] += 1
-                result.errors[error_class] += 1
+                _failed(conn, settings, result, Stage.TAG, token, article_id, error, transient=transient,
+                        error_class=error_class)
 
             texts = store.load_texts(conn, [a.id for a in claimed])
             for a in claimed:
