@@ -46,7 +46,7 @@ from pipeline.text import safe_text
 log = logging.getLogger(__name__)
 
 # Bump whenever the output for the same page can change (text, dates, refusals).
-EXTRACTOR_VERSION = "x1-trafilatura2.3.1"
+EXTRACTOR_VERSION = "x2-trafilatura2.3.1"
 
 # --- thresholds ------------------------------------------------------------------------------
 

@@ -559,7 +559,10 @@ async def poll_feed(client: httpx.AsyncClient, limiter: HostLimiter, feed: FeedS
             return PollResult(feed_id=feed.id, started_at=started, finished_at=datetime.now(UTC),
                               outcome="not_modified", http_status=dl.status, body_hash=body_hash,
                               etag=dl.headers.get("etag"), last_modified=dl.headers.get("last-modified"))
-        parsed = parse_feed(dl.body, feed_url=dl.final_url, content_type=dl.headers.get("content-type"))
+        # In a thread: a big hostile feed can take feedparser's sanitiser many seconds, and the
+        # event loop must keep serving the other feeds' requests (and their timeouts) meanwhile.
+        parsed = await asyncio.to_thread(parse_feed, dl.body, feed_url=dl.final_url,
+                                         content_type=dl.headers.get("content-type"))
         return PollResult(feed_id=feed.id, started_at=started, finished_at=datetime.now(UTC), outcome="ok",
                           http_status=dl.status, entries=parsed.entries, body_hash=body_hash,
                           etag=dl.headers.get("etag"), last_modified=dl.headers.get("last-modified"))
@@ -614,7 +617,8 @@ async def fetch_page(client: httpx.AsyncClient, limiter: HostLimiter, robots: Ro
     if _looks_binary(dl.body):
         raise FetchError("not_html", "the body is binary data, not HTML text", transient=False,
                          http_status=dl.status)
-    text, charset = decode_html(dl.body, dl.headers.get("content-type"))
+    # In a thread: charset detection on a big page is slow, and other hosts' downloads go on.
+    text, charset = await asyncio.to_thread(decode_html, dl.body, dl.headers.get("content-type"))
     return RawPage(article_id=article.id, http_status=dl.status, final_url=dl.final_url, html=text,
                    content_type=ctype, charset=charset, headers=dl.headers)
 
