@@ -6,6 +6,7 @@ only code that reads `os.environ` for Newsroom's own settings.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -108,7 +109,8 @@ class Settings:
             per_host_delay=_number(env, "NEWSROOM_PER_HOST_DELAY", d.per_host_delay),
             poll_concurrency=_number(env, "NEWSROOM_POLL_CONCURRENCY", d.poll_concurrency, int, 1),
             default_poll_interval=_number(env, "NEWSROOM_POLL_INTERVAL", d.default_poll_interval, int, 60),
-            max_attempts=_number(env, "NEWSROOM_MAX_ATTEMPTS", d.max_attempts, int, 1),
+            max_attempts=_number(env, "NEWSROOM_MAX_ATTEMPTS", _old_name(
+                env, "NEWSROOM_MAX_FETCH_ATTEMPTS", "NEWSROOM_MAX_ATTEMPTS", d.max_attempts), int, 1),
             claim_lease=_number(env, "NEWSROOM_CLAIM_LEASE", d.claim_lease, int, 1),
             host_budget=_number(env, "NEWSROOM_HOST_BUDGET", d.host_budget, minimum=1),
             max_text_chars=_number(env, "NEWSROOM_MAX_TEXT_CHARS", d.max_text_chars, int, 1000),
@@ -149,6 +151,14 @@ def to_env(settings: Settings) -> dict[str, str]:
             value = str(value.resolve())
         out[var] = str(value)
     return out
+
+
+def _old_name(env: Mapping[str, str], old: str, new: str, default: int) -> int:
+    """A setting's value under its old name, used (with a warning) only when the new one is unset."""
+    if env.get(old, "").strip() and not env.get(new, "").strip():
+        logging.getLogger(__name__).warning("%s is the old name of %s; rename it", old, new)
+        return _number(env, old, default, int, 1)
+    return default
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:

@@ -70,17 +70,16 @@ def _claimed_batches(conn, settings: Settings, stage: Stage, result: StageResult
     claim is committed at once so other workers see it, and kept alive by the heartbeat while
     its batch is worked on. Articles claimed too often end failed first (poison items)."""
     while result.counts["claimed"] < limit:
-        gave_up = workqueue.give_up_exhausted(conn, stage, max_attempts=settings.max_attempts)
-        if gave_up:
-            result.counts["failed"] += gave_up
-            result.errors["gave_up"] += gave_up
-            log.warning("%s: %d articles claimed %d times without finishing are now failed",
-                        stage, gave_up, settings.max_attempts)
         claim, claimed = workqueue.claim_articles(
             conn, stage, owner=owner, limit=min(batch_size, limit - result.counts["claimed"]),
             lease_seconds=settings.claim_lease, max_attempts=settings.max_attempts, ids=ids,
             exclude=exclude or (), interleave_hosts=interleave_hosts)
         conn.commit()
+        if claim.gave_up:
+            result.counts["failed"] += claim.gave_up
+            result.errors["gave_up"] += claim.gave_up
+            log.warning("%s: %d articles claimed %d times without finishing are now failed",
+                        stage, claim.gave_up, settings.max_attempts)
         if not claimed:
             return
         result.counts["claimed"] += len(claimed)
@@ -104,10 +103,10 @@ def _failed(conn, settings: Settings, result: StageResult, stage: Stage, token: 
     result.errors[error_class] += 1
 
 
-def _isolated(conn, what: str, item_id: int, work: Callable[[], object], on_error: Callable[[str], None]):
-    """Run `work` for one item in a savepoint. An exception that is the item's own (not the
-    database's or the machine's) is logged with its traceback and handed to `on_error` as
-    "internal_error: Type: message"; the batch goes on."""
+def _isolated(conn, what: str, item_id: int, work: Callable[[], object], on_error: Callable[[str], object]):
+    """Run `work` for one item in a savepoint and return its result. An exception that is the
+    item's own (not the database's or the machine's) is logged with its traceback and handed to
+    `on_error` as "internal_error: Type: message" (its result is returned); the batch goes on."""
     try:
         with conn.transaction():
             return work()
@@ -116,8 +115,7 @@ def _isolated(conn, what: str, item_id: int, work: Callable[[], object], on_erro
             raise
         log.exception("%s %s failed", what, item_id)
         with conn.transaction():
-            on_error(_internal(exc))
-        return None
+            return on_error(_internal(exc))
 
 
 def sync_feeds(settings: Settings) -> StageResult:
@@ -156,14 +154,16 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
         def record(r: PollResult) -> list[int] | None:
             return store.record_poll(conn, r, default_interval=settings.default_poll_interval, token=claim.token)
 
-        def record_crash(r: PollResult, error: str) -> None:
+        crashed: dict[int, PollResult] = {}
+
+        def record_crash(r: PollResult, error: str) -> list[int] | None:
             feed = by_id[r.feed_id]
             delay = feeds.next_poll_delay(failures=feed.consecutive_failures + 1,
                                           interval=feed.poll_interval or settings.default_poll_interval)
-            crashed = replace(r, outcome="error", entries=(), error_class="internal_error", error_message=error,
-                              transient=True, next_poll_at=r.finished_at + timedelta(seconds=delay))
-            record(crashed)
-            result.errors["internal_error"] += 1
+            crashed[r.feed_id] = replace(r, outcome="error", entries=(), error_class="internal_error",
+                                         error_message=error, transient=True,
+                                         next_poll_at=r.finished_at + timedelta(seconds=delay))
+            return record(crashed[r.feed_id])
 
         def count(r: PollResult, new_ids: list[int] | None) -> None:
             result.counts["polled"] += 1
@@ -188,7 +188,7 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
                                                  lambda r=r: record(r), lambda error, r=r: record_crash(r, error))
                             for r in batch}
             for r in batch:
-                count(r, recorded[r.feed_id])
+                count(crashed.pop(r.feed_id, r), recorded[r.feed_id])
             conn.commit()
             progress("poll", len(batch))
             batch.clear()

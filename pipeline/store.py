@@ -51,7 +51,7 @@ _TRANSIENT_SQLSTATE_CLASSES = {"08", "40", "53", "57"}
 # --- text hygiene ---------------------------------------------------------------------------
 
 def clean(text: str | None) -> str | None:
-    """Strip NUL, lone surrogates and control characters, which Postgres or psycopg refuse."""
+    """Strip NUL and lone surrogates, which Postgres or psycopg refuse."""
     return safe_text(text) if text else text
 
 
@@ -609,7 +609,9 @@ def select_for_reprocessing(conn: psycopg.Connection, *, stage: str, since: date
     rows = conn.execute(
         sql.SQL("""UPDATE articles a SET status = %(target)s, failed_stage = NULL, last_error = NULL,
                        attempts = 0, next_attempt_at = now(), claimed_until = NULL, claim_token = NULL,
-                       claimed_by = NULL, priority = 1, updated_at = now()
+                       claimed_by = NULL, updated_at = now(),
+                       -- live work already waiting for this stage stays live
+                       priority = CASE WHEN a.status = %(target)s AND a.priority = 0 THEN 0 ELSE 1 END
                   WHERE a.id IN (
                         SELECT a.id FROM articles a
                          WHERE {where}

@@ -95,6 +95,7 @@ class Claim:
     token: str
     owner: str
     ids: tuple[int, ...]
+    gave_up: int = 0  # articles this claim found exhausted and marked failed first
 
     def __bool__(self) -> bool:
         return bool(self.ids)
@@ -167,7 +168,7 @@ def claim_articles(conn, stage: Stage, *, owner: str, limit: int = 50, lease_sec
     articles, which this claim locks until it commits, so two claimers never share a pool). Articles in `exclude` (deferred earlier in this
     stage run) are skipped. Commit right after so other workers see the lease.
     """
-    give_up_exhausted(conn, stage, max_attempts=max_attempts)
+    gave_up = give_up_exhausted(conn, stage, max_attempts=max_attempts)
     token = new_token()
     rows = conn.execute(
         _CLAIM_ARTICLES_INTERLEAVED if interleave_hosts else _CLAIM_ARTICLES,
@@ -177,7 +178,7 @@ def claim_articles(conn, stage: Stage, *, owner: str, limit: int = 50, lease_sec
     ).fetchall()
     articles = sorted((ClaimedArticle(id=r[0], url=r[1], attempts=r[2], status=r[3], title=r[4], summary=r[5],
                                       feed_published_at=r[6], final_url=r[7]) for r in rows), key=lambda a: a.id)
-    return Claim(token, owner, tuple(a.id for a in articles)), articles
+    return Claim(token, owner, tuple(a.id for a in articles), gave_up), articles
 
 
 def holding(conn, token: str, ids: Sequence[int]) -> set[int]:
@@ -236,15 +237,19 @@ def expired_article_claims(conn) -> dict[str, int]:
 
 
 def renew(conn, tokens: Sequence[str], lease_seconds: int) -> int:
-    """Push out the leases of everything still held under `tokens`."""
+    """Push out the leases of everything still held under `tokens`. Rows the worker is writing
+    right now (locked) are skipped: their claim is about to be released anyway, and waiting for
+    them could deadlock with the worker's own multi-row writes."""
     if not tokens:
         return 0
     n = conn.execute(
         """UPDATE articles SET claimed_until = now() + make_interval(secs => %s)
-            WHERE claim_token = ANY(%s::uuid[])""", (lease_seconds, list(tokens))).rowcount
+            WHERE id IN (SELECT id FROM articles WHERE claim_token = ANY(%s::uuid[])
+                          ORDER BY id FOR UPDATE SKIP LOCKED)""", (lease_seconds, list(tokens))).rowcount
     n += conn.execute(
         """UPDATE feeds SET claimed_until = now() + make_interval(secs => %s)
-            WHERE claim_token = ANY(%s::uuid[])""", (lease_seconds, list(tokens))).rowcount
+            WHERE id IN (SELECT id FROM feeds WHERE claim_token = ANY(%s::uuid[])
+                          ORDER BY id FOR UPDATE SKIP LOCKED)""", (lease_seconds, list(tokens))).rowcount
     return n
 
 
@@ -286,6 +291,7 @@ class Heartbeat:
             try:
                 if conn is None or conn.closed:
                     conn = self._connect(self.dsn, autocommit=True)
+                    conn.execute("SET lock_timeout = '5s'")  # never wait long behind the worker
                 renew(conn, tokens, self.lease)
                 self.beats += 1
             except Exception as exc:  # the stage itself will meet a lost database; keep trying

@@ -15,8 +15,12 @@ ALTER TABLE feeds
     ADD COLUMN claimed_by    text,
     ADD COLUMN claimed_until timestamptz;
 
--- Claims take live work first, oldest first.
-CREATE INDEX articles_queue_idx ON articles (status, priority, next_attempt_at)
+-- Claims take live work first, oldest first (id breaks ties: a retag gives thousands of rows
+-- the same next_attempt_at, and without it a claim sorts the whole backlog).
+CREATE INDEX articles_queue_idx ON articles (status, priority, next_attempt_at, id)
+    WHERE status IN ('discovered', 'fetched', 'extracted');
+-- Each claim first fails the articles that used up their attempts: a short range scan.
+CREATE INDEX articles_attempts_idx ON articles (status, attempts)
     WHERE status IN ('discovered', 'fetched', 'extracted');
 DROP INDEX IF EXISTS articles_work_idx;
 -- Heartbeats renew, and stale-claim checks look up, by token.

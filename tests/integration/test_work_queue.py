@@ -123,6 +123,47 @@ def test_backlog_waits_behind_live_work(conn):
     assert store.stuck_articles(conn, 0.0001) == {}  # backlog waiting is not "stuck"
     assert store.backlog_counts(conn) == {"extracted": 5}
     assert len(store.select_for_reprocessing(conn, stage="tag", limit=2)) <= 2
+    # a retag that also selects live work already waiting for tagging leaves it live
+    store.select_for_reprocessing(conn, stage="tag", ids=[live])
+    assert conn.execute("SELECT priority FROM articles WHERE id = %s", (live,)).fetchone()[0] == 0
+
+
+def test_the_heartbeat_never_deadlocks_with_a_stage_writing_its_claimed_rows(conn, db_dsn):
+    import random
+    import threading
+
+    store.upsert_feeds(conn, [FeedSpec(url=f"http://h{i % 50}.example/{i}.xml", name=str(i)) for i in range(3000)])
+    conn.commit()
+    conn.execute("UPDATE feeds SET updated_at = now() WHERE id % 3 = 0")  # shuffle the physical order
+    conn.commit()
+    claim, feeds = workqueue.claim_feeds(conn, owner="w", lease_seconds=60)
+    conn.commit()
+    ids = [f.id for f in feeds]
+    stop, errors = threading.Event(), []
+
+    def renew_hard():
+        with store.connect(db_dsn, autocommit=True) as other:
+            while not stop.is_set():
+                try:
+                    workqueue.renew(other, [claim.token], 60)
+                except Exception as exc:  # recorded for the assertion
+                    errors.append(exc)
+
+    t = threading.Thread(target=renew_hard)
+    t.start()
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            batch = random.sample(ids, 100)
+            with conn.transaction():
+                conn.execute("SELECT id FROM feeds WHERE id = ANY(%s) AND claim_token = %s ORDER BY id FOR UPDATE",
+                             (batch, claim.token))
+                conn.execute("UPDATE feeds SET last_status = 'ok' WHERE id = ANY(%s)", (batch,))
+            conn.commit()
+    finally:
+        stop.set()
+        t.join()
+    assert not errors
 
 
 def test_a_retried_poll_takes_back_its_own_claims_and_others_see_them_as_orphans(conn):

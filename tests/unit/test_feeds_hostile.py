@@ -90,3 +90,12 @@ def test_garbage_is_a_feed_error_or_a_feed(body):
         parse_feed(body, feed_url=URL)
     except FeedError as exc:
         assert exc.error_class in ("not_a_feed", "parse_error")
+
+
+def test_padding_before_the_dtd_does_not_hide_the_entities():
+    padding = b"<!--" + b" " * 1_200_000 + b"-->"
+    body = (b'<?xml version="1.0"?>' + padding + b'<!DOCTYPE rss [<!ENTITY a "' + b"x" * 10_000 + b'">]>'
+            + _rss(_item("&a;" * 200), pre=b""))
+    with pytest.raises(FeedError) as info:
+        parse_feed(body, feed_url=URL)
+    assert info.value.error_class == "entity_expansion"
