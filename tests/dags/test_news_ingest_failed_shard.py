@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from localsite import LocalSite, article_html, rss
 
 HERE = Path(__file__).resolve().parent
@@ -62,3 +63,42 @@ def test_a_failed_poll_shard_does_not_stop_the_other_stages(airflow_env, db_dsn,
     finally:
         good.stop()
         lost.stop()
+
+
+@pytest.mark.slow
+def test_the_hostile_corpus_through_news_ingest_with_one_shard_failing(airflow_env, db_dsn, tmp_path, conn):
+    """The hostile corpus (tests/fixtures/hostile) through the DAG, host b's poll shard forced to
+    fail: host a's good articles still go all the way to `tagged` in the same run."""
+    from hostile_site import HostileSite
+
+    n = next(k for k in range(2, 16) if len({conn.execute("SELECT abs(hashtext(%s)) %% %s", (h, k)).fetchone()[0]
+                                            for h in ("127.0.0.1", "127.0.0.2")}) == 2)
+    failing = conn.execute("SELECT abs(hashtext('127.0.0.2')) %% %s", (n,)).fetchone()[0]
+    with HostileSite() as site:
+        corpus = site.write_feeds_yaml(tmp_path / "feeds.yaml")
+        on_a = b"".join(site.body(site.by_id(i)) for i in ("good-world-rss", "good-defence-atom"))
+        expected = sorted(u for u in corpus.good_articles if u.encode() in on_a)
+        assert len(expected) >= 6
+        env = {**airflow_env, "NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_FEEDS": str(corpus.feeds_file),
+               "NEWSROOM_STATE_DIR": str(tmp_path / "state"), "NEWSROOM_ALLOW_PRIVATE_NETWORKS": "1",
+               "NEWSROOM_PER_HOST_DELAY": "0", "NEWSROOM_CONNECT_TIMEOUT": "1", "NEWSROOM_READ_TIMEOUT": "1",
+               "NEWSROOM_HOST_BUDGET": "5", "TEST_POLL_SHARDS": str(n), "TEST_FAIL_POLL_SHARD": str(failing)}
+        out = subprocess.run([sys.executable, str(HERE / "run_dag_test.py"), "news_ingest",
+                              str(HERE.parents[1] / "dags")], env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 1, (out.stdout[-3000:], out.stderr[-5000:])
+    states: dict[str, list[str]] = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("TASK "):
+            _, task_id, _index, state = line.split()
+            states.setdefault(task_id, []).append(state)
+    assert states["poll_feeds"].count("failed") == 1
+    for later in ("fetch_pages", "extract", "tag", "cluster", "quality_checks"):
+        assert set(states[later]) == {"success"}, (later, states[later], out.stdout[-3000:])
+    assert states["summary"] == ["failed"]
+    tagged = {u for (u,) in conn.execute("SELECT url FROM articles WHERE status = 'tagged'").fetchall()}
+    assert set(expected) <= tagged
+    assert conn.execute("SELECT count(*) FROM articles WHERE claim_token IS NOT NULL").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM articles WHERE status <> 'tagged' AND last_error IS NULL "
+                        "AND status = 'failed'").fetchone()[0] == 0
+    status, errors = conn.execute("SELECT status, errors FROM ingest_runs").fetchone()
+    assert status == "failed" and any(f"poll_feeds[{failing}] failed" in e.get("message", "") for e in errors)
