@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -56,6 +57,13 @@ def _owner(run_key: str | None, stage: str, part: int | str | None = None) -> st
     same poll task takes its own crashed claims back at once)."""
     where = part if part is not None else f"{socket.gethostname()}:{os.getpid()}"
     return f"{run_key or 'adhoc'}/{stage}/{where}"
+
+
+@contextmanager
+def _working(settings: Settings) -> Iterator[tuple]:
+    """A stage's connection, and the heartbeat that keeps its claims alive while it works."""
+    with store.session(settings) as conn, workqueue.Heartbeat(store.resolve_dsn(settings), settings.claim_lease) as hb:
+        yield conn, hb
 
 
 def _internal(exc: BaseException) -> str:
@@ -138,15 +146,15 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
     result = StageResult("poll")
     limiter = limiter or _limiter(settings)
     owner = _owner(run_key, "poll", f"shard{shard}of{shards}")
-    with store.session(settings) as conn, workqueue.Heartbeat(store.resolve_dsn(settings), settings.claim_lease) as hb:
+    with _working(settings) as (conn, hb):
         claim, due = workqueue.claim_feeds(conn, owner=owner, limit=limit, lease_seconds=settings.claim_lease,
                                            shard=shard, shards=shards, feed_ids=feed_ids)
         conn.commit()
         if not due:
-            leased = workqueue.leased_feeds(conn)
-            if leased["live"]:
-                result.counts["leased_elsewhere"] = leased["live"]
-                log.warning("no feed to poll: %d feeds are claimed by another worker right now", leased["live"])
+            leased = workqueue.feeds_leased_now(conn)
+            if leased:
+                result.counts["leased_elsewhere"] = leased
+                log.warning("no feed to poll: %d feeds are claimed by another worker right now", leased)
             return result
         hb.add(claim.token)
         by_id = {f.id: f for f in due}
@@ -223,7 +231,7 @@ def fetch_pages(settings: Settings, *, limit: int = 1_000_000, batch_size: int =
     robots = fetch.RobotsCache(settings, limiter)
     budget = fetch.HostBudget(settings.host_budget)
     deferred: list[int] = []
-    with store.session(settings) as conn, workqueue.Heartbeat(store.resolve_dsn(settings), settings.claim_lease) as hb:
+    with _working(settings) as (conn, hb):
         batches = _claimed_batches(conn, settings, Stage.FETCH, result, hb, owner=_owner(run_key, "fetch"),
                                    limit=limit, batch_size=batch_size, ids=ids, exclude=deferred,
                                    interleave_hosts=True)
@@ -275,7 +283,7 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
 
     t0 = time.monotonic()
     result = StageResult("extract")
-    with store.session(settings) as conn, workqueue.Heartbeat(store.resolve_dsn(settings), settings.claim_lease) as hb:
+    with _working(settings) as (conn, hb):
         batches = _claimed_batches(conn, settings, Stage.EXTRACT, result, hb, owner=_owner(run_key, "extract"),
                                    limit=limit, batch_size=batch_size, ids=ids)
         for claim, claimed in batches:
@@ -360,7 +368,7 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
     result = StageResult("tag")
     rules = topics.load_rules(settings.topics_file)
     version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
-    with store.session(settings) as conn, workqueue.Heartbeat(store.resolve_dsn(settings), settings.claim_lease) as hb:
+    with _working(settings) as (conn, hb):
         topic_ids = store.upsert_topics(conn, topics.topic_defs(rules))
         conn.commit()
         batches = _claimed_batches(conn, settings, Stage.TAG, result, hb, owner=_owner(run_key, "tag"),
@@ -387,7 +395,7 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 """The annotations of `ids` (those still ours), replacing the old ones."""
                 held = workqueue.holding(conn, token, ids)
                 for i in sorted(set(ids) - held):
-                    workqueue.log_stale("tags", i, token)
+                    workqueue.log_stale("tags", f"article {i}", token)
                     result.counts["stale"] += 1
                 mine = [i for i in ids if i in held]
                 if not mine:

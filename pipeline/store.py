@@ -38,6 +38,7 @@ from pipeline.records import (
     TopicTag,
 )
 from pipeline.text import safe_text
+from pipeline.workqueue import log_stale
 
 log = logging.getLogger(__name__)
 
@@ -388,8 +389,7 @@ def _feeds_held(conn: psycopg.Connection, token: str, ids: Sequence[int]) -> set
     held = {r[0] for r in conn.execute("SELECT id FROM feeds WHERE id = ANY(%s) AND claim_token = %s ORDER BY id "
                                        "FOR UPDATE", (list(ids), token)).fetchall()}
     for feed_id in sorted(set(ids) - held):
-        log.warning("stale write dropped: the poll of feed %s was not recorded because its claim ran out "
-                    "and another worker has it now", feed_id)
+        log_stale("poll", f"feed {feed_id}", token)
     return held
 
 
@@ -474,7 +474,7 @@ def store_page(conn: psycopg.Connection, page: RawPage, *, token: str | None = N
         (clean(page.final_url), page.article_id, token, token),
     ).rowcount
     if not moved:
-        _stale("page", page.article_id)
+        log_stale("page", f"article {page.article_id}", token)
         return False
     data = clean(page.html).encode("utf-8")
     conn.execute(
@@ -491,11 +491,6 @@ def store_page(conn: psycopg.Connection, page: RawPage, *, token: str | None = N
          gzip.compress(data, compresslevel=6)),
     )
     return True
-
-
-def _stale(what: str, article_id: int) -> None:
-    log.warning("stale write dropped: the %s of article %s was not recorded because its claim ran out "
-                "and another worker has it now", what, article_id)
 
 
 def load_page(conn: psycopg.Connection, article_id: int) -> str | None:
@@ -517,7 +512,7 @@ def save_extraction(conn: psycopg.Connection, article_id: int, ex: Extraction,
          "token": token},
     ).rowcount
     if not written:
-        _stale("extraction", article_id)
+        log_stale("extraction", f"article {article_id}", token)
     return bool(written)
 
 
@@ -842,13 +837,6 @@ def stuck_articles(conn: psycopg.Connection, hours: float) -> dict[str, int]:
               AND next_attempt_at < now() - make_interval(secs => %(s)s)
               AND (claimed_until IS NULL OR claimed_until < now())
             GROUP BY status""", {"s": hours * 3600}).fetchall())
-
-
-def backlog_counts(conn: psycopg.Connection) -> dict[str, int]:
-    """Backlog articles (retag, backfill) still waiting, by status."""
-    return dict(conn.execute(
-        """SELECT status, count(*) FROM articles WHERE priority = 1 AND status IN ('fetched', 'extracted')
-            GROUP BY status""").fetchall())
 
 
 def last_feed_success(conn: psycopg.Connection) -> datetime | None:

@@ -33,8 +33,6 @@ _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 class InvalidURL(ValueError):
     """A URL that can never be fetched: the message says which part is wrong."""
 
-    error_class = "invalid_url"
-
 
 def is_tracking_param(name: str) -> bool:
     low = name.lower()

@@ -22,9 +22,10 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 
 from pipeline.records import ClaimedArticle, FeedState
+from pipeline.text import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,6 @@ class Stage(StrEnum):
         return {"fetch": "discovered", "extract": "fetched", "tag": "extracted"}[self.value]
 
 
-class Priority(IntEnum):
-    LIVE = 0
-    BACKLOG = 1  # retag and backfill: only when no live work is due
-
-
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A lease on some items, checked by every write made under it."""
@@ -122,25 +118,24 @@ def claim_feeds(conn, *, owner: str, limit: int = 1000, lease_seconds: int = 60,
     return Claim(token, owner, tuple(f.id for f in feeds)), feeds
 
 
-def leased_feeds(conn) -> dict[str, int]:
-    """Feeds under a claim: `live` (lease running), `expired` (its worker is gone)."""
-    row = conn.execute(
-        """SELECT count(*) FILTER (WHERE claimed_until >= now()), count(*) FILTER (WHERE claimed_until < now())
-             FROM feeds WHERE claim_token IS NOT NULL AND enabled""").fetchone()
-    return {"live": row[0], "expired": row[1]}
+def feeds_leased_now(conn) -> int:
+    """Enabled feeds under a claim whose lease is still running (another poll has them)."""
+    return conn.execute(
+        """SELECT count(*) FROM feeds WHERE claim_token IS NOT NULL AND enabled AND claimed_until >= now()"""
+    ).fetchone()[0]
 
 
 def orphaned_feed_leases(conn) -> list[dict]:
     """Feeds still claimed by a poll that is gone: its lease ran out, or the run that holds it
     has finished. Each with who held it and until when."""
     rows = conn.execute(
-        """SELECT f.id, f.url, f.claimed_by, f.claimed_until, f.claimed_until < now() AS expired
+        """SELECT f.id, f.url, f.claimed_by, f.claimed_until
              FROM feeds f
              LEFT JOIN ingest_runs r ON r.run_key = split_part(f.claimed_by, '/', 1)
             WHERE f.claim_token IS NOT NULL AND f.enabled
               AND (f.claimed_until < now() OR (r.status IS NOT NULL AND r.status <> 'running'))
             ORDER BY f.id LIMIT 50""").fetchall()
-    return [{"id": r[0], "url": r[1], "claimed_by": r[2], "claimed_until": r[3], "expired": r[4]} for r in rows]
+    return [{"id": r[0], "url": r[1], "claimed_by": r[2], "claimed_until": r[3]} for r in rows]
 
 
 # --- articles -------------------------------------------------------------------------------
@@ -203,8 +198,6 @@ def record_failure(conn, token: str | None, article_id: int, *, stage: Stage | s
     """Record a failed attempt. A transient failure is retried later (with backoff) until
     `max_attempts`; a permanent one, or the last attempt, marks the article failed. Returns the
     new status, or None when the claim was lost (nothing written). `token` None: no claim."""
-    from pipeline.text import safe_text
-
     row = conn.execute(
         """UPDATE articles SET
                status = CASE WHEN %(transient)s AND attempts < %(max)s THEN status ELSE 'failed' END,
@@ -219,21 +212,15 @@ def record_failure(conn, token: str | None, article_id: int, *, stage: Stage | s
          "delay": retry_after_s, "id": article_id, "token": token},
     ).fetchone()
     if row is None:
-        log_stale("failure", article_id, token)
+        log_stale("failure", f"article {article_id}", token)
         return None
     return row[0]
 
 
-def log_stale(what: str, item_id: int, token: str | None) -> None:
+def log_stale(what: str, item: str, token: str | None = None) -> None:
+    """The one log line for a result dropped because its claim ran out (`item`: "article 12")."""
     log.warning("stale write dropped: the %s of %s was not recorded because its claim %s ran out "
-                "and another worker has it now", what, item_id, (token or "")[:8])
-
-
-def expired_article_claims(conn) -> dict[str, int]:
-    """Articles whose claim ran out without a result (their worker died), by status."""
-    return dict(conn.execute(
-        """SELECT status, count(*) FROM articles
-            WHERE claim_token IS NOT NULL AND claimed_until < now() GROUP BY status""").fetchall())
+                "and another worker has it now", what, item, (token or "")[:8])
 
 
 def renew(conn, tokens: Sequence[str], lease_seconds: int) -> int:
