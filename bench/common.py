@@ -30,10 +30,10 @@ def bench_database():
         tmp = Path(tempfile.mkdtemp(prefix="nrb", dir="/tmp"))
         admin = embedded.start(tmp / "pg")
     name = f"bench_{uuid.uuid4().hex[:8]}"
-    store.ensure_database(admin, name)
+    store.db.ensure_database(admin, name)
     dsn = psycopg.conninfo.make_conninfo(admin, dbname=name)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        store.migrate(conn)
+        store.migrations.migrate(conn)
     try:
         yield dsn
     finally:

@@ -6,7 +6,7 @@ the views) after ANALYZE.
     .venv/bin/python bench/db_bench.py                         # 1,000,000: the issue's target size
 
 Reports load rates (articles/s; entity-mention rows/s through bulk COPY and through
-store.replace_mentions, the tagging stage's path; the project target is >= 20,000 rows/s) and the
+store.annotations.replace_mentions, the tagging stage's path; the project target is >= 20,000 rows/s) and the
 median of several runs of each query. Prints a table and writes bench/results/db_<N>.json.
 Asserts nothing. Uses a throwaway embedded server unless NEWSROOM_DATABASE_URL is set (then a
 throwaway database on that server).
@@ -39,6 +39,7 @@ from common import bench_database, write_result
 
 from pipeline import PIPELINE_VERSION, queries, store
 from pipeline.records import Mention
+from pipeline.text import entity_key
 
 # --- vocabulary -----------------------------------------------------------------------------
 
@@ -308,18 +309,18 @@ def load(dsn: str, n: int, chunk_size: int, seed: int, log: Callable[[str], None
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '1GB'")
-        now = store.now(conn)
+        now = store.db.now(conn)
         with conn.transaction():
             from pipeline.records import FeedSpec, TopicDef
 
-            store.upsert_feeds(conn, [FeedSpec(url=f"https://news{i % 50}.example/feed{i}.xml", name=f"Outlet {i:03d}")
+            store.feeds.upsert_feeds(conn, [FeedSpec(url=f"https://news{i % 50}.example/feed{i}.xml", name=f"Outlet {i:03d}")
                                       for i in range(200)])
-            topic_ids = store.upsert_topics(conn, [TopicDef(slug=s, name=s.replace("-", " ").title(),
+            topic_ids = store.annotations.upsert_topics(conn, [TopicDef(slug=s, name=s.replace("-", " ").title(),
                                                             rules_version="bench-rules") for s in THEMES if s])
         feeds = [r[0] for r in conn.execute("SELECT id FROM feeds ORDER BY id")]
         raw = _synthetic_entities(rng, 3000)
         _copy(conn, "COPY entities (key, name, label, wikidata_id) FROM STDIN",
-              "".join(f"{store.entity_key(lb, nm, q)}\t{nm}\t{lb}\t{q or chr(92) + 'N'}\n" for nm, lb, q in raw))
+              "".join(f"{entity_key(nm, q)}\t{nm}\t{lb}\t{q or chr(92) + 'N'}\n" for nm, lb, q in raw))
         entities = [Entity(*r) for r in conn.execute("SELECT id, name, label, wikidata_id FROM entities ORDER BY id")]
         # Background mentions follow a Zipf order like real news: countries and capitals most, then
         # organisations, people and weapons (their themes add more), then the synthetic long tail.
@@ -403,14 +404,14 @@ def load(dsn: str, n: int, chunk_size: int, seed: int, log: Callable[[str], None
 
 
 def replace_mentions_rate(dsn: str, gen: Generator, articles: int, sample: int, log: Callable[[str], None]) -> dict:
-    """The tagging stage's path: per batch of 50 articles, store.upsert_entities once, then
-    store.replace_mentions_many (one DELETE, one COPY), committed per batch; on already-tagged
+    """The tagging stage's path: per batch of 50 articles, store.annotations.upsert_entities once, then
+    store.annotations.replace_mentions_many (one DELETE, one COPY), committed per batch; on already-tagged
     articles spread over the table."""
     rng = random.Random(7)
     ids = rng.sample(range(1, articles + 1), min(sample, articles))
     rows = 0
     with psycopg.connect(dsn) as conn:
-        conn.execute("SET synchronous_commit = off")  # as store.session does
+        conn.execute("SET synchronous_commit = off")  # as store.db.session does
         conn.commit()
         batches = []  # generated before the clock starts: only the writes are timed
         for start in range(0, len(ids), 50):
@@ -422,12 +423,12 @@ def replace_mentions_rate(dsn: str, gen: Generator, articles: int, sample: int, 
             batches.append(batch)
         t0 = time.perf_counter()
         for batch in batches:
-            entity_ids = store.upsert_entities(conn, (m for ms in batch.values() for m in ms))
-            rows += store.replace_mentions_many(conn, batch, "bench-nlp-2", entity_ids)
+            entity_ids = store.annotations.upsert_entities(conn, (m for ms in batch.values() for m in ms))
+            rows += store.annotations.replace_mentions_many(conn, batch, "bench-nlp-2", entity_ids)
             conn.commit()
         conn.commit()
         seconds = time.perf_counter() - t0
-    log(f"  store.replace_mentions: {rows:,} rows for {len(ids):,} articles in {seconds:.1f}s")
+    log(f"  store.annotations.replace_mentions: {rows:,} rows for {len(ids):,} articles in {seconds:.1f}s")
     return {"articles": len(ids), "rows": rows, "seconds": round(seconds, 2),
             "mention_rows_per_s_replace_mentions": round(rows / seconds),
             "articles_per_s": round(len(ids) / seconds)}
@@ -437,7 +438,7 @@ def replace_mentions_rate(dsn: str, gen: Generator, articles: int, sample: int, 
 
 def time_queries(dsn: str, runs: int, rare: tuple[str, str], log: Callable[[str], None]) -> list[dict]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        now = store.now(conn)
+        now = store.db.now(conn)
         week, month, quarter = now - timedelta(days=7), now - timedelta(days=30), now - timedelta(days=90)
         some_id = conn.execute("SELECT id FROM articles WHERE cluster_id <> id ORDER BY id DESC LIMIT 1").fetchone()[0]
 
@@ -498,7 +499,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=20_000, help="articles per COPY batch")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per query (the median is reported)")
     ap.add_argument("--replace-sample", type=int, default=10000,
-                    help="articles re-tagged through store.replace_mentions")
+                    help="articles re-tagged through store.annotations.replace_mentions")
     ap.add_argument("--seed", type=int, default=20191001)
     args = ap.parse_args()
 
@@ -510,7 +511,7 @@ def main() -> None:
         log(f"loading {args.articles:,} articles ...")
         loaded = load(dsn, args.articles, args.chunk, args.seed, log)
         gen = loaded.pop("_gen")
-        log("re-tagging a sample through store.replace_mentions ...")
+        log("re-tagging a sample through store.annotations.replace_mentions ...")
         replace = replace_mentions_rate(dsn, gen, loaded["articles"], args.replace_sample, log)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("ANALYZE article_entities, entities")

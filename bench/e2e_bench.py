@@ -109,7 +109,7 @@ def _worker(dsn: str, state: str, out) -> None:
 
 def pipeline_workers(dsn: str, state: str, n: int) -> dict:
     with psycopg.connect(dsn) as conn:
-        ids = store.select_for_reprocessing(conn, stage="extract")
+        ids = store.queue.select_for_reprocessing(conn, stage="extract")
         conn.commit()
     ctx = mp.get_context("spawn")
     out = ctx.Queue()

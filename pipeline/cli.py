@@ -50,7 +50,7 @@ def db() -> None:
 @friendly
 def db_url(settings: config.Settings) -> None:
     """Print the DSN in use (starting the embedded server if that is the one)."""
-    click.echo(store.resolve_dsn(settings))
+    click.echo(store.db.resolve_dsn(settings))
 
 
 @db.command("start")
@@ -61,7 +61,7 @@ def db_start(settings: config.Settings) -> None:
     if not settings.embedded:
         click.echo("NEWSROOM_DATABASE_URL is set; not starting the embedded server")
         return
-    click.echo(store.resolve_dsn(settings))
+    click.echo(store.db.resolve_dsn(settings))
 
 
 @db.command("stop")
@@ -79,7 +79,7 @@ def db_stop(settings: config.Settings) -> None:
 def db_status(settings: config.Settings) -> None:
     """Show whether the embedded server runs, and where its data lives."""
     if not settings.embedded:
-        click.echo(f"external database: {store.redact(settings.database_url)}")
+        click.echo(f"external database: {store.db.redact(settings.database_url)}")
         return
     st = embedded.status(settings.pgdata)
     state = "running" if st.running else ("stopped" if st.initialised else "not initialised")
@@ -96,9 +96,9 @@ def db_status(settings: config.Settings) -> None:
 @friendly
 def db_migrate(settings: config.Settings) -> None:
     """Apply pending migrations and (re)create views. Safe to run any number of times."""
-    with store.session(settings, autocommit=True) as conn:
-        applied = store.migrate(conn)
-        total = len(store.applied_migrations(conn))
+    with store.db.session(settings, autocommit=True) as conn:
+        applied = store.migrations.migrate(conn)
+        total = len(store.migrations.applied_migrations(conn))
     click.echo(f"applied {len(applied)} migration(s); {total} in place")
     for name in applied:
         click.echo(f"  {name}")
@@ -132,9 +132,9 @@ def feeds_status(settings: config.Settings, failing: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    with store.session(settings) as conn:
-        rows = store.feed_health(conn)
-        now = store.now(conn)
+    with store.db.session(settings) as conn:
+        rows = store.feeds.feed_health(conn)
+        now = store.db.now(conn)
     table = Table(title="Feeds", show_lines=False)
     for col in ("state", "name", "last poll", "http", "fails", "newest article", "next poll", "articles", "last error"):
         table.add_column(col, overflow="fold")
@@ -166,8 +166,8 @@ def _ago(when, now) -> str:
 
 
 def _migrate_quietly(settings: config.Settings) -> None:
-    with store.session(settings, autocommit=True) as conn:
-        store.migrate(conn)
+    with store.db.session(settings, autocommit=True) as conn:
+        store.migrations.migrate(conn)
 
 
 # --- ingest ---------------------------------------------------------------------------------
@@ -320,7 +320,7 @@ def retag_cmd(settings: config.Settings, since: str | None, stages: str, limit: 
     result = ingest.reprocess(settings, since=parse_since(since) if since else None,
                               stages=tuple(stages.split(",")), limit=limit)
     for stage, counts in result.items():
-        click.echo(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v and ":" not in k))
+        click.echo(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v))
 
 
 # --- airflow and the demo -------------------------------------------------------------------

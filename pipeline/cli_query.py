@@ -123,7 +123,7 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
     --since, --topic or --entity to reach further back.
     """
     start = _since(since)
-    with store.session(settings) as conn:
+    with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
         rows = queries.search(conn, text, topic=topic, entity=entity, since=start, limit=limit)
     if not rows:
@@ -170,7 +170,7 @@ _ARROWS = {"up": "▲ up", "down": "▼ down", "flat": "= flat", "new": "★ new
 def topics(settings: config.Settings, since: str, fmt: str) -> None:
     """Articles per topic in the period, with the trend against the previous period."""
     start = queries.parse_since(since)
-    with store.session(settings) as conn:
+    with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
         rows = queries.topic_volumes(conn, start)
     if not rows:
@@ -213,7 +213,7 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, si
              fmt: str) -> None:
     """The most mentioned people, places, organisations and weapons, by articles mentioning them."""
     start = _since(since)
-    with store.session(settings) as conn:
+    with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
         rows = queries.top_entities(conn, topic=topic, label=label, since=start, limit=limit)
     if not rows:
@@ -249,7 +249,7 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, si
 @friendly
 def article(settings: config.Settings, article_id: int, fmt: str) -> None:
     """One article: where it came from, its entities, topics (with evidence) and copies."""
-    with store.session(settings) as conn:
+    with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
         a = queries.article(conn, article_id)
     if fmt == "json":
@@ -318,7 +318,7 @@ def report(settings: config.Settings, since: str, out_dir: Path) -> None:
     from pipeline.report import build_report
 
     start = queries.parse_since(since)
-    with store.session(settings) as conn:
+    with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
         try:
             index = build_report(conn, start, out_dir)

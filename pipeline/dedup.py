@@ -1,4 +1,4 @@
-"""Near-duplicate fingerprints: syndicated copies of one story get one cluster.
+"""Near-duplicate fingerprints and clusters: syndicated copies of one story get one cluster.
 
 A MinHash signature (128 permutations) over word 3-shingles of the body estimates the Jaccard
 similarity of two texts. For finding candidates, the signature is cut into 16 bands of 8
@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
+
+from pipeline.records import ClusterCandidate
 
 NUM_PERM = 128
 BANDS = 16
@@ -63,3 +66,19 @@ def similarity(a: bytes, b: bytes) -> float:
     """Estimated Jaccard similarity of two signatures."""
     va, vb = np.frombuffer(a, dtype="<u4"), np.frombuffer(b, dtype="<u4")
     return float(np.mean(va == vb))
+
+
+def choose_cluster(article: ClusterCandidate, candidates: list[ClusterCandidate], *,
+                   min_similarity: float = SIMILARITY) -> int | None:
+    """The cluster `article` joins: that of its earliest-published near-duplicate among the
+    candidates (articles sharing a band), or None when none is similar enough."""
+    if article.signature is None:
+        return None
+    near = [c for c in candidates
+            if c.signature is not None and similarity(c.signature, article.signature) >= min_similarity]
+    return min(near, key=lambda c: (c.published, c.id)).cluster_id if near else None
+
+
+def is_original(published: datetime, earliest_in_cluster: datetime | None) -> bool:
+    """Whether an article joining a cluster is its original: published before every member."""
+    return earliest_in_cluster is None or published < earliest_in_cluster

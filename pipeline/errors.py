@@ -1,8 +1,19 @@
-"""Typed errors: what a caller should do about a failure, not just what went wrong."""
+"""Typed errors: what a caller should do about a failure, not just what went wrong.
+
+One idiom: every error says whether retrying later may help (`transient`). A failure of one
+item (a feed, a page, an article) is an `ItemFailed` with its `ErrorClass`: it is recorded on that
+item and its batch goes on. Anything else that escapes a stage makes Airflow retry the task.
+"""
+
+from __future__ import annotations
+
+from pipeline.states import ErrorClass
 
 
 class NewsroomError(Exception):
     """Base class for every error Newsroom raises on purpose."""
+
+    transient: bool = False  # whether retrying later may help
 
 
 class ConfigError(NewsroomError):
@@ -10,11 +21,22 @@ class ConfigError(NewsroomError):
 
 
 class TransientError(NewsroomError):
-    """Worth retrying later: timeouts, 5xx, a lost database connection."""
+    """The machinery failed (the database went away, a deadlock): the whole task is retried."""
+
+    transient = True
 
 
-class PermanentError(NewsroomError):
-    """Retrying will not help for this item (404, not HTML, empty body)."""
+class ItemFailed(NewsroomError):
+    """One feed, page or article failed, classified for the record and for the retry decision:
+    recorded on that item (`error_class: message`), never raised past its batch."""
+
+    def __init__(self, error_class: ErrorClass | str, message: str, *, transient: bool = False,
+                 http_status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.error_class = ErrorClass(error_class)  # an unknown class is a bug: ValueError
+        self.transient = transient
+        self.http_status = http_status
+        self.retry_after = retry_after
 
 
 class DatabaseUnavailable(TransientError):

@@ -3,6 +3,10 @@
 Pure: no network, no database, no global state. The caller (the pipeline worker) loads the
 page, calls `extract_article`, and stores the `Extraction` or records the `ExtractionFailed`.
 
+Why one module of this size: the body, title, language and date of a page are decided together
+from one parsed tree (each step reads what the previous one kept), and the extraction quality
+benchmark measures the module as a whole.
+
 How the body is found (steps 1-3 each measured better on the tuning half of the
 extraction-dev set; see bench/extraction_eval.py):
 
@@ -39,8 +43,9 @@ from lxml.html import HtmlElement, fragment_fromstring
 from trafilatura import metadata as trafilatura_metadata
 from trafilatura.settings import Document
 
-from pipeline.errors import PermanentError
+from pipeline.errors import ItemFailed
 from pipeline.records import Extraction
+from pipeline.states import ErrorClass
 from pipeline.text import safe_text
 
 log = logging.getLogger(__name__)
@@ -62,21 +67,21 @@ FUTURE_TOLERANCE = timedelta(days=1)  # timezone slack before a date counts as "
 MAX_PAGE_FEED_GAP = timedelta(days=3)  # page further than this from the feed/URL date: page is wrong
 MIN_DATE = datetime(1995, 1, 1, tzinfo=UTC)  # before the web news era: a parsing accident
 
-REASONS = ("empty_html", "no_body", "too_short", "paywall", "not_article")
+REASONS = (ErrorClass.EMPTY_HTML, ErrorClass.NO_BODY, ErrorClass.TOO_SHORT, ErrorClass.PAYWALL, ErrorClass.NOT_ARTICLE)
 
 
-class ExtractionFailed(PermanentError):
+class ExtractionFailed(ItemFailed):
     """The page has no usable article body; retrying the same HTML will not help.
 
-    `reason` is one of REASONS, short and stable enough to group failures by.
+    `reason` (its error class) is one of REASONS, short and stable enough to group failures by.
     """
 
     def __init__(self, reason: str, detail: str = "") -> None:
         if reason not in REASONS:
             raise ValueError(f"unknown extraction failure reason {reason!r}")
-        self.reason = reason
+        super().__init__(reason, f"extraction failed ({reason}): {detail}" if detail else f"extraction failed ({reason})")
+        self.reason = self.error_class
         self.detail = detail
-        super().__init__(f"extraction failed ({reason}): {detail}" if detail else f"extraction failed ({reason})")
 
     def __reduce__(self) -> tuple[type[ExtractionFailed], tuple[str, str]]:
         # Survive pickling (multiprocessing, task queues): rebuild from reason and detail.

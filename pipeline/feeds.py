@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from pipeline.config import read_yaml
-from pipeline.errors import ConfigError, PermanentError
+from pipeline.errors import ConfigError, ItemFailed
 from pipeline.records import FeedEntry, FeedSpec
 from pipeline.text import safe_text, truncate_utf8
 from pipeline.urls import canonical_url
@@ -85,12 +85,8 @@ def parse_interval(value: object, where: str = "poll_interval") -> int:
 
 # --- parsing --------------------------------------------------------------------------------
 
-class FeedError(PermanentError):
-    """The document is not a usable feed."""
-
-    def __init__(self, error_class: str, message: str):
-        super().__init__(message)
-        self.error_class = error_class
+class FeedError(ItemFailed):
+    """The document is not a usable feed (permanent: the same bytes will not parse next time)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

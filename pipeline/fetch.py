@@ -5,6 +5,10 @@ streaming and again after decompression, redirects followed by hand (each hop's 
 checked), private/loopback/link-local/multicast addresses refused unless allowed, per-host
 concurrency cap and minimum gap shared by feed and page requests, and a User-Agent naming
 the project. Failures become FetchError with an error class and whether a retry may help.
+
+Why one module of this size: every request, feed or page, goes through the same checked path
+(address pinning, the host limiter, the caps, the deadline, classification), and that path is
+what makes the network safe; split, a second caller could take a shortcut around it.
 """
 
 from __future__ import annotations
@@ -31,15 +35,15 @@ import httpcore
 import httpx
 
 from pipeline.config import Settings
-from pipeline.errors import NewsroomError
+from pipeline.errors import ItemFailed
 from pipeline.feeds import (
-    FeedError,
     classify_status,
     next_poll_delay,
     parse_feed,
     parse_retry_after,
 )
 from pipeline.records import ClaimedArticle, FeedState, PollResult, RawPage
+from pipeline.states import ErrorClass, PollOutcome
 from pipeline.urls import InvalidURL, fetchable_url, host_of
 
 log = logging.getLogger(__name__)
@@ -52,16 +56,13 @@ _KEEP_HEADERS = ("etag", "last-modified", "content-type", "content-language", "d
                  "expires", "x-robots-tag", "link")
 
 
-class FetchError(NewsroomError):
-    """A download that failed, classified for the record and for retry decisions."""
+class FetchError(ItemFailed):
+    """A download that failed (its transient flag is always given: the network decides)."""
 
-    def __init__(self, error_class: str, message: str, *, transient: bool, http_status: int | None = None,
-                 retry_after: float | None = None):
-        super().__init__(message)
-        self.error_class = error_class
-        self.transient = transient
-        self.http_status = http_status
-        self.retry_after = retry_after
+    def __init__(self, error_class: ErrorClass | str, message: str, *, transient: bool,
+                 http_status: int | None = None, retry_after: float | None = None):
+        super().__init__(error_class, message, transient=transient, http_status=http_status,
+                         retry_after=retry_after)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -546,37 +547,35 @@ async def poll_feed(client: httpx.AsyncClient, limiter: HostLimiter, feed: FeedS
                             accept="application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
         if dl.status == 304:
             return PollResult(feed_id=feed.id, started_at=started, finished_at=datetime.now(UTC),
-                              outcome="not_modified", http_status=304,
+                              outcome=PollOutcome.NOT_MODIFIED, http_status=304,
                               etag=dl.headers.get("etag"), last_modified=dl.headers.get("last-modified"))
         body_hash = hashlib.sha256(dl.body).hexdigest()
         if body_hash == feed.body_hash:
             # Same bytes as last time: nothing new, and no parsing (servers without validators).
             return PollResult(feed_id=feed.id, started_at=started, finished_at=datetime.now(UTC),
-                              outcome="not_modified", http_status=dl.status, body_hash=body_hash,
+                              outcome=PollOutcome.NOT_MODIFIED, http_status=dl.status, body_hash=body_hash,
                               etag=dl.headers.get("etag"), last_modified=dl.headers.get("last-modified"))
         # In a thread: a big hostile feed can take feedparser's sanitiser many seconds, and the
         # event loop must keep serving the other feeds' requests (and their timeouts) meanwhile.
         parsed = await asyncio.to_thread(parse_feed, dl.body, feed_url=dl.final_url,
                                          content_type=dl.headers.get("content-type"))
-        return PollResult(feed_id=feed.id, started_at=started, finished_at=datetime.now(UTC), outcome="ok",
+        return PollResult(feed_id=feed.id, started_at=started, finished_at=datetime.now(UTC), outcome=PollOutcome.OK,
                           http_status=dl.status, entries=parsed.entries, body_hash=body_hash,
                           etag=dl.headers.get("etag"), last_modified=dl.headers.get("last-modified"))
     except Exception as exc:  # the feed's own failure, classified, or one nobody foresaw
         if isinstance(exc, MemoryError):
             raise
-        if not isinstance(exc, FetchError | FeedError):
+        if not isinstance(exc, ItemFailed):
             # A bug or an input nobody foresaw: recorded on this feed, the others go on.
             log.exception("polling feed %s crashed", feed.url)
-            exc = FetchError("internal_error", f"{type(exc).__name__}: {str(exc)[:500]}", transient=True)
-        transient = getattr(exc, "transient", False)
-        retry_after = getattr(exc, "retry_after", None)
+            exc = ItemFailed(ErrorClass.INTERNAL_ERROR, f"{type(exc).__name__}: {str(exc)[:500]}", transient=True)
         delay = next_poll_delay(failures=feed.consecutive_failures + 1, interval=interval,
-                                transient=transient, retry_after=retry_after)
+                                transient=exc.transient, retry_after=exc.retry_after)
         finished = datetime.now(UTC)
         log.info("feed %s failed: %s: %s", feed.url, exc.error_class, exc)
-        return PollResult(feed_id=feed.id, started_at=started, finished_at=finished, outcome="error",
-                          http_status=getattr(exc, "http_status", None), error_class=exc.error_class,
-                          error_message=str(exc)[:1000], transient=transient,
+        return PollResult(feed_id=feed.id, started_at=started, finished_at=finished, outcome=PollOutcome.ERROR,
+                          http_status=exc.http_status, error_class=exc.error_class,
+                          error_message=str(exc)[:1000], transient=exc.transient,
                           next_poll_at=finished + timedelta(seconds=delay))
 
 

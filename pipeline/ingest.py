@@ -3,6 +3,11 @@ records the outcome per item. A stage can run in several workers at once, be kil
 re-run: claims are leases (FOR UPDATE SKIP LOCKED), every write is an upsert.
 
 The CLI (`newsroom ingest --once`) and the Airflow DAG tasks both call these functions.
+
+Why one module of this size: the five stages share one discipline (claim a batch under a
+heartbeat, isolate each item, record its failure under its claim: `_claimed_batches`,
+`_isolated`, `_failed`), and each stage is a short function over it. The work itself lives in
+fetch, extract, nlp, topics and dedup; every write in store/.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from pipeline import feeds, fetch, quality, store, workqueue
+from pipeline import dedup, feeds, fetch, quality, store
 from pipeline.config import Settings
 from pipeline.records import ClaimedArticle, PollResult
-from pipeline.workqueue import Stage
+from pipeline.states import ArticleStatus, ErrorClass, PollOutcome, RunStatus, Stage
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,9 @@ class StageResult:
     topics: Counter = field(default_factory=Counter)  # topic slug -> articles tagged with it
 
     def as_dict(self) -> dict:
-        out = {"stage": self.stage, "counts": dict(self.counts), "errors": dict(self.errors),
+        # plain str keys: enum members (outcomes, error classes) must not reach XCom or JSON as such
+        out = {"stage": self.stage, "counts": {str(k): v for k, v in self.counts.items()},
+               "errors": {str(k): v for k, v in self.errors.items()},
                "seconds": round(self.seconds, 3)}
         if self.topics:
             out["topics"] = dict(self.topics)
@@ -62,7 +69,7 @@ def _owner(run_key: str | None, stage: str, part: int | str | None = None) -> st
 @contextmanager
 def _working(settings: Settings) -> Iterator[tuple]:
     """A stage's connection, and the heartbeat that keeps its claims alive while it works."""
-    with store.session(settings) as conn, workqueue.Heartbeat(store.resolve_dsn(settings), settings.claim_lease) as hb:
+    with store.db.session(settings) as conn, store.queue.Heartbeat(store.db.resolve_dsn(settings), settings.claim_lease) as hb:
         yield conn, hb
 
 
@@ -70,22 +77,22 @@ def _internal(exc: BaseException) -> str:
     return f"internal_error: {type(exc).__name__}: {str(exc)[:500]}"
 
 
-def _claimed_batches(conn, settings: Settings, stage: Stage, result: StageResult, hb: workqueue.Heartbeat, *,
+def _claimed_batches(conn, settings: Settings, stage: Stage, result: StageResult, hb: store.queue.Heartbeat, *,
                      owner: str, limit: int, batch_size: int, ids: Sequence[int] | None,
                      exclude: list[int] | None = None,
-                     interleave_hosts: bool = False) -> Iterator[tuple[workqueue.Claim, list[ClaimedArticle]]]:
+                     interleave_hosts: bool = False) -> Iterator[tuple[store.queue.Claim, list[ClaimedArticle]]]:
     """Lease batches of articles for `stage` until none are left or `limit` were taken; each
     claim is committed at once so other workers see it, and kept alive by the heartbeat while
     its batch is worked on. Articles claimed too often end failed first (poison items)."""
     while result.counts["claimed"] < limit:
-        claim, claimed = workqueue.claim_articles(
+        claim, claimed = store.queue.claim_articles(
             conn, stage, owner=owner, limit=min(batch_size, limit - result.counts["claimed"]),
             lease_seconds=settings.claim_lease, max_attempts=settings.max_attempts, ids=ids,
             exclude=exclude or (), interleave_hosts=interleave_hosts)
         conn.commit()
         if claim.gave_up:
             result.counts["failed"] += claim.gave_up
-            result.errors["gave_up"] += claim.gave_up
+            result.errors[ErrorClass.GAVE_UP] += claim.gave_up
             log.warning("%s: %d articles claimed %d times without finishing are now failed",
                         stage, claim.gave_up, settings.max_attempts)
         if not claimed:
@@ -101,13 +108,13 @@ def _claimed_batches(conn, settings: Settings, stage: Stage, result: StageResult
 def _failed(conn, settings: Settings, result: StageResult, stage: Stage, token: str, article_id: int, error: str, *,
             transient: bool, error_class: str, retry_after: float | None = None) -> None:
     """Record one article's failed attempt under its claim, and count it."""
-    status = workqueue.record_failure(conn, token, article_id, stage=stage, error=error, transient=transient,
+    status = store.queue.record_failure(conn, token, article_id, stage=stage, error=error, transient=transient,
                                       max_attempts=settings.max_attempts,
                                       retry_after_s=max(60.0, retry_after or 300.0))
     if status is None:
         result.counts["stale"] += 1
         return
-    result.counts["failed" if status == "failed" else "retry_later"] += 1
+    result.counts["failed" if status is ArticleStatus.FAILED else "retry_later"] += 1
     result.errors[error_class] += 1
 
 
@@ -119,7 +126,7 @@ def _isolated(conn, what: str, item_id: int, work: Callable[[], object], on_erro
         with conn.transaction():
             return work()
     except Exception as exc:
-        if store.is_infrastructure(exc):
+        if store.db.is_infrastructure(exc):
             raise
         log.exception("%s %s failed", what, item_id)
         with conn.transaction():
@@ -130,8 +137,8 @@ def sync_feeds(settings: Settings) -> StageResult:
     """Upsert the feed list into `feeds`; feeds no longer listed are disabled, never deleted."""
     t0 = time.monotonic()
     specs = feeds.load_feed_list(settings.feeds_file)
-    with store.session(settings) as conn:
-        counts = store.upsert_feeds(conn, specs)
+    with store.db.session(settings) as conn:
+        counts = store.feeds.upsert_feeds(conn, specs)
     log.info("feeds synced from %s: %s", settings.feeds_file, counts)
     return StageResult("sync", Counter(counts), seconds=time.monotonic() - t0)
 
@@ -147,11 +154,11 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
     limiter = limiter or _limiter(settings)
     owner = _owner(run_key, "poll", f"shard{shard}of{shards}")
     with _working(settings) as (conn, hb):
-        claim, due = workqueue.claim_feeds(conn, owner=owner, limit=limit, lease_seconds=settings.claim_lease,
+        claim, due = store.queue.claim_feeds(conn, owner=owner, limit=limit, lease_seconds=settings.claim_lease,
                                            shard=shard, shards=shards, feed_ids=feed_ids)
         conn.commit()
         if not due:
-            leased = workqueue.feeds_leased_now(conn)
+            leased = store.queue.feeds_leased_now(conn)
             if leased:
                 result.counts["leased_elsewhere"] = leased
                 log.warning("no feed to poll: %d feeds are claimed by another worker right now", leased)
@@ -160,7 +167,7 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
         by_id = {f.id: f for f in due}
 
         def record(r: PollResult) -> list[int] | None:
-            return store.record_poll(conn, r, default_interval=settings.default_poll_interval, token=claim.token)
+            return store.feeds.record_poll(conn, r, default_interval=settings.default_poll_interval, token=claim.token)
 
         crashed: dict[int, PollResult] = {}
 
@@ -168,7 +175,7 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
             feed = by_id[r.feed_id]
             delay = feeds.next_poll_delay(failures=feed.consecutive_failures + 1,
                                           interval=feed.poll_interval or settings.default_poll_interval)
-            crashed[r.feed_id] = replace(r, outcome="error", entries=(), error_class="internal_error",
+            crashed[r.feed_id] = replace(r, outcome=PollOutcome.ERROR, entries=(), error_class=ErrorClass.INTERNAL_ERROR,
                                          error_message=error, transient=True,
                                          next_poll_at=r.finished_at + timedelta(seconds=delay))
             return record(crashed[r.feed_id])
@@ -187,10 +194,10 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
         def flush(batch: list) -> None:
             try:  # the whole batch at once; one feed's bad data sends it down the careful path
                 with conn.transaction():
-                    recorded = store.record_polls(conn, batch, default_interval=settings.default_poll_interval,
+                    recorded = store.feeds.record_polls(conn, batch, default_interval=settings.default_poll_interval,
                                                   token=claim.token)
             except Exception as exc:
-                if store.is_infrastructure(exc):
+                if store.db.is_infrastructure(exc):
                     raise
                 recorded = {r.feed_id: _isolated(conn, "recording the poll of feed", r.feed_id,
                                                  lambda r=r: record(r), lambda error, r=r: record_crash(r, error))
@@ -244,13 +251,13 @@ def fetch_pages(settings: Settings, *, limit: int = 1_000_000, batch_size: int =
 
             def one(article: ClaimedArticle, outcome, token: str = claim.token) -> None:
                 if isinstance(outcome, fetch.Deferred):
-                    workqueue.release(conn, token, [article.id])
+                    store.queue.release(conn, token, [article.id])
                     deferred.append(article.id)
                     result.counts["deferred"] += 1
                 elif isinstance(outcome, fetch.FetchError):
                     failed(article, f"{outcome.error_class}: {outcome}", transient=outcome.transient,
                            retry_after=outcome.retry_after, error_class=outcome.error_class)
-                elif store.store_page(conn, outcome, token=token):
+                elif store.articles.store_page(conn, outcome, token=token):
                     result.counts["fetched"] += 1
                 else:
                     result.counts["stale"] += 1
@@ -259,7 +266,7 @@ def fetch_pages(settings: Settings, *, limit: int = 1_000_000, batch_size: int =
                 async for article, outcome in fetch.fetch_pages(claimed, settings, limiter, robots, budget,
                                                                 resolve=resolve):
                     _isolated(conn, "storing article", article.id, lambda a=article, o=outcome: one(a, o),
-                              lambda error, a=article: failed(a, error, transient=True, error_class="internal_error"))
+                              lambda error, a=article: failed(a, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR))
                     # Each page on its own: a crash loses at most the downloads in flight.
                     conn.commit()
                     progress("fetch", 1)
@@ -278,7 +285,6 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
                   run_key: str | None = None) -> StageResult:
     """Extract clean text from stored pages (no network). A page without a usable body ends
     `failed` with the reason. Each text gets its near-duplicate fingerprint for `cluster_articles`."""
-    from pipeline import dedup
     from pipeline.extract import ExtractionFailed, extract_article
 
     t0 = time.monotonic()
@@ -294,10 +300,10 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
                         error_class=error_class)
 
             def one(a: ClaimedArticle, token: str = claim.token) -> None:
-                html = store.load_page(conn, a.id)
+                html = store.articles.load_page(conn, a.id)
                 try:
                     if html is None:
-                        raise ExtractionFailed("empty_html", "no stored page")
+                        raise ExtractionFailed(ErrorClass.EMPTY_HTML, "no stored page")
                     ex = extract_article(html, url=a.final_url or a.url, feed_published=a.feed_published_at,
                                          feed_summary=a.summary, feed_title=a.title)
                 except ExtractionFailed as exc:
@@ -308,7 +314,7 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
                                 a.id, len(ex.text), settings.max_text_chars)
                     ex = replace(ex, text=ex.text[:settings.max_text_chars])
                 fp = dedup.fingerprint(ex.text)
-                if store.save_extraction(conn, a.id, ex, (fp.signature, fp.bands) if fp else None, token=token):
+                if store.articles.save_extraction(conn, a.id, ex, (fp.signature, fp.bands) if fp else None, token=token):
                     result.counts["extracted"] += 1
                 else:
                     result.counts["stale"] += 1
@@ -316,7 +322,7 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
             for a in claimed:
                 # an extractor bug on one odd page must not stop the batch: retried, then failed
                 _isolated(conn, "extracting article", a.id, lambda a=a: one(a),
-                          lambda error, a=a: failed(a, error, transient=True, error_class="internal_error"))
+                          lambda error, a=a: failed(a, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR))
                 conn.commit()
             progress("extract", len(claimed))
     result.seconds = time.monotonic() - t0
@@ -340,7 +346,7 @@ def _annotate(texts: dict[int, tuple[str | None, str]], order: list[int], settin
     try:
         return tag(order)
     except Exception as exc:
-        if store.is_infrastructure(exc):
+        if store.db.is_infrastructure(exc):
             raise
         log.warning("tagging a batch of %d raised %s; tagging its articles one by one", len(order),
                     type(exc).__name__)
@@ -349,7 +355,7 @@ def _annotate(texts: dict[int, tuple[str | None, str]], order: list[int], settin
         try:
             out.update(tag([i]))
         except Exception as exc:
-            if store.is_infrastructure(exc):
+            if store.db.is_infrastructure(exc):
                 raise
             log.exception("tagging article %s failed", i)
             on_error(i, _internal(exc))
@@ -369,7 +375,7 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
     rules = topics.load_rules(settings.topics_file)
     version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
     with _working(settings) as (conn, hb):
-        topic_ids = store.upsert_topics(conn, topics.topic_defs(rules))
+        topic_ids = store.annotations.upsert_topics(conn, topics.topic_defs(rules))
         conn.commit()
         batches = _claimed_batches(conn, settings, Stage.TAG, result, hb, owner=_owner(run_key, "tag"),
                                    limit=limit, batch_size=batch_size, ids=ids)
@@ -380,22 +386,22 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 _failed(conn, settings, result, Stage.TAG, token, article_id, error, transient=transient,
                         error_class=error_class)
 
-            texts = store.load_texts(conn, [a.id for a in claimed])
+            texts = store.articles.load_texts(conn, [a.id for a in claimed])
             for a in claimed:
                 if a.id not in texts:
-                    failed(a.id, "no_body: nothing to tag", transient=False, error_class="no_body")
+                    failed(a.id, "no_body: nothing to tag", transient=False, error_class=ErrorClass.NO_BODY)
             conn.commit()
             order = [a.id for a in claimed if a.id in texts]
             annotations = _annotate(texts, order, settings, rules, lambda i, error: _isolated(
                 conn, "recording the failure of article", i,
-                lambda: failed(i, error, transient=True, error_class="internal_error"), lambda _e: None))
+                lambda: failed(i, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR), lambda _e: None))
             conn.commit()
 
             def write(ids: list[int], token: str = claim.token, annotations: dict = annotations) -> int:
                 """The annotations of `ids` (those still ours), replacing the old ones."""
-                held = workqueue.holding(conn, token, ids)
+                held = store.queue.holding(conn, token, ids)
                 for i in sorted(set(ids) - held):
-                    workqueue.log_stale("tags", f"article {i}", token)
+                    store.queue.log_stale("tags", f"article {i}", token)
                     result.counts["stale"] += 1
                 mine = [i for i in ids if i in held]
                 if not mine:
@@ -403,12 +409,12 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 mentions = {i: annotations[i][0] for i in mine}
                 # One entity upsert, one DELETE and one COPY for all mentions (the per-article
                 # path was 3x slower).
-                entity_ids = store.upsert_entities(conn, (m for ms in mentions.values() for m in ms))
-                result.counts["mentions"] += store.replace_mentions_many(conn, mentions, version, entity_ids)
+                entity_ids = store.annotations.upsert_entities(conn, (m for ms in mentions.values() for m in ms))
+                result.counts["mentions"] += store.annotations.replace_mentions_many(conn, mentions, version, entity_ids)
                 for i in mine:
                     tags = annotations[i][1]
-                    store.replace_topics(conn, i, tags, rules.version, topic_ids)
-                    store.mark_tagged(conn, i, nlp_version=version, rules_version=rules.version)
+                    store.annotations.replace_topics(conn, i, tags, rules.version, topic_ids)
+                    store.articles.mark_tagged(conn, i, nlp_version=version, rules_version=rules.version)
                     result.counts["tagged"] += 1
                     result.counts["topic_tags"] += len(tags)
                     for t in tags:
@@ -421,14 +427,14 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 with conn.transaction():
                     write(done)
             except Exception as exc:
-                if store.is_infrastructure(exc):
+                if store.db.is_infrastructure(exc):
                     raise
                 # One article's annotations broke the batch's write: write them one by one.
                 log.warning("writing the tags of a batch raised %s; writing them one by one", type(exc).__name__)
                 result.counts, result.topics = before
                 for i in done:
                     _isolated(conn, "writing the tags of article", i, lambda i=i: write([i]),
-                              lambda error, i=i: failed(i, error, transient=True, error_class="internal_error"))
+                              lambda error, i=i: failed(i, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR))
             conn.commit()
             progress("tag", len(claimed))
     result.seconds = time.monotonic() - t0
@@ -437,22 +443,44 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
     return result
 
 
-def cluster_articles(settings: Settings, *, batch_size: int = 500) -> StageResult:
-    """Syndicated copies get one cluster id; the earliest copy is marked the original."""
-    from pipeline import dedup
-
+def cluster_articles(settings: Settings, *, batch_size: int = 500, window_days: int = 30) -> StageResult:
+    """Syndicated copies get one cluster id; the earliest published copy is marked the original.
+    One article's odd fingerprint never stops clustering: it gets a cluster of its own."""
     t0 = time.monotonic()
     result = StageResult("cluster")
-    with store.session(settings) as conn:
+    with store.db.session(settings) as conn:
         while True:
-            counts = store.cluster_pending(conn, min_similarity=dedup.SIMILARITY, limit=batch_size)
+            store.articles.lock_clustering(conn)  # one clustering worker at a time, per batch
+            pending = store.articles.unclustered(conn, batch_size)
+            for article in pending:
+                result.counts["clustered"] += 1
+                joined = _isolated(conn, "clustering article", article.id,
+                                   lambda a=article: _place_in_cluster(conn, a, window_days),
+                                   lambda error, a=article: _cluster_alone(conn, a.id, result))
+                result.counts["duplicates"] += joined is True
             conn.commit()
-            result.counts.update(counts)
-            if counts["clustered"] < batch_size:
+            if len(pending) < batch_size:
                 break
     result.seconds = time.monotonic() - t0
     log.info("clustered: %s", dict(result.counts))
     return result
+
+
+def _place_in_cluster(conn, article, window_days: int) -> bool:
+    """Put one article in its near-duplicates' cluster, or its own; True if it joined one."""
+    candidates = store.articles.cluster_candidates(conn, article, window_days) if article.signature else []
+    cluster = dedup.choose_cluster(article, candidates)
+    if cluster is None:
+        store.articles.set_cluster(conn, article.id, article.id, original=True)
+        return False
+    original = dedup.is_original(article.published, store.articles.earliest_in_cluster(conn, cluster))
+    store.articles.set_cluster(conn, article.id, cluster, original=original)
+    return True
+
+
+def _cluster_alone(conn, article_id: int, result: StageResult) -> None:
+    result.counts["errors"] += 1
+    store.articles.set_cluster(conn, article_id, article_id, original=True)
 
 
 def reprocess(settings: Settings, *, since: datetime | None = None, stages: Sequence[str] = ("tag",),
@@ -464,8 +492,8 @@ def reprocess(settings: Settings, *, since: datetime | None = None, stages: Sequ
     before them, here and in scheduled runs, so a big retag never delays new articles."""
     out: dict[str, dict] = {}
     first = "extract" if "extract" in stages else "tag"
-    with store.session(settings) as conn:
-        chosen = store.select_for_reprocessing(conn, stage=first, since=since, ids=ids, limit=limit)
+    with store.db.session(settings) as conn:
+        chosen = store.queue.select_for_reprocessing(conn, stage=first, since=since, ids=ids, limit=limit)
     log.info("re-processing %d articles from the %s stage", len(chosen), first)
     if not chosen:
         return {first: {"selected": 0}}
@@ -489,7 +517,7 @@ def ingest_once(settings: Settings, *, run_key: str | None = None, trigger: str 
     limiter = _limiter(settings)
     results: list[StageResult] = []
     checks: list[quality.Check] = []
-    status = "failed"
+    status = RunStatus.FAILED
     try:
         results.append(sync_feeds(settings))
         results.append(poll_feeds(settings, limiter=limiter, progress=progress, run_key=run_key))
@@ -498,15 +526,15 @@ def ingest_once(settings: Settings, *, run_key: str | None = None, trigger: str 
         results.append(tag_articles(settings, progress=progress, run_key=run_key))
         results.append(cluster_articles(settings))
         checks = check_quality(settings, [r.as_dict() for r in results])
-        status = "failed" if quality.failures(checks) else "success"
+        status = RunStatus.FAILED if quality.failures(checks) else RunStatus.SUCCESS
     finally:
         record_run(settings, run_key, [r.as_dict() for r in results], status=status, checks=checks)
     return run_key, results, checks
 
 
 def begin_run(settings: Settings, run_key: str, trigger: str) -> int:
-    with store.session(settings) as conn:
-        return store.start_run(conn, run_key, trigger)
+    with store.db.session(settings) as conn:
+        return store.runs.start_run(conn, run_key, trigger)
 
 
 def _stage_counts(results: Sequence[dict], stage: str) -> Counter:
@@ -520,13 +548,13 @@ def _stage_counts(results: Sequence[dict], stage: str) -> Counter:
 
 def check_quality(settings: Settings, results: Sequence[dict]) -> list[quality.Check]:
     poll, extract = _stage_counts(results, "poll"), _stage_counts(results, "extract")
-    with store.session(settings) as conn:
+    with store.db.session(settings) as conn:
         facts = quality.Facts(
             feeds_polled=poll["polled"], feeds_ok=poll["ok"] + poll["not_modified"],
-            last_feed_success=store.last_feed_success(conn),
+            last_feed_success=store.feeds.last_feed_success(conn),
             extract_attempted=extract["extracted"] + extract["failed"], extract_succeeded=extract["extracted"],
-            stuck=store.stuck_articles(conn, settings.qc_stuck_hours), now=store.now(conn),
-            orphaned_feeds=workqueue.orphaned_feed_leases(conn),
+            stuck=store.queue.stuck_articles(conn, settings.qc_stuck_hours), now=store.db.now(conn),
+            orphaned_feeds=store.queue.orphaned_feed_leases(conn),
             feeds_leased_elsewhere=poll["leased_elsewhere"])
     checks = quality.evaluate(facts, min_extract_rate=settings.qc_min_extract_rate,
                               stuck_hours=settings.qc_stuck_hours)
@@ -556,11 +584,11 @@ def record_run(settings: Settings, run_key: str, results: Sequence[dict], *, sta
     durations: Counter = Counter()
     for r in results:
         durations[r["stage"]] += r.get("seconds", 0.0)
-    with store.session(settings) as conn:
-        final = store.finish_run(conn, run_key, status=status, counts=counts,
+    with store.db.session(settings) as conn:
+        final = store.runs.finish_run(conn, run_key, status=status, counts=counts,
                                  durations={k: round(v, 3) for k, v in durations.items()}, errors=errors,
                                  details={"stages": [dict(r) for r in results],
                                           "checks": [{"name": c.name, "severity": c.severity, "message": c.message}
                                                      for c in checks]})
-        reasons = store.failed_task_reasons(conn, run_key) if with_outcome else []
+        reasons = store.runs.failed_task_reasons(conn, run_key) if with_outcome else []
     return (counts, final, reasons) if with_outcome else counts

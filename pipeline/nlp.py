@@ -12,7 +12,6 @@ import hashlib
 import logging
 import re
 import threading
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.config import read_yaml
 from pipeline.errors import ConfigError
 from pipeline.records import Mention
+from pipeline.text import fold, name_key
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -45,33 +45,7 @@ _LABEL_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _QID_RE = re.compile(r"^Q[1-9][0-9]*$")
 _GAZ_FIELDS = {"name", "label", "wikidata", "aliases", "case_sensitive"}
 
-# --- name folding (shared with pipeline.topics) ---------------------------------------------
-
-# Letters that Unicode decomposition does not reduce to ASCII, and punctuation variants.
-_FOLD_MAP = str.maketrans({
-    "ı": "i", "ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ħ": "h",
-    "ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "þ": "th",
-    "\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u02bf": "'", "\u02be": "'", "`": "'",
-    "\u00b4": "'", "\u201c": '"', "\u201d": '"',
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
-    "\u00a0": " ",
-})
-
-
-def fold(text: str, *, lower: bool = True) -> str:
-    """Accent-fold (Erdoğan -> Erdogan, Çavuşoğlu -> Cavusoglu), unify quotes and dashes, and
-    (by default) case-fold. Each input character gives at most a few output characters."""
-    if lower:
-        text = text.casefold()
-    text = unicodedata.normalize("NFKD", text.translate(_FOLD_MAP))
-    return "".join(c for c in text if not unicodedata.combining(c)).translate(_FOLD_MAP)
-
-
-def name_key(name: str) -> str:
-    """The matching key of a name: folded, letters and digits only. "Deir ez-Zor", "Deir Ezzor"
-    and "deir-ez-zor" all give "deirezzor"; "Hay'at Tahrir al-Sham" gives "hayattahriralsham"."""
-    return "".join(c for c in fold(name) if c.isalnum())
-
+# --- names ---------------------------------------------------------------------------------
 
 def _exact_key(name: str) -> str:
     return "".join(c for c in fold(name, lower=False) if c.isalnum())

@@ -1,12 +1,14 @@
-"""Questions people ask of the stored news, as functions returning plain rows (lists of dicts).
+"""The read side: questions people ask of the stored news, as functions returning plain rows
+(lists of dicts). Writes live in pipeline/store/; this module only reads.
 
-Every function takes an open connection (psycopg, from `store.session`) and leaves transaction
+Every function takes an open connection (psycopg, from `store.db.session`) and leaves transaction
 control to the caller. Every user-supplied value is bound as a query parameter, never
 formatted into SQL. Unknown topics, entities, labels and article ids raise `NotFound`; malformed
 input (a bad date, an empty search, a silly limit) raises `UserInputError`.
 
-"When an article was published" is the same expression everywhere (see sql/views/v_articles.sql):
-the page's date, else the feed entry's, else when Newsroom discovered it. It is indexed.
+"When an article was published" is `articles.published_effective` everywhere (clustering, these
+queries, the views): the page's date, else the feed entry's, else when Newsroom discovered it. It
+is a generated column (0004_fold_and_publication_time.sql), indexed, and so is its UTC day.
 
 Queries run with `prepare=False`: each execution is planned with its actual parameter values, so
 optional comparisons written as `(%(x)s IS NULL OR col >= %(x)s)` fold away instead of defeating
@@ -14,6 +16,9 @@ the indexes (a reused prepared statement could settle on a generic plan that sca
 Optional EXISTS filters are different: Postgres turns an EXISTS into a semi-join before it folds
 constants, so `(%(x)s IS NULL OR EXISTS ...)` would stay a per-row subplan with poor estimates.
 Those are spliced in or left out with `_with`, from constant fragments only; values stay bound.
+
+Why one module of this size: every question shares the same filters (time window, topic,
+entity) and planning rules above; each function is one query and its parameter checks.
 """
 
 from __future__ import annotations
@@ -195,14 +200,14 @@ WITH matches AS (
     -- The newest max_candidates matches (all when NULL: LIMIT NULL is no limit). For a common
     -- word the planner walks the publication-time index backwards, checking each article.
     SELECT a.id, a.first_feed_id, a.search,
-           coalesce(a.published_at, a.feed_published_at, a.discovered_at) AS published_at
+           a.published_effective AS published_at
       FROM articles a
      WHERE a.search @@ websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s))
        AND (%(since)s::timestamptz IS NULL
-            OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s::timestamptz)
+            OR a.published_effective >= %(since)s::timestamptz)
        /*topic*/
        /*entities*/
-     ORDER BY coalesce(a.published_at, a.feed_published_at, a.discovered_at) DESC
+     ORDER BY a.published_effective DESC
      LIMIT %(candidates)s),
 ranked AS (
     -- title (weight A) and body (B) ranked together; length-normalised, scaled to 0..1
@@ -293,11 +298,11 @@ def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None) 
     rows = _rows(conn, """
         WITH tagged AS (
             SELECT at.topic_id, a.is_original,
-                   coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s AS current
+                   a.published_effective >= %(since)s AS current
               FROM articles a
               JOIN article_topics at ON at.article_id = a.id
-             WHERE coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(before)s
-               AND coalesce(a.published_at, a.feed_published_at, a.discovered_at) < %(until)s)
+             WHERE a.published_effective >= %(before)s
+               AND a.published_effective < %(until)s)
         SELECT t.slug, t.name,
                count(g.topic_id) FILTER (WHERE g.current) AS articles,
                count(g.topic_id) FILTER (WHERE g.current AND g.is_original IS NOT FALSE) AS originals,
@@ -321,14 +326,14 @@ def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
     start, end = _window(since, until)
     topic_id = resolve_topic(conn, topic)["id"] if topic else None
     return _rows(conn, """
-        SELECT (coalesce(a.published_at, a.feed_published_at, a.discovered_at) AT TIME ZONE 'UTC')::date AS day,
+        SELECT (a.published_effective AT TIME ZONE 'UTC')::date AS day,
                t.slug, t.name, count(*) AS articles,
                count(*) FILTER (WHERE a.is_original IS NOT FALSE) AS originals
           FROM articles a
           JOIN article_topics at ON at.article_id = a.id
           JOIN topics t ON t.id = at.topic_id
-         WHERE coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s
-           AND coalesce(a.published_at, a.feed_published_at, a.discovered_at) < %(until)s
+         WHERE a.published_effective >= %(since)s
+           AND a.published_effective < %(until)s
            AND (%(topic)s::bigint IS NULL OR at.topic_id = %(topic)s::bigint)
          GROUP BY 1, t.id, t.slug, t.name
          ORDER BY 1, t.slug""", {"since": start, "until": end, "topic": topic_id})
@@ -357,9 +362,9 @@ def top_entities(conn: Any, *, topic: str | None = None, label: str | None = Non
           JOIN entities e ON e.id = ae.entity_id
           JOIN articles a ON a.id = ae.article_id
          WHERE (%(since)s::timestamptz IS NULL
-                OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s::timestamptz)
+                OR a.published_effective >= %(since)s::timestamptz)
            AND (%(until)s::timestamptz IS NULL
-                OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) < %(until)s::timestamptz)
+                OR a.published_effective < %(until)s::timestamptz)
            -- the mention's label (= its entity's): its statistics give the planner good estimates
            AND (%(label)s::text IS NULL OR ae.label = %(label)s::text)
            /*topic*/
@@ -392,9 +397,9 @@ def cooccurrence(conn: Any, *, entity: str | None = None, since: datetime | None
               FROM article_entities ae JOIN articles a ON a.id = ae.article_id
              WHERE ae.entity_id = ANY(%(ids)s)
                AND (%(since)s::timestamptz IS NULL
-                    OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) >= %(since)s::timestamptz)
+                    OR a.published_effective >= %(since)s::timestamptz)
                AND (%(until)s::timestamptz IS NULL
-                    OR coalesce(a.published_at, a.feed_published_at, a.discovered_at) < %(until)s::timestamptz))
+                    OR a.published_effective < %(until)s::timestamptz))
         SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id, count(DISTINCT ae.article_id) AS articles
           FROM mine JOIN article_entities ae ON ae.article_id = mine.article_id
           JOIN entities e ON e.id = ae.entity_id
@@ -440,7 +445,7 @@ def article(conn: Any, article_id: int) -> dict[str, Any]:
          ORDER BY s.first_seen_at, f.id""", (article_id,))
     row["copies"] = [] if row["cluster_id"] is None else _rows(conn, """
         SELECT a.id, a.title, a.url, f.name AS outlet,
-               coalesce(a.published_at, a.feed_published_at, a.discovered_at) AS published_at, a.is_original
+               a.published_effective AS published_at, a.is_original
           FROM articles a LEFT JOIN feeds f ON f.id = a.first_feed_id
          WHERE a.cluster_id = %s AND a.id <> %s
          ORDER BY published_at, a.id""", (row["cluster_id"], article_id))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pipeline.states import ArticleStatus, DateSource, ErrorClass, PollOutcome
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeedSpec:
@@ -50,13 +52,13 @@ class PollResult:
     feed_id: int
     started_at: datetime
     finished_at: datetime
-    outcome: str  # ok | not_modified | error
+    outcome: PollOutcome
     http_status: int | None = None
     entries: tuple[FeedEntry, ...] = ()
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
-    error_class: str | None = None
+    error_class: ErrorClass | None = None
     error_message: str | None = None
     transient: bool | None = None
     next_poll_at: datetime | None = None
@@ -67,7 +69,7 @@ class ClaimedArticle:
     id: int
     url: str
     attempts: int
-    status: str
+    status: ArticleStatus
     title: str | None = None
     summary: str | None = None
     feed_published_at: datetime | None = None
@@ -94,7 +96,7 @@ class Extraction:
     author: str | None = None
     language: str | None = None
     published_at: datetime | None = None
-    published_source: str | None = None  # page | feed | url
+    published_source: DateSource | None = None
     word_count: int = 0
     content_hash: str = ""
     extractor_version: str = ""
@@ -125,3 +127,15 @@ class TopicTag:
     slug: str
     score: float
     evidence: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterCandidate:
+    """An article as near-duplicate clustering sees it: its MinHash and when it was published
+    (`published_effective`)."""
+
+    id: int
+    signature: bytes | None
+    bands: tuple[int, ...] = ()
+    published: datetime
+    cluster_id: int | None = None

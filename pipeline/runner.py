@@ -69,13 +69,13 @@ def airflow_env(settings: Settings, *, port: int = 8080) -> dict[str, str]:
 def metadata_url(settings: Settings) -> str:
     """SQLAlchemy URL of Airflow's metadata database, created beside Newsroom's if missing."""
     if settings.embedded:
-        admin = store.embedded_dsn(settings, dbname="postgres")
-        store.ensure_database(admin, AIRFLOW_DB)
-        host = store.dsn_params(admin)["host"]
+        admin = store.db.embedded_dsn(settings, dbname="postgres")
+        store.db.ensure_database(admin, AIRFLOW_DB)
+        host = store.db.dsn_params(admin)["host"]
         return f"postgresql+psycopg://postgres@/{AIRFLOW_DB}?host={quote(host)}"
-    params = store.dsn_params(store.resolve_dsn(settings))
+    params = store.db.dsn_params(store.db.resolve_dsn(settings))
     try:
-        store.ensure_database(store.resolve_dsn(settings), AIRFLOW_DB)
+        store.db.ensure_database(store.db.resolve_dsn(settings), AIRFLOW_DB)
     except NewsroomError as exc:
         raise ConfigError(f"cannot create Airflow's database {AIRFLOW_DB!r} ({exc}); create it or set "
                           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") from None
@@ -101,8 +101,8 @@ def _airflow(args: list[str], env: dict[str, str], *, timeout: float = 600) -> s
 
 def prepare(settings: Settings, env: dict[str, str]) -> None:
     """Migrate both databases and create the pool. Safe to repeat."""
-    with store.session(settings, autocommit=True) as conn:
-        store.migrate(conn)
+    with store.db.session(settings, autocommit=True) as conn:
+        store.migrations.migrate(conn)
     log.info("migrating Airflow's metadata database (a minute the first time)")
     _airflow(["db", "migrate"], env, timeout=900)
     _airflow(["pools", "set", *map(str, POOL)], env)
@@ -193,7 +193,7 @@ def up(settings: Settings, *, port: int = 8080, trigger: bool = True, echo=print
         echo("")
         echo(f"  Airflow UI:  {base}    user: admin    password: {password}")
         echo(f"  Runs:        {base}/dags/news_ingest")
-        echo(f"  Database:    psql \"$(newsroom db url)\"   ({store.redact(store.resolve_dsn(settings))})")
+        echo(f"  Database:    psql \"$(newsroom db url)\"   ({store.db.redact(store.db.resolve_dsn(settings))})")
         echo("  Stop:        Ctrl-C")
         echo("")
         return proc.wait()

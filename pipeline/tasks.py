@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from pipeline import config, ingest, quality, store
 from pipeline.errors import NewsroomError
+from pipeline.states import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ def sync() -> dict:
 
 def plan_poll_shards(*, feeds_per_shard: int = FEEDS_PER_SHARD, max_shards: int = MAX_SHARDS) -> list[dict]:
     """Split the due feeds into shards for mapped poll tasks (never one task per feed)."""
-    with store.session(_settings()) as conn:
-        due = store.count_due_feeds(conn)
+    with store.db.session(_settings()) as conn:
+        due = store.feeds.count_due_feeds(conn)
     n = max(1, min(max_shards, math.ceil(due / feeds_per_shard)))
     return [{"shard": i, "shards": n} for i in range(n)]
 
@@ -90,7 +91,7 @@ def check(run_key: str, results: Sequence) -> list[dict]:
     failed = quality.failures(checks)
     as_dicts = [{"name": c.name, "severity": c.severity, "message": c.message} for c in checks]
     if failed:
-        ingest.record_run(settings, run_key, flat, status="failed", checks=checks)
+        ingest.record_run(settings, run_key, flat, status=RunStatus.FAILED, checks=checks)
         raise QualityCheckFailed("; ".join(f"{c.name}: {c.message}" for c in failed))
     return as_dicts
 
@@ -103,10 +104,10 @@ def summarise(run_key: str, results: Sequence, checks: Sequence[dict] | None) ->
     flat = _flatten(results)
     # No verdicts when quality_checks itself failed: judge again, so the row keeps them.
     verdicts = [quality.Check(**c) for c in checks] if checks is not None else ingest.check_quality(settings, flat)
-    counts, status, reasons = ingest.record_run(settings, run_key, flat, status="success", checks=verdicts,
+    counts, status, reasons = ingest.record_run(settings, run_key, flat, status=RunStatus.SUCCESS, checks=verdicts,
                                                 with_outcome=True)
-    with store.session(settings) as conn:
-        top = store.top_topics_of_run(conn, run_key)
+    with store.db.session(settings) as conn:
+        top = store.runs.top_topics_of_run(conn, run_key)
     lines = [f"Newsroom run {run_key}", f"{'feeds ok / failed':<22}{counts['feeds_ok']} / {counts['feeds_failed']}",
              f"{'new articles':<22}{counts['articles_new']}", f"{'pages fetched':<22}{counts['pages_fetched']}",
              f"{'extracted':<22}{counts['articles_extracted']}", f"{'tagged':<22}{counts['articles_tagged']}",
@@ -115,7 +116,7 @@ def summarise(run_key: str, results: Sequence, checks: Sequence[dict] | None) ->
     lines += [f"{'check ' + c.name:<22}{c.severity}: {c.message}" for c in verdicts if c.severity != "ok"]
     lines += [f"{'failed task':<22}{r}" for r in reasons]
     log.info("\n%s", "\n".join(lines))
-    if status == "failed":
+    if status == RunStatus.FAILED:
         raise RunFailed("; ".join(reasons) or "a task of this run failed (see ingest_runs.errors)")
     return {**counts, "top_topics": dict(top)}
 
@@ -123,8 +124,8 @@ def summarise(run_key: str, results: Sequence, checks: Sequence[dict] | None) ->
 def mark_failed(run_key: str, reason: str) -> None:
     """From a failure callback: the run's row says failed, with the reason."""
     try:
-        with store.session(_settings()) as conn:
-            store.fail_run(conn, run_key, reason)
+        with store.db.session(_settings()) as conn:
+            store.runs.fail_run(conn, run_key, reason)
     except NewsroomError as exc:  # the database itself may be what failed
         log.error("could not record the failure of run %s: %s", run_key, exc)
 

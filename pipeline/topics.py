@@ -22,8 +22,8 @@ from typing import Any
 
 from pipeline.config import read_yaml
 from pipeline.errors import ConfigError
-from pipeline.nlp import fold, name_key
 from pipeline.records import Mention, TopicDef, TopicTag
+from pipeline.text import fold, name_key
 
 log = logging.getLogger(__name__)
 

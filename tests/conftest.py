@@ -41,9 +41,9 @@ def pg_admin(pg_state_dir) -> str:
 
 @pytest.fixture(scope="session")
 def template_db(pg_admin) -> str:
-    store.ensure_database(pg_admin, TEMPLATE)
+    store.db.ensure_database(pg_admin, TEMPLATE)
     with psycopg.connect(psycopg.conninfo.make_conninfo(pg_admin, dbname=TEMPLATE), autocommit=True) as conn:
-        store.migrate(conn)
+        store.migrations.migrate(conn)
     return TEMPLATE
 
 

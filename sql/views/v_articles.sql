@@ -8,8 +8,9 @@
 --   outlet        name of the first feed that carried the article
 --   outlets       names of every feed that carried it, in the order they did (text[])
 --   published_at  when it was published: the date found on the page, else the feed entry's date,
---                 else when Newsroom discovered it (dated_by says which). Every view and query
---                 uses this same expression, and it is indexed (0002_query_indexes.sql).
+--                 else when Newsroom discovered it (dated_by says which): the generated column
+--                 articles.published_effective, which every view, query and clustering uses
+--                 (indexed, as is its UTC day; 0004_fold_and_publication_time.sql).
 --   dated_by      where published_at came from: page | feed | url | discovered
 --   day           published_at's date in UTC
 --   language      language code detected at extraction (NULL before extraction)
@@ -32,11 +33,11 @@ SELECT a.id,
                FROM article_sources s JOIN feeds sf ON sf.id = s.feed_id
               WHERE s.article_id = a.id
               ORDER BY s.first_seen_at, s.feed_id) AS outlets,
-       coalesce(a.published_at, a.feed_published_at, a.discovered_at) AS published_at,
+       a.published_effective AS published_at,
        CASE WHEN a.published_at IS NOT NULL THEN coalesce(a.published_source, 'page')
             WHEN a.feed_published_at IS NOT NULL THEN 'feed'
             ELSE 'discovered' END AS dated_by,
-       (coalesce(a.published_at, a.feed_published_at, a.discovered_at) AT TIME ZONE 'UTC')::date AS day,
+       (a.published_effective AT TIME ZONE 'UTC')::date AS day,
        a.language,
        a.word_count,
        a.status,

@@ -23,7 +23,7 @@ SELECT e1.id AS entity_id,
        e2.id AS other_id,
        e2.name AS other,
        ae2.label AS other_label,
-       (coalesce(a.published_at, a.feed_published_at, a.discovered_at) AT TIME ZONE 'UTC')::date AS day,
+       (a.published_effective AT TIME ZONE 'UTC')::date AS day,
        count(DISTINCT ae1.article_id) AS articles
   -- A join of mentions, not of DISTINCT (article, entity) subqueries: filters on entity and day
   -- reach the indexes through plain joins, where a DISTINCT subquery would be computed whole.
@@ -48,11 +48,11 @@ RETURNS TABLE (entity_a_id bigint, entity_a text, label_a text,
                articles bigint, first_seen timestamptz, last_seen timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     WITH w AS (  -- articles in the window: one index range scan, unbounded ends as infinities
-        SELECT a.id, coalesce(a.published_at, a.feed_published_at, a.discovered_at) AS t
+        SELECT a.id, a.published_effective AS t
           FROM articles a
-         WHERE coalesce(a.published_at, a.feed_published_at, a.discovered_at)
+         WHERE a.published_effective
                    >= coalesce(since, '-infinity'::timestamptz)
-           AND coalesce(a.published_at, a.feed_published_at, a.discovered_at)
+           AND a.published_effective
                    < coalesce(until, 'infinity'::timestamptz)),
     m AS (SELECT DISTINCT ae.article_id, ae.entity_id, w.t
             FROM w JOIN article_entities ae ON ae.article_id = w.id)

@@ -9,7 +9,7 @@
 --                 see that, say, WEAPON mentions are common, and pick a fast plan)
 --   wikidata_id   Wikidata item id (Q...), where known
 --   article_id    articles.id (join v_articles on id for title, outlet, topics)
---   published_at  the article's publication time (same expression as v_articles.published_at)
+--   published_at  the article's publication time (articles.published_effective, as v_articles.published_at)
 --   day           its UTC date
 --   mentions      how many times the article mentions the entity
 --   surfaces      the distinct spellings it used (text[])
@@ -19,8 +19,8 @@ SELECT e.id AS entity_id,
        ae.label,
        e.wikidata_id,
        ae.article_id,
-       coalesce(a.published_at, a.feed_published_at, a.discovered_at) AS published_at,
-       (coalesce(a.published_at, a.feed_published_at, a.discovered_at) AT TIME ZONE 'UTC')::date AS day,
+       a.published_effective AS published_at,
+       (a.published_effective AT TIME ZONE 'UTC')::date AS day,
        count(*) AS mentions,
        array_agg(DISTINCT ae.surface ORDER BY ae.surface) AS surfaces
   FROM article_entities ae

@@ -12,7 +12,7 @@
 --
 -- Days without articles have no row. Filter on day and topic: both reach the indexes.
 CREATE OR REPLACE VIEW v_topic_daily AS
-SELECT (coalesce(a.published_at, a.feed_published_at, a.discovered_at) AT TIME ZONE 'UTC')::date AS day,
+SELECT (a.published_effective AT TIME ZONE 'UTC')::date AS day,
        t.slug AS topic,
        t.name AS topic_name,
        f.id AS feed_id,

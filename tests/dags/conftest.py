@@ -16,7 +16,7 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 @pytest.fixture(scope="session")
 def airflow_env(pg_admin, tmp_path_factory):
-    store.ensure_database(pg_admin, "airflow_test")
+    store.db.ensure_database(pg_admin, "airflow_test")
     params = psycopg.conninfo.conninfo_to_dict(pg_admin)
     url = f"postgresql+psycopg://postgres@/airflow_test?host={params['host']}"
     home = tmp_path_factory.mktemp("airflow")

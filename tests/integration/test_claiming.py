@@ -7,14 +7,15 @@ import time
 
 import psycopg
 
-from pipeline import store, workqueue
+from pipeline import store
 from pipeline.records import FeedEntry, FeedSpec
+from pipeline.states import Stage
 
 
 def _seed(conn, n):
-    store.upsert_feeds(conn, [FeedSpec(url="http://127.0.0.1/f.xml", name="f")])
+    store.feeds.upsert_feeds(conn, [FeedSpec(url="http://127.0.0.1/f.xml", name="f")])
     fid = conn.execute("SELECT id FROM feeds").fetchone()[0]
-    store.upsert_entries(conn, fid, [FeedEntry(url=f"http://127.0.0.1/a/{i}", entry_url=f"http://127.0.0.1/a/{i}")
+    store.feeds.upsert_entries(conn, fid, [FeedEntry(url=f"http://127.0.0.1/a/{i}", entry_url=f"http://127.0.0.1/a/{i}")
                                      for i in range(n)])
     conn.commit()
 
@@ -24,7 +25,7 @@ def _worker(dsn, out, ready):
     with psycopg.connect(dsn) as conn:
         ready.wait(timeout=120)  # all start together, however long each took to import
         while True:
-            batch = workqueue.claim_articles(conn, workqueue.Stage.FETCH, owner="t", limit=7)[1]
+            batch = store.queue.claim_articles(conn, Stage.FETCH, owner="t", limit=7)[1]
             conn.commit()
             if not batch:
                 break
@@ -49,19 +50,19 @@ def test_parallel_worker_processes_process_each_article_exactly_once(db_dsn, con
     ids = [i for _, done in results for i in done]
     assert len(ids) == 300 and len(set(ids)) == 300
     assert sum(1 for _, done in results if done) >= 2  # the work really was shared
-    assert store.status_counts(conn) == {"fetched": 300}
+    assert store.articles.status_counts(conn) == {"fetched": 300}
 
 
 def test_a_lease_hides_rows_until_it_expires(db_dsn, conn):
     _seed(conn, 5)
-    first = workqueue.claim_articles(conn, workqueue.Stage.FETCH, owner="t", limit=5, lease_seconds=1)[1]
+    first = store.queue.claim_articles(conn, Stage.FETCH, owner="t", limit=5, lease_seconds=1)[1]
     conn.commit()
     assert len(first) == 5
     # a worker "killed" here never reports back; nobody else can take the rows meanwhile
-    assert workqueue.claim_articles(conn, workqueue.Stage.FETCH, owner="t", limit=5)[1] == []
+    assert store.queue.claim_articles(conn, Stage.FETCH, owner="t", limit=5)[1] == []
     conn.commit()
     time.sleep(1.2)
-    again = workqueue.claim_articles(conn, workqueue.Stage.FETCH, owner="t", limit=5)[1]
+    again = store.queue.claim_articles(conn, Stage.FETCH, owner="t", limit=5)[1]
     conn.commit()
     assert sorted(a.id for a in again) == sorted(a.id for a in first)
     assert all(a.attempts == 2 for a in again)
@@ -69,13 +70,13 @@ def test_a_lease_hides_rows_until_it_expires(db_dsn, conn):
 
 def test_claim_due_feeds_is_exclusive_and_sharded_by_host(conn):
     urls = [f"http://host{h}.example/{i}.xml" for h in range(6) for i in range(3)]
-    store.upsert_feeds(conn, [FeedSpec(url=u, name=u) for u in urls])
+    store.feeds.upsert_feeds(conn, [FeedSpec(url=u, name=u) for u in urls])
     conn.commit()
-    shards = [workqueue.claim_feeds(conn, owner="t", shard=k, shards=3)[1] for k in range(3)]
+    shards = [store.queue.claim_feeds(conn, owner="t", shard=k, shards=3)[1] for k in range(3)]
     conn.commit()
     assert sum(len(s) for s in shards) == len(urls)
     hosts = [{f.url.split("/")[2] for f in s} for s in shards]
     for a in range(3):
         for b in range(a + 1, 3):
             assert not hosts[a] & hosts[b]  # a host's feeds all land in one shard
-    assert workqueue.claim_feeds(conn, owner="another worker")[1] == []  # leased: not due again until polled or expired
+    assert store.queue.claim_feeds(conn, owner="another worker")[1] == []  # leased: not due again until polled or expired

@@ -77,7 +77,7 @@ def test_reprocessing_extraction_from_stored_pages_needs_no_network(settings, si
     site.stop()  # no network from here on
     conn.execute("UPDATE articles SET body = 'stale', word_count = 1")
     conn.commit()
-    ids = store.select_for_reprocessing(conn, stage="extract")
+    ids = store.queue.select_for_reprocessing(conn, stage="extract")
     conn.commit()
     assert len(ids) == 1
     assert ingest.extract_pages(s, ids=ids).counts["extracted"] == 1

@@ -46,7 +46,7 @@ def test_two_runs_second_is_conditional_and_adds_nothing(settings, site, feeds_f
     assert _page_stored(conn, a1) and _page_stored(conn, a2)
     assert {r[1] for r in _article_rows(conn)} <= {"extracted", "tagged"}  # later stages ran too
 
-    before = {t: store.count_rows(conn, t) for t in ("articles", "article_sources", "raw_pages")}
+    before = {t: store.db.count_rows(conn, t) for t in ("articles", "article_sources", "raw_pages")}
     conn.execute("UPDATE feeds SET next_poll_at = now()")  # due again
     conn.commit()
     _, second, _ = ingest.ingest_once(s, run_key="run-2")
@@ -57,8 +57,8 @@ def test_two_runs_second_is_conditional_and_adds_nothing(settings, site, feeds_f
     assert last.headers["if-none-match"] == '"v1"'
     assert last.headers["if-modified-since"] == "Tue, 01 Oct 2019 12:00:00 GMT"
     assert "Newsroom" in last.headers["user-agent"]
-    assert {t: store.count_rows(conn, t) for t in before} == before
-    assert store.count_rows(conn, "feed_polls") == 2
+    assert {t: store.db.count_rows(conn, t) for t in before} == before
+    assert store.db.count_rows(conn, "feed_polls") == 2
     runs = conn.execute("SELECT run_key, status, feeds_ok, articles_new, pages_fetched FROM ingest_runs ORDER BY id").fetchall()
     assert runs == [("run-1", "success", 1, 2, 2), ("run-2", "success", 1, 0, 0)]
 
@@ -70,8 +70,8 @@ def test_same_article_in_two_feeds_is_one_article_two_sources(settings, site, fe
     site.add("/f2.xml", rss([(a + "?utm_medium=social#top", "Idlib (copy)")]), content_type="text/xml")
     s = replace(settings, feeds_file=feeds_file([site.url("/f1.xml"), site.url("/f2.xml")]))
     ingest.ingest_once(s)
-    assert store.count_rows(conn, "articles") == 1
-    assert store.count_rows(conn, "article_sources") == 2
+    assert store.db.count_rows(conn, "articles") == 1
+    assert store.db.count_rows(conn, "article_sources") == 2
     assert len(site.hits("/idlib.html")) == 1
 
 

@@ -30,11 +30,11 @@ def _snapshot(dsn):
 
 def test_migrate_twice_leaves_the_same_schema(empty_db_dsn):
     with psycopg.connect(empty_db_dsn, autocommit=True) as c:
-        first = store.migrate(c)
+        first = store.migrations.migrate(c)
     before = _snapshot(empty_db_dsn)
     with psycopg.connect(empty_db_dsn, autocommit=True) as c:
-        second = store.migrate(c)
-        names = store.applied_migrations(c)
+        second = store.migrations.migrate(c)
+        names = store.migrations.applied_migrations(c)
     assert first and first == names
     assert second == []
     assert _snapshot(empty_db_dsn) == before
@@ -52,7 +52,7 @@ def test_two_processes_migrating_at_once_apply_each_file_once(empty_db_dsn, tmp_
     results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
     assert all(rc == 0 for _, _, rc in results), results
     applied_counts = sorted(int(out.split()[1]) for out, _, _ in results)
-    expected = len(list((store.sql_dir() / "migrations").glob("*.sql")))
+    expected = len(list((store.migrations.sql_dir() / "migrations").glob("*.sql")))
     assert applied_counts == [0, 0, expected]
     with psycopg.connect(empty_db_dsn) as c:
         assert c.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == expected
@@ -72,28 +72,28 @@ def test_failing_migration_is_rolled_back_whole(empty_db_dsn, tmp_path):
     })
     with psycopg.connect(empty_db_dsn, autocommit=True) as c:
         with pytest.raises(MigrationError, match=r"0002_bad.sql failed.*42P01"):
-            store.migrate(c, root)
-        assert store.applied_migrations(c) == ["0001_ok.sql"]
+            store.migrations.migrate(c, root)
+        assert store.migrations.applied_migrations(c) == ["0001_ok.sql"]
         assert c.execute("SELECT to_regclass('b')").fetchone()[0] is None  # nothing half-applied
         assert c.execute("SELECT to_regclass('a')").fetchone()[0] == "a"
         # the lock was released: a fixed file applies
         (root / "migrations" / "0002_bad.sql").write_text("CREATE TABLE b (id int);")
-        assert store.migrate(c, root) == ["0002_bad.sql"]
+        assert store.migrations.migrate(c, root) == ["0002_bad.sql"]
 
 
 def test_edited_migration_is_refused(empty_db_dsn, tmp_path):
     root = _sql_tree(tmp_path, {"0001_ok.sql": "CREATE TABLE a (id int);"})
     with psycopg.connect(empty_db_dsn, autocommit=True) as c:
-        store.migrate(c, root)
+        store.migrations.migrate(c, root)
         (root / "migrations" / "0001_ok.sql").write_text("CREATE TABLE a (id bigint);")
         with pytest.raises(MigrationError, match="edited"):
-            store.migrate(c, root)
+            store.migrations.migrate(c, root)
 
 
 def test_badly_named_migration_is_refused(empty_db_dsn, tmp_path):
     root = _sql_tree(tmp_path, {"1_x.sql": "SELECT 1;"})
     with psycopg.connect(empty_db_dsn, autocommit=True) as c, pytest.raises(MigrationError, match="NNNN"):
-        store.migrate(c, root)
+        store.migrations.migrate(c, root)
 
 
 def test_views_are_applied_and_reapplied(empty_db_dsn, tmp_path):
@@ -101,6 +101,6 @@ def test_views_are_applied_and_reapplied(empty_db_dsn, tmp_path):
     (root / "views").mkdir()
     (root / "views" / "v_a.sql").write_text("CREATE OR REPLACE VIEW v_a AS SELECT id FROM a;")
     with psycopg.connect(empty_db_dsn, autocommit=True) as c:
-        store.migrate(c, root)
-        store.migrate(c, root)
+        store.migrations.migrate(c, root)
+        store.migrations.migrate(c, root)
         assert c.execute("SELECT count(*) FROM v_a").fetchone()[0] == 0

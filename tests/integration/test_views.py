@@ -150,13 +150,13 @@ def _evidence(slug: str, score: float, mentions: list[Mention]) -> dict:
 
 def build_corpus(conn) -> Corpus:
     """Write the corpus through store.* as the pipeline would; commit; return its ids and dates."""
-    now = store.now(conn)
-    store.upsert_feeds(conn, list(FEEDS.values()))
+    now = store.db.now(conn)
+    store.feeds.upsert_feeds(conn, list(FEEDS.values()))
     # Old Feed leaves the list: disabled, kept.
-    store.upsert_feeds(conn, [s for k, s in FEEDS.items() if k != "old"])
+    store.feeds.upsert_feeds(conn, [s for k, s in FEEDS.items() if k != "old"])
     feeds = dict(zip(FEEDS, [conn.execute("SELECT id FROM feeds WHERE url = %s", (s.url,)).fetchone()[0]
                              for s in FEEDS.values()], strict=True))
-    topic_ids = store.upsert_topics(conn, TOPICS)
+    topic_ids = store.annotations.upsert_topics(conn, TOPICS)
     published = {a.key: now - timedelta(days=a.days_ago) for a in ARTICLES}
 
     def entry(a: Art, guid_prefix: str = "") -> FeedEntry:
@@ -166,7 +166,7 @@ def build_corpus(conn) -> Corpus:
 
     def poll(feed: str, at: datetime, arts: list[Art], outcome: str = "ok", **kw) -> None:
         prefix = "" if all(x.feed == feed for x in arts) else f"{feed}-"
-        store.record_poll(conn, PollResult(
+        store.feeds.record_poll(conn, PollResult(
             feed_id=feeds[feed], started_at=at - timedelta(seconds=2), finished_at=at, outcome=outcome,
             http_status=kw.pop("http_status", 200), entries=tuple(entry(x, prefix) for x in arts), **kw),
             default_interval=1800)
@@ -187,19 +187,19 @@ def build_corpus(conn) -> Corpus:
         if a.text is None:
             continue
         aid = ids[a.key]
-        store.store_page(conn, RawPage(article_id=aid, http_status=200, final_url=f"http://127.0.0.1/news/{a.key}",
+        store.articles.store_page(conn, RawPage(article_id=aid, http_status=200, final_url=f"http://127.0.0.1/news/{a.key}",
                                        html=f"<html><title>{a.title}</title><body><p>{a.text}</p></body></html>",
                                        content_type="text/html", charset="utf-8"))
-        store.save_extraction(conn, aid, Extraction(
+        store.articles.save_extraction(conn, aid, Extraction(
             text=a.text, title=a.title, language="en", published_at=published[a.key], published_source="page",
             word_count=len(a.text.split()), content_hash=f"hash-{a.key}", extractor_version="x-test"))
         if not a.tagged:
             continue
         ms = mentions_in(a.text)
-        store.replace_mentions(conn, aid, ms, NLP)
+        store.annotations.replace_mentions(conn, aid, ms, NLP)
         tags = [TopicTag(slug=s, score=sc, evidence=_evidence(s, sc, ms)) for s, sc in a.topics.items()]
-        store.replace_topics(conn, aid, tags, RULES, topic_ids)
-        store.mark_tagged(conn, aid, nlp_version=NLP, rules_version=RULES)
+        store.annotations.replace_topics(conn, aid, tags, RULES, topic_ids)
+        store.articles.mark_tagged(conn, aid, nlp_version=NLP, rules_version=RULES)
     # Clusters: the clustering stage's own tests cover how copies are found; here a3 copies a1.
     conn.execute("UPDATE articles SET cluster_id = id, is_original = true WHERE body IS NOT NULL")
     conn.execute("UPDATE articles SET cluster_id = %s, is_original = false WHERE id = %s", (ids["a1"], ids["a3"]))
@@ -344,8 +344,8 @@ def test_v_feed_health_status_words_match_feeds_health(conn):
         "Daily Sabah": "ok", "TASS": "ok", "Al-Monitor": "failing", "Quiet Times": "silent",
         "Old Feed": "disabled", "Brand New": "new"}
     # the same word as pipeline/feeds.py:health gives for every feed
-    now = store.now(conn)
-    for r in store.feed_health(conn):
+    now = store.db.now(conn)
+    for r in store.feeds.feed_health(conn):
         assert rows[r["name"]]["status"] == feeds.health(r, now), r["name"]
     mon = rows["Al-Monitor"]
     assert mon["failure_streak"] == 2 and mon["last_error_class"] == "http_5xx"

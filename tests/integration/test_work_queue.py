@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 from localsite import article_html, rss
 
-from pipeline import extract, ingest, nlp, quality, store, workqueue
+from pipeline import extract, ingest, nlp, quality, store
 from pipeline.records import Extraction, FeedEntry, FeedSpec, RawPage
-from pipeline.workqueue import Stage
+from pipeline.states import Stage
 
 PARAS = [
     "Syrian government forces shelled villages in southern Idlib province on Tuesday, rescuers said.",
@@ -21,9 +21,9 @@ PARAS = [
 
 
 def _seed(conn, urls, feed="http://127.0.0.1/f.xml"):
-    store.upsert_feeds(conn, [FeedSpec(url=feed, name="f")], disable_missing=False)
+    store.feeds.upsert_feeds(conn, [FeedSpec(url=feed, name="f")], disable_missing=False)
     fid = conn.execute("SELECT id FROM feeds WHERE url = %s", (feed,)).fetchone()[0]
-    ids = store.upsert_entries(conn, fid, [FeedEntry(url=u, entry_url=u) for u in urls])
+    ids = store.feeds.upsert_entries(conn, fid, [FeedEntry(url=u, entry_url=u) for u in urls])
     conn.commit()
     return ids
 
@@ -39,17 +39,17 @@ def _due_now(conn):
 
 def test_a_late_write_after_the_lease_ran_out_is_dropped(conn, caplog):
     [aid] = _seed(conn, ["http://127.0.0.1/a"])
-    old, [mine] = workqueue.claim_articles(conn, Stage.FETCH, owner="slow worker", lease_seconds=1)
+    old, [mine] = store.queue.claim_articles(conn, Stage.FETCH, owner="slow worker", lease_seconds=1)
     conn.commit()
     time.sleep(1.1)  # the slow worker's lease runs out while it is still downloading
-    new, [theirs] = workqueue.claim_articles(conn, Stage.FETCH, owner="new worker", lease_seconds=60)
+    new, [theirs] = store.queue.claim_articles(conn, Stage.FETCH, owner="new worker", lease_seconds=60)
     conn.commit()
     assert mine.id == theirs.id == aid and old.token != new.token
-    assert store.store_page(conn, _page(aid, "http://127.0.0.1/new"), token=new.token)
+    assert store.articles.store_page(conn, _page(aid, "http://127.0.0.1/new"), token=new.token)
     conn.commit()
     # the slow worker finishes now: its page, and its failure, are both refused
-    assert not store.store_page(conn, _page(aid, "http://127.0.0.1/old"), token=old.token)
-    assert workqueue.record_failure(conn, old.token, aid, stage=Stage.FETCH, error="timeout: late",
+    assert not store.articles.store_page(conn, _page(aid, "http://127.0.0.1/old"), token=old.token)
+    assert store.queue.record_failure(conn, old.token, aid, stage=Stage.FETCH, error="timeout: late",
                                     transient=False, max_attempts=5) is None
     conn.commit()
     row = conn.execute("SELECT status, final_url, last_error, claim_token FROM articles").fetchone()
@@ -59,48 +59,48 @@ def test_a_late_write_after_the_lease_ran_out_is_dropped(conn, caplog):
 
 def test_a_late_extraction_cannot_undo_tagging(conn):
     [aid] = _seed(conn, ["http://127.0.0.1/a"])
-    store.store_page(conn, _page(aid))
-    old, _ = workqueue.claim_articles(conn, Stage.EXTRACT, owner="w1", lease_seconds=1)
+    store.articles.store_page(conn, _page(aid))
+    old, _ = store.queue.claim_articles(conn, Stage.EXTRACT, owner="w1", lease_seconds=1)
     conn.commit()
     time.sleep(1.1)
-    new, _ = workqueue.claim_articles(conn, Stage.EXTRACT, owner="w2", lease_seconds=60)
-    assert store.save_extraction(conn, aid, Extraction(text="new text", word_count=2), token=new.token)
-    store.mark_tagged(conn, aid, nlp_version="m", rules_version="r")
+    new, _ = store.queue.claim_articles(conn, Stage.EXTRACT, owner="w2", lease_seconds=60)
+    assert store.articles.save_extraction(conn, aid, Extraction(text="new text", word_count=2), token=new.token)
+    store.articles.mark_tagged(conn, aid, nlp_version="m", rules_version="r")
     conn.commit()
-    assert not store.save_extraction(conn, aid, Extraction(text="old text", word_count=2), token=old.token)
+    assert not store.articles.save_extraction(conn, aid, Extraction(text="old text", word_count=2), token=old.token)
     assert conn.execute("SELECT status, body FROM articles").fetchone() == ("tagged", "new text")
 
 
 def test_the_heartbeat_keeps_a_slow_batch_claimed(conn, db_dsn):
     _seed(conn, [f"http://127.0.0.1/a{i}" for i in range(3)])
-    with workqueue.Heartbeat(db_dsn, 1) as hb:
-        claim, got = workqueue.claim_articles(conn, Stage.FETCH, owner="slow", lease_seconds=1)
+    with store.queue.Heartbeat(db_dsn, 1) as hb:
+        claim, got = store.queue.claim_articles(conn, Stage.FETCH, owner="slow", lease_seconds=1)
         conn.commit()
         hb.add(claim.token)
         time.sleep(2.5)  # over twice the lease: only the heartbeat keeps it
-        assert workqueue.claim_articles(conn, Stage.FETCH, owner="other")[1] == []
+        assert store.queue.claim_articles(conn, Stage.FETCH, owner="other")[1] == []
         conn.commit()
         assert hb.beats >= 2
         hb.remove(claim.token)
     time.sleep(1.1)
-    assert len(workqueue.claim_articles(conn, Stage.FETCH, owner="other")[1]) == 3
+    assert len(store.queue.claim_articles(conn, Stage.FETCH, owner="other")[1]) == 3
 
 
 def test_an_article_that_kills_its_worker_ends_failed_after_max_attempts(conn):
     [aid] = _seed(conn, ["http://127.0.0.1/poison"])
     for _ in range(3):  # three workers die on it, never recording anything
-        assert workqueue.claim_articles(conn, Stage.FETCH, owner="w", lease_seconds=1, max_attempts=3)[1]
+        assert store.queue.claim_articles(conn, Stage.FETCH, owner="w", lease_seconds=1, max_attempts=3)[1]
         conn.commit()
         time.sleep(1.05)
-    assert workqueue.give_up_exhausted(conn, Stage.FETCH, max_attempts=3) == 1
-    assert workqueue.claim_articles(conn, Stage.FETCH, owner="w", max_attempts=3)[1] == []
+    assert store.queue.give_up_exhausted(conn, Stage.FETCH, max_attempts=3) == 1
+    assert store.queue.claim_articles(conn, Stage.FETCH, owner="w", max_attempts=3)[1] == []
     status, stage, error = conn.execute("SELECT status, failed_stage, last_error FROM articles").fetchone()
     assert (status, stage) == ("failed", "fetch") and error.startswith("worker_lost: claimed 3 times")
 
 
 def test_claims_interleave_hosts(conn):
     _seed(conn, [f"http://big.example/{i}" for i in range(20)] + ["http://small.example/1", "http://other.example/1"])
-    _, got = workqueue.claim_articles(conn, Stage.FETCH, owner="w", limit=6, interleave_hosts=True)
+    _, got = store.queue.claim_articles(conn, Stage.FETCH, owner="w", limit=6, interleave_hosts=True)
     hosts = {a.url.split("/")[2] for a in got}
     assert hosts == {"big.example", "small.example", "other.example"}
 
@@ -108,24 +108,24 @@ def test_claims_interleave_hosts(conn):
 def test_backlog_waits_behind_live_work(conn):
     old = _seed(conn, [f"http://127.0.0.1/old{i}" for i in range(5)])
     for aid in old:
-        store.store_page(conn, _page(aid))
-        store.save_extraction(conn, aid, Extraction(text="x", word_count=1))
-        store.mark_tagged(conn, aid, nlp_version="m", rules_version="r")
+        store.articles.store_page(conn, _page(aid))
+        store.articles.save_extraction(conn, aid, Extraction(text="x", word_count=1))
+        store.articles.mark_tagged(conn, aid, nlp_version="m", rules_version="r")
     conn.commit()
-    assert len(store.select_for_reprocessing(conn, stage="tag")) == 5  # a retag: backlog
+    assert len(store.queue.select_for_reprocessing(conn, stage="tag")) == 5  # a retag: backlog
     conn.commit()
     [live] = _seed(conn, ["http://127.0.0.1/new"])
-    store.store_page(conn, _page(live))
-    store.save_extraction(conn, live, Extraction(text="y", word_count=1))
+    store.articles.store_page(conn, _page(live))
+    store.articles.save_extraction(conn, live, Extraction(text="y", word_count=1))
     conn.commit()
-    _, first = workqueue.claim_articles(conn, Stage.TAG, owner="w", limit=1)
+    _, first = store.queue.claim_articles(conn, Stage.TAG, owner="w", limit=1)
     assert [a.id for a in first] == [live]
-    assert store.stuck_articles(conn, 0.0001) == {}  # backlog waiting is not "stuck"
+    assert store.queue.stuck_articles(conn, 0.0001) == {}  # backlog waiting is not "stuck"
     assert conn.execute("SELECT status, count(*) FROM articles WHERE priority = 1 GROUP BY status").fetchall() \
         == [("extracted", 5)]
-    assert len(store.select_for_reprocessing(conn, stage="tag", limit=2)) <= 2
+    assert len(store.queue.select_for_reprocessing(conn, stage="tag", limit=2)) <= 2
     # a retag that also selects live work already waiting for tagging leaves it live
-    store.select_for_reprocessing(conn, stage="tag", ids=[live])
+    store.queue.select_for_reprocessing(conn, stage="tag", ids=[live])
     assert conn.execute("SELECT priority FROM articles WHERE id = %s", (live,)).fetchone()[0] == 0
 
 
@@ -133,20 +133,20 @@ def test_the_heartbeat_never_deadlocks_with_a_stage_writing_its_claimed_rows(con
     import random
     import threading
 
-    store.upsert_feeds(conn, [FeedSpec(url=f"http://h{i % 50}.example/{i}.xml", name=str(i)) for i in range(3000)])
+    store.feeds.upsert_feeds(conn, [FeedSpec(url=f"http://h{i % 50}.example/{i}.xml", name=str(i)) for i in range(3000)])
     conn.commit()
     conn.execute("UPDATE feeds SET updated_at = now() WHERE id % 3 = 0")  # shuffle the physical order
     conn.commit()
-    claim, feeds = workqueue.claim_feeds(conn, owner="w", lease_seconds=60)
+    claim, feeds = store.queue.claim_feeds(conn, owner="w", lease_seconds=60)
     conn.commit()
     ids = [f.id for f in feeds]
     stop, errors = threading.Event(), []
 
     def renew_hard():
-        with store.connect(db_dsn, autocommit=True) as other:
+        with store.db.connect(db_dsn, autocommit=True) as other:
             while not stop.is_set():
                 try:
-                    workqueue.renew(other, [claim.token], 60)
+                    store.queue.renew(other, [claim.token], 60)
                 except Exception as exc:  # recorded for the assertion
                     errors.append(exc)
 
@@ -168,23 +168,23 @@ def test_the_heartbeat_never_deadlocks_with_a_stage_writing_its_claimed_rows(con
 
 
 def test_a_retried_poll_takes_back_its_own_claims_and_others_see_them_as_orphans(conn):
-    store.upsert_feeds(conn, [FeedSpec(url=f"http://h{i}.example/f.xml", name=str(i)) for i in range(3)])
-    store.start_run(conn, "run1", "cli")
+    store.feeds.upsert_feeds(conn, [FeedSpec(url=f"http://h{i}.example/f.xml", name=str(i)) for i in range(3)])
+    store.runs.start_run(conn, "run1", "cli")
     conn.commit()
-    claim, got = workqueue.claim_feeds(conn, owner="run1/poll/shard0of1", lease_seconds=60)
+    claim, got = store.queue.claim_feeds(conn, owner="run1/poll/shard0of1", lease_seconds=60)
     conn.commit()
     assert len(got) == 3
-    assert workqueue.claim_feeds(conn, owner="run2/poll/shard0of1")[1] == []  # leased
+    assert store.queue.claim_feeds(conn, owner="run2/poll/shard0of1")[1] == []  # leased
     # the task crashed; Airflow retries it with the same owner: it takes its feeds back at once
-    _, again = workqueue.claim_feeds(conn, owner="run1/poll/shard0of1", lease_seconds=60)
+    _, again = store.queue.claim_feeds(conn, owner="run1/poll/shard0of1", lease_seconds=60)
     assert len(again) == 3
     conn.commit()
-    store.finish_run(conn, "run1", status="failed", counts={})
+    store.runs.finish_run(conn, "run1", status="failed", counts={})
     conn.commit()
-    orphans = workqueue.orphaned_feed_leases(conn)
+    orphans = store.queue.orphaned_feed_leases(conn)
     assert len(orphans) == 3 and orphans[0]["claimed_by"] == "run1/poll/shard0of1"
     facts = quality.Facts(feeds_polled=0, feeds_ok=0, last_feed_success=None, extract_attempted=0,
-                          extract_succeeded=0, stuck={}, now=store.now(conn), orphaned_feeds=orphans)
+                          extract_succeeded=0, stuck={}, now=store.db.now(conn), orphaned_feeds=orphans)
     checks = {c.name: c for c in quality.evaluate(facts, min_extract_rate=0.5, stuck_hours=6)}
     assert checks["stale_claims"].severity == "error" and checks["feeds_polled"].severity == "error"
     assert "no feed was due" not in checks["feeds_polled"].message

@@ -39,7 +39,7 @@ def _site_with_articles(site, n, *, delay=0.0, feeds=1):
 
 
 def _counts(conn):
-    return {t: store.count_rows(conn, t) for t in ("articles", "article_sources", "raw_pages", "feed_polls")}
+    return {t: store.db.count_rows(conn, t) for t in ("articles", "article_sources", "raw_pages", "feed_polls")}
 
 
 def test_a_worker_killed_mid_batch_leaves_its_articles_to_the_next_run(settings, site, feeds_file, db_dsn, conn):
@@ -61,13 +61,13 @@ def test_a_worker_killed_mid_batch_leaves_its_articles_to_the_next_run(settings,
     assert claimed == 6
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
-    assert store.status_counts(conn) == {"discovered": 6}
+    assert store.articles.status_counts(conn) == {"discovered": 6}
     conn.commit()
     assert ingest.fetch_pages(s).counts["fetched"] == 0  # still leased to the dead worker
     time.sleep(3.2)
     assert ingest.fetch_pages(s).counts["fetched"] == 6  # the lease ran out: taken over
-    assert store.status_counts(conn) == {"fetched": 6}
-    assert store.count_rows(conn, "raw_pages") == 6
+    assert store.articles.status_counts(conn) == {"fetched": 6}
+    assert store.db.count_rows(conn, "raw_pages") == 6
 
 
 def test_two_ingest_runs_at_once_make_the_same_rows_as_one(settings, site, feeds_file, db_dsn, conn):
@@ -80,7 +80,7 @@ def test_two_ingest_runs_at_once_make_the_same_rows_as_one(settings, site, feeds
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     assert _counts(conn) == {"articles": 8, "article_sources": 24, "raw_pages": 8, "feed_polls": 3}
-    assert store.status_counts(conn) == {"tagged": 8}
+    assert store.articles.status_counts(conn) == {"tagged": 8}
     # every page was downloaded once, every feed polled once
     assert all(len(site.hits(f"/a/{i}.html")) == 1 for i in range(8))
     assert conn.execute("SELECT count(*) FROM article_entities").fetchone()[0] > 0
@@ -104,10 +104,10 @@ def own_server():
 @pytest.mark.slow
 def test_postgres_stopped_mid_run_then_the_next_run_completes(own_server, site, feeds_file, tmp_path):
     pgdata, admin = own_server
-    store.ensure_database(admin, "faults")
+    store.db.ensure_database(admin, "faults")
     dsn = psycopg.conninfo.make_conninfo(admin, dbname="faults")
     with psycopg.connect(dsn, autocommit=True) as c:
-        store.migrate(c)
+        store.migrations.migrate(c)
     feeds = _site_with_articles(site, 10, delay=0.4)
     from pipeline.config import Settings
 
@@ -136,6 +136,6 @@ def test_postgres_stopped_mid_run_then_the_next_run_completes(own_server, site, 
     _, results, _ = ingest.ingest_once(s, run_key="after")
     with psycopg.connect(dsn) as conn:
         assert _counts(conn)["articles"] == 10 and _counts(conn)["raw_pages"] == 10
-        assert store.status_counts(conn) == {"tagged": 10}
+        assert store.articles.status_counts(conn) == {"tagged": 10}
         assert conn.execute("SELECT status FROM ingest_runs WHERE run_key = 'after'").fetchone()[0] == "success"
     assert sum(len(site.hits(f"/a/{i}.html")) for i in range(10)) <= 10 + 2  # at most the in-flight ones twice

@@ -15,7 +15,7 @@ TEXT = st.one_of(ANY_TEXT, NASTY, st.builds(lambda a, b: a + b, ANY_TEXT, NASTY)
 
 
 def _feed(conn):
-    store.upsert_feeds(conn, [FeedSpec(url="http://127.0.0.1/p.xml", name="p")], disable_missing=False)
+    store.feeds.upsert_feeds(conn, [FeedSpec(url="http://127.0.0.1/p.xml", name="p")], disable_missing=False)
     return conn.execute("SELECT id FROM feeds").fetchone()[0]
 
 
@@ -24,9 +24,9 @@ def _feed(conn):
 def test_arbitrary_text_round_trips(conn, title, body, path, guid, author):
     fid = _feed(conn)
     url = f"http://127.0.0.1/{uuid.uuid4().hex}/{path}"
-    [aid] = store.upsert_entries(conn, fid, [FeedEntry(url=url, entry_url=url, guid=guid or None, title=title,
+    [aid] = store.feeds.upsert_entries(conn, fid, [FeedEntry(url=url, entry_url=url, guid=guid or None, title=title,
                                                       authors=(author,) if author else ())])
-    store.save_extraction(conn, aid, Extraction(text=body, title=title or None, word_count=len(body.split())))
+    store.articles.save_extraction(conn, aid, Extraction(text=body, title=title or None, word_count=len(body.split())))
     row = conn.execute("SELECT url, title, body, guid FROM articles WHERE id = %s", (aid,)).fetchone()
     strip = lambda s: s.replace("\x00", "")  # noqa: E731
     assert row[0] == strip(url)
@@ -38,9 +38,9 @@ def test_arbitrary_text_round_trips(conn, title, body, path, guid, author):
 
 def test_huge_body_round_trips_and_stays_searchable(conn):
     fid = _feed(conn)
-    [aid] = store.upsert_entries(conn, fid, [FeedEntry(url="http://127.0.0.1/huge", entry_url="http://127.0.0.1/huge")])
+    [aid] = store.feeds.upsert_entries(conn, fid, [FeedEntry(url="http://127.0.0.1/huge", entry_url="http://127.0.0.1/huge")])
     body = ("Ankara Moscow S-400 délivrance Москва 土耳其 " * 200_000) + "needle"
-    store.save_extraction(conn, aid, Extraction(text=body, word_count=1))
+    store.articles.save_extraction(conn, aid, Extraction(text=body, word_count=1))
     assert conn.execute("SELECT length(body) FROM articles WHERE id = %s", (aid,)).fetchone()[0] == len(body)
     hit = conn.execute("SELECT count(*) FROM articles WHERE search @@ plainto_tsquery('english', 'Ankara')")
     assert hit.fetchone()[0] == 1

@@ -97,7 +97,7 @@ def test_copies_what_the_build_and_the_runtime_need():
 
 
 def test_sql_ships_inside_the_wheel():
-    # the image installs a wheel (not editable): store.sql_dir() finds pipeline/sql there
+    # the image installs a wheel (not editable): store.migrations.sql_dir() finds pipeline/sql there
     hatch = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
     assert hatch["force-include"] == {"sql": "pipeline/sql"}
     assert not any("-e" in args.split() for _, args in runs_with_user() if "pip install" in args)

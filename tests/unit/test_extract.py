@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from trafilatura import load_html
 
-from pipeline.errors import PermanentError
+from pipeline.errors import ItemFailed
 from pipeline.extract import (
     EXTRACTOR_VERSION,
     ExtractionFailed,
@@ -225,7 +225,7 @@ def test_too_short_body():
 
 def test_extraction_failed_is_permanent_and_machine_readable():
     err = ExtractionFailed("paywall", "teaser only")
-    assert isinstance(err, PermanentError)
+    assert isinstance(err, ItemFailed) and err.transient is False
     assert err.reason == "paywall"
     assert "paywall" in str(err) and "teaser only" in str(err)
     with pytest.raises(ValueError):

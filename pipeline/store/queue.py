@@ -3,16 +3,18 @@
 Every claim is a lease with a token. The lease is short (NEWSROOM_CLAIM_LEASE, a minute by
 default) and a `Heartbeat` renews it while the batch is still being worked on, so a killed
 worker's items come back within a minute and a slow batch is never taken from under a live one.
-Every write of a result names the token it was claimed under (`store.store_page`,
-`save_extraction`, `mark_tagged`, `record_poll`, `record_failure`): a worker whose lease ran out
-finds its token gone, and its late write is dropped and logged instead of overwriting newer work.
+Every write of a result is fenced by the token it was claimed under (FENCE, `holding`,
+`feeds_held`: used by articles.py's `store_page`, `save_extraction`, `mark_tagged`, feeds.py's
+`record_poll`, and `record_failure` here): a worker whose lease ran out finds its token gone, and
+its late write is dropped and logged instead of overwriting newer work.
 
 Attempts are counted at claim time, so an item that kills its worker every time (a poison page)
 ends `failed` with its last error once it has been claimed NEWSROOM_MAX_ATTEMPTS times.
 Backlog work (retag, backfill: priority 1) is claimed only when no live work is due.
 
-This module holds the SQL of claiming; it takes an open connection like store.py's functions
-and leaves transaction control to the caller.
+This is the one module that claims, leases, fences and records failures, for feeds and articles
+alike; like the rest of the store it takes an open connection and leaves transaction control
+to the caller.
 """
 
 from __future__ import annotations
@@ -22,12 +24,25 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from datetime import datetime
+
+from psycopg import sql
 
 from pipeline.records import ClaimedArticle, FeedState
+from pipeline.states import ArticleStatus, Stage
+from pipeline.store.db import connect
 from pipeline.text import safe_text
 
 log = logging.getLogger(__name__)
+
+# The columns of a claim, cleared when it ends.
+RELEASED = "claim_token = NULL, claimed_by = NULL, claimed_until = NULL"
+# An article that finished a stage: ready for the next one at once, its claim released.
+DONE = (f"attempts = 0, {RELEASED}, last_error = NULL, failed_stage = NULL, next_attempt_at = now(), "
+        "updated_at = now()")
+# The fence on an article's result: written only while the claim it was made under holds
+# (%(token)s NULL: work done without a claim, e.g. a test or a one-off command).
+FENCE = "(%(token)s::uuid IS NULL OR claim_token = %(token)s::uuid)"
 
 # One regular expression for "the host of a URL" in SQL, as urls.host_of does in Python.
 HOST_SQL = r"lower(substring(url from '^[a-zA-Z]+://(\[[^]]*\]|[^/:?#]+)'))"
@@ -69,19 +84,6 @@ _CLAIM_ARTICLES_TEMPLATE = """WITH pool AS (
 _CLAIM_ARTICLES = _CLAIM_ARTICLES_TEMPLATE.replace("{turn}", "0")
 _CLAIM_ARTICLES_INTERLEAVED = _CLAIM_ARTICLES_TEMPLATE.replace(
     "{turn}", "row_number() OVER (PARTITION BY priority, " + HOST_SQL + " ORDER BY next_attempt_at, id)")
-
-
-class Stage(StrEnum):
-    """The article stages, each taking articles in one status to the next."""
-
-    FETCH = "fetch"
-    EXTRACT = "extract"
-    TAG = "tag"
-
-    @property
-    def takes(self) -> str:
-        """The article status this stage claims."""
-        return {"fetch": "discovered", "extract": "fetched", "tag": "extracted"}[self.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,19 +140,30 @@ def orphaned_feed_leases(conn) -> list[dict]:
     return [{"id": r[0], "url": r[1], "claimed_by": r[2], "claimed_until": r[3]} for r in rows]
 
 
+def feeds_held(conn, token: str, ids: Sequence[int]) -> set[int]:
+    """Of `ids`, the feeds still claimed under `token`, locked until the transaction ends; the
+    others' results are dropped (their claim ran out and another worker has them)."""
+    held = {r[0] for r in conn.execute("SELECT id FROM feeds WHERE id = ANY(%s) AND claim_token = %s ORDER BY id "
+                                       "FOR UPDATE", (list(ids), token)).fetchall()}
+    for feed_id in sorted(set(ids) - held):
+        log_stale("poll", f"feed {feed_id}", token)
+    return held
+
+
 # --- articles -------------------------------------------------------------------------------
+
+_GIVE_UP_SQL = f"""UPDATE articles SET status = 'failed', failed_stage = %(stage)s, {RELEASED}, updated_at = now(),
+                  last_error = coalesce(last_error, 'worker_lost: claimed ' || attempts
+                      || ' times and never finished (a worker killed or crashed on this article?)')
+            WHERE status = %(status)s AND attempts >= %(max)s AND next_attempt_at <= now()
+              AND (claimed_until IS NULL OR claimed_until < now())"""  # noqa: S608 (constant fragments only)
+
 
 def give_up_exhausted(conn, stage: Stage, *, max_attempts: int) -> int:
     """Articles of `stage` claimed `max_attempts` times without finishing end `failed` with their
     last error (or, if none was recorded, the fact that their worker never finished)."""
     return conn.execute(
-        """UPDATE articles SET status = 'failed', failed_stage = %(stage)s, claim_token = NULL,
-                  claimed_by = NULL, claimed_until = NULL, updated_at = now(),
-                  last_error = coalesce(last_error, 'worker_lost: claimed ' || attempts
-                      || ' times and never finished (a worker killed or crashed on this article?)')
-            WHERE status = %(status)s AND attempts >= %(max)s AND next_attempt_at <= now()
-              AND (claimed_until IS NULL OR claimed_until < now())""",
-        {"stage": stage.value, "status": stage.takes, "max": max_attempts}).rowcount
+        _GIVE_UP_SQL, {"stage": stage.value, "status": stage.takes, "max": max_attempts}).rowcount
 
 
 def claim_articles(conn, stage: Stage, *, owner: str, limit: int = 50, lease_seconds: int = 60,
@@ -171,9 +184,13 @@ def claim_articles(conn, stage: Stage, *, owner: str, limit: int = 50, lease_sec
          "lease": lease_seconds, "token": token, "owner": owner,
          "ids": list(ids) if ids is not None else None, "exclude": list(exclude)},
     ).fetchall()
-    articles = sorted((ClaimedArticle(id=r[0], url=r[1], attempts=r[2], status=r[3], title=r[4], summary=r[5],
+    articles = sorted((ClaimedArticle(id=r[0], url=r[1], attempts=r[2], status=ArticleStatus(r[3]), title=r[4], summary=r[5],
                                       feed_published_at=r[6], final_url=r[7]) for r in rows), key=lambda a: a.id)
     return Claim(token, owner, tuple(a.id for a in articles), gave_up), articles
+
+
+_RELEASE_SQL = f"""UPDATE articles SET {RELEASED}, attempts = greatest(attempts - 1, 0), updated_at = now()
+                    WHERE id = ANY(%s) AND claim_token = %s"""  # noqa: S608 (constant fragments only)
 
 
 def holding(conn, token: str, ids: Sequence[int]) -> set[int]:
@@ -188,33 +205,80 @@ def holding(conn, token: str, ids: Sequence[int]) -> set[int]:
 def release(conn, token: str, ids: Sequence[int]) -> int:
     """Give articles back untouched (their attempt not counted): a host over its time budget."""
     return conn.execute(
-        """UPDATE articles SET claim_token = NULL, claimed_by = NULL, claimed_until = NULL,
-                  attempts = greatest(attempts - 1, 0), updated_at = now()
-            WHERE id = ANY(%s) AND claim_token = %s""", (list(ids), token)).rowcount
+        _RELEASE_SQL, (list(ids), token)).rowcount
 
 
-def record_failure(conn, token: str | None, article_id: int, *, stage: Stage | str, error: str,
-                   transient: bool, max_attempts: int, retry_after_s: float = 300.0) -> str | None:
-    """Record a failed attempt. A transient failure is retried later (with backoff) until
-    `max_attempts`; a permanent one, or the last attempt, marks the article failed. Returns the
-    new status, or None when the claim was lost (nothing written). `token` None: no claim."""
-    row = conn.execute(
-        """UPDATE articles SET
+_RECORD_FAILURE_SQL = f"""UPDATE articles SET
                status = CASE WHEN %(transient)s AND attempts < %(max)s THEN status ELSE 'failed' END,
                failed_stage = CASE WHEN %(transient)s AND attempts < %(max)s THEN failed_stage ELSE %(stage)s END,
                last_error = %(error)s,
                next_attempt_at = now() + make_interval(secs => %(delay)s * power(2, least(greatest(attempts - 1, 0), 10))),
-               claim_token = NULL, claimed_by = NULL, claimed_until = NULL,
-               updated_at = now()
-         WHERE id = %(id)s AND (%(token)s::uuid IS NULL OR claim_token = %(token)s::uuid)
-         RETURNING status""",
+               {RELEASED}, updated_at = now()
+         WHERE id = %(id)s AND {FENCE}
+         RETURNING status"""  # noqa: S608 (constant fragments only)
+
+
+def record_failure(conn, token: str | None, article_id: int, *, stage: Stage | str, error: str,
+                   transient: bool, max_attempts: int, retry_after_s: float = 300.0) -> ArticleStatus | None:
+    """Record a failed attempt. A transient failure is retried later (with backoff) until
+    `max_attempts`; a permanent one, or the last attempt, marks the article failed. Returns the
+    new status, or None when the claim was lost (nothing written). `token` None: no claim."""
+    row = conn.execute(
+        _RECORD_FAILURE_SQL,
         {"transient": transient, "max": max_attempts, "stage": str(stage), "error": safe_text(error, 2000),
          "delay": retry_after_s, "id": article_id, "token": token},
     ).fetchone()
     if row is None:
         log_stale("failure", f"article {article_id}", token)
         return None
-    return row[0]
+    return ArticleStatus(row[0])
+
+
+def select_for_reprocessing(conn, *, stage: Stage, since: datetime | None = None,
+                            ids: Sequence[int] | None = None, limit: int | None = None) -> list[int]:
+    """Send articles back to the start of `stage` (extract: needs a stored page; tag: a body), as
+    backlog: claimed only when no live work is due, so a big retag never delays new articles.
+
+    Their current annotations stay until the stage replaces them, one article at a time. At most
+    `limit` articles (newest first), all when None.
+    """
+    stage = Stage(stage)
+    if stage is Stage.EXTRACT:
+        where = "EXISTS (SELECT 1 FROM raw_pages p WHERE p.article_id = a.id) AND a.status <> 'discovered'"
+        target = ArticleStatus.FETCHED
+    elif stage is Stage.TAG:
+        where = "a.body IS NOT NULL AND a.status IN ('extracted', 'tagged', 'failed')"
+        target = ArticleStatus.EXTRACTED
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+    rows = conn.execute(
+        sql.SQL("""UPDATE articles a SET status = %(target)s, {done},
+                       -- live work already waiting for this stage stays live
+                       priority = CASE WHEN a.status = %(target)s AND a.priority = 0 THEN 0 ELSE 1 END
+                  WHERE a.id IN (
+                        SELECT a.id FROM articles a
+                         WHERE {where}
+                           AND (%(since)s::timestamptz IS NULL OR a.discovered_at >= %(since)s)
+                           AND (%(ids)s::bigint[] IS NULL OR a.id = ANY(%(ids)s))
+                           AND (a.status <> 'failed' OR a.failed_stage IN ('extract', 'tag'))
+                           AND (a.claimed_until IS NULL OR a.claimed_until < now())
+                         ORDER BY a.discovered_at DESC, a.id DESC
+                         LIMIT %(limit)s)
+              RETURNING a.id""").format(where=sql.SQL(where), done=sql.SQL(DONE)),
+        {"target": target, "since": since, "ids": list(ids) if ids is not None else None, "limit": limit},
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def stuck_articles(conn, hours: float) -> dict[str, int]:
+    """Live articles due for work for longer than `hours` and not leased: nothing is picking them
+    up. Backlog (retag, backfill) waits behind live work by design and is not counted."""
+    return dict(conn.execute(
+        """SELECT status, count(*) FROM articles
+            WHERE status IN ('discovered', 'fetched', 'extracted') AND priority = 0
+              AND next_attempt_at < now() - make_interval(secs => %(s)s)
+              AND (claimed_until IS NULL OR claimed_until < now())
+            GROUP BY status""", {"s": hours * 3600}).fetchall())
 
 
 def log_stale(what: str, item: str, token: str | None = None) -> None:
@@ -289,8 +353,6 @@ class Heartbeat:
 
     def __enter__(self) -> Heartbeat:
         if self._connect is None:
-            from pipeline.store import connect
-
             self._connect = connect
         self._thread = threading.Thread(target=self._run, name="newsroom-heartbeat", daemon=True)
         self._thread.start()

@@ -1,0 +1,101 @@
+"""The states and classes Newsroom records, as enums. Each one whose column has a CHECK
+constraint in sql/migrations matches it exactly (tests/integration/test_states.py).
+
+StrEnums: a member is its string, so it goes into SQL parameters, JSON and log lines unchanged.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ArticleStatus(StrEnum):
+    """articles.status: where an article is on its way through the stages."""
+
+    DISCOVERED = "discovered"  # seen in a feed; its page not downloaded yet
+    FETCHED = "fetched"  # page stored
+    EXTRACTED = "extracted"  # clean text stored
+    TAGGED = "tagged"  # entities and topics stored
+    FAILED = "failed"  # given up: last_error and failed_stage say why and where
+
+
+class Stage(StrEnum):
+    """articles.failed_stage, and the article stages: each takes articles in one status to the next."""
+
+    FETCH = "fetch"
+    EXTRACT = "extract"
+    TAG = "tag"
+
+    @property
+    def takes(self) -> ArticleStatus:
+        """The article status this stage claims."""
+        return _TAKES[self]
+
+
+_TAKES = {Stage.FETCH: ArticleStatus.DISCOVERED, Stage.EXTRACT: ArticleStatus.FETCHED,
+          Stage.TAG: ArticleStatus.EXTRACTED}
+
+
+class PollOutcome(StrEnum):
+    """feed_polls.outcome and feeds.last_status."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"  # 304, or a 200 whose body hash is unchanged
+    ERROR = "error"
+
+
+class RunStatus(StrEnum):
+    """ingest_runs.status."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class DateSource(StrEnum):
+    """articles.published_source: where the publication date was found."""
+
+    PAGE = "page"
+    FEED = "feed"
+    URL = "url"
+
+
+class ErrorClass(StrEnum):
+    """Why a feed, page or article failed: feed_polls.error_class, feeds.last_error_class, the
+    prefix of articles.last_error ("timeout: ..."), and the keys of a stage's error counts."""
+
+    # the network
+    DNS = "dns"
+    CONNECT = "connect"
+    TIMEOUT = "timeout"
+    TLS = "tls"
+    TLS_CERTIFICATE = "tls_certificate"
+    PROTOCOL = "protocol"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    HTTP_4XX = "http_4xx"
+    HTTP_410_GONE = "http_410_gone"
+    HTTP_429 = "http_429"
+    HTTP_5XX = "http_5xx"
+    HTTP_UNEXPECTED = "http_unexpected"
+    # what we refuse to fetch
+    INVALID_URL = "invalid_url"
+    BLOCKED_ADDRESS = "blocked_address"
+    ROBOTS_DISALLOWED = "robots_disallowed"
+    ROBOTS_UNAVAILABLE = "robots_unavailable"
+    # what came back
+    TOO_LARGE = "too_large"
+    EMPTY_BODY = "empty_body"
+    NOT_HTML = "not_html"
+    BAD_ENCODING = "bad_encoding"
+    NOT_A_FEED = "not_a_feed"
+    PARSE_ERROR = "parse_error"
+    ENTITY_EXPANSION = "entity_expansion"
+    # extraction (pipeline/extract.py)
+    EMPTY_HTML = "empty_html"
+    NO_BODY = "no_body"
+    TOO_SHORT = "too_short"
+    PAYWALL = "paywall"
+    NOT_ARTICLE = "not_article"
+    # the machinery
+    INTERNAL_ERROR = "internal_error"  # a bug or an input nobody foresaw, with its traceback in the log
+    GAVE_UP = "gave_up"  # claimed NEWSROOM_MAX_ATTEMPTS times, never finished (worker_lost)

@@ -1,0 +1,17 @@
+"""PostgreSQL: every write, and the only package that imports psycopg (docs/architecture.md).
+
+- `db`: connections, sessions, how database errors are judged, DSN redaction;
+- `migrations`: the migration runner;
+- `queue`: the work queue: claims, leases, the fence every result is written behind, failures;
+- `feeds`: the feed list, polls and their entries;
+- `articles`: stage results (page, extraction, tagged) and near-duplicate clusters;
+- `annotations`: entities, mentions, topics;
+- `runs`: `ingest_runs` bookkeeping.
+
+Every write is an upsert against a natural key, so re-running a stage never duplicates rows.
+The read side for users' questions is pipeline/queries.py.
+"""
+
+from pipeline.store import annotations, articles, db, feeds, migrations, queue, runs
+
+__all__ = ["annotations", "articles", "db", "feeds", "migrations", "queue", "runs"]

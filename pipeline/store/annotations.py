@@ -1,0 +1,123 @@
+"""Annotations: entities (one row per real-world thing), their mentions in each article, topics
+and each article's topic tags. Every write replaces an article's annotations as a whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from pipeline.records import Mention, TopicDef, TopicTag
+from pipeline.store.db import clean
+from pipeline.text import entity_key
+
+
+def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention]) -> dict[str, int]:
+    """Make sure each mention's canonical entity exists; return {key: id}. Aliases accumulate.
+
+    Set-based (three statements for any number of entities) and in key order, so concurrent
+    taggers take row locks in the same order.
+    """
+    wanted: dict[str, tuple[str, str, str | None, set[str]]] = {}
+    for m in mentions:
+        key = entity_key(m.canonical, m.wikidata_id)
+        _, _, _, aliases = wanted.setdefault(key, (clean(m.canonical), m.label, m.wikidata_id, set()))
+        if m.surface != m.canonical:
+            aliases.add(clean(m.surface))
+    if not wanted:
+        return {}
+    keys = sorted(wanted)
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO entities (key, name, label, wikidata_id, aliases) VALUES (%s, %s, %s, %s, %s)
+               ON CONFLICT DO NOTHING""",
+            [(k, *wanted[k][:3], sorted(wanted[k][3])) for k in keys],
+        )
+        # An entity keeps one row when the gazetteer renames (Wikidata id known) or anyone
+        # relabels it: the row takes the latest name (ids only) and label; each mention keeps its own.
+        cur.executemany(
+            """UPDATE entities SET name = CASE WHEN wikidata_id IS NULL THEN name ELSE %s END, label = %s,
+                      updated_at = now()
+                WHERE key = %s AND (CASE WHEN wikidata_id IS NULL THEN name ELSE %s END, label)
+                      IS DISTINCT FROM (name, %s)""",
+            [(wanted[k][0], wanted[k][1], k, wanted[k][0], wanted[k][1]) for k in keys],
+        )
+        with_aliases = [(sorted(wanted[k][3]), k) for k in keys if wanted[k][3]]
+        if with_aliases:
+            cur.executemany(
+                """UPDATE entities
+                      SET aliases = ARRAY(SELECT DISTINCT unnest(aliases || %s::text[]) ORDER BY 1), updated_at = now()
+                    WHERE key = %s AND NOT (%s::text[] <@ aliases)""",
+                [(a, k, a) for a, k in with_aliases],
+            )
+        rows = cur.execute("SELECT key, id FROM entities WHERE key = ANY(%s)", (keys,)).fetchall()
+    ids = dict(rows)
+    missing = set(keys) - set(ids)
+    if missing:
+        # A Wikidata id already held under another key (a gazetteer edit): keep one entity per id.
+        for k in sorted(missing):
+            qid = wanted[k][2]
+            row = conn.execute("SELECT id FROM entities WHERE wikidata_id = %s", (qid,)).fetchone() if qid else None
+            if row is None:
+                raise RuntimeError(f"entity {k!r} could not be stored")
+            ids[k] = row[0]
+    return ids
+
+
+def replace_mentions(conn: psycopg.Connection, article_id: int, mentions: Sequence[Mention], model_version: str,
+                     entity_ids: dict[str, int] | None = None) -> int:
+    """Replace an article's mentions with these (one model version per article). Uses COPY."""
+    return replace_mentions_many(conn, {article_id: mentions}, model_version, entity_ids)
+
+
+def replace_mentions_many(conn: psycopg.Connection, mentions_by_article: dict[int, Sequence[Mention]],
+                          model_version: str, entity_ids: dict[str, int] | None = None) -> int:
+    """Replace the mentions of several articles at once: one DELETE and one COPY for the lot,
+    inside the caller's transaction (so each article's replacement is all or nothing)."""
+    if entity_ids is None:
+        entity_ids = upsert_entities(conn, (m for ms in mentions_by_article.values() for m in ms))
+    conn.execute("DELETE FROM article_entities WHERE article_id = ANY(%s)", (list(mentions_by_article),))
+    rows = 0
+    with conn.cursor() as cur, cur.copy(
+        "COPY article_entities (article_id, start_char, end_char, entity_id, surface, label, model_version) FROM STDIN"
+    ) as copy:
+        for article_id, mentions in mentions_by_article.items():
+            seen: set[tuple[int, int]] = set()
+            for m in mentions:
+                if (m.start, m.end) in seen:
+                    continue
+                seen.add((m.start, m.end))
+                copy.write_row((article_id, m.start, m.end, entity_ids[entity_key(m.canonical, m.wikidata_id)],
+                                clean(m.surface), m.label, model_version))
+            rows += len(seen)
+    return rows
+
+
+def upsert_topics(conn: psycopg.Connection, defs: Sequence[TopicDef]) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for d in defs:
+        row = conn.execute(
+            """INSERT INTO topics (slug, name, description, rules_version) VALUES (%s, %s, %s, %s)
+               ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description,
+                   rules_version = EXCLUDED.rules_version, updated_at = now()
+               RETURNING id""",
+            (d.slug, clean(d.name), clean(d.description), d.rules_version),
+        ).fetchone()
+        ids[d.slug] = row[0]
+    return ids
+
+
+def replace_topics(conn: psycopg.Connection, article_id: int, tags: Sequence[TopicTag], rules_version: str,
+                   topic_ids: dict[str, int]) -> int:
+    """Replace an article's topic tags with these."""
+    conn.execute("DELETE FROM article_topics WHERE article_id = %s", (article_id,))
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO article_topics (article_id, topic_id, score, evidence, rules_version)
+               VALUES (%s, %s, %s, %s, %s)
+               ON CONFLICT (article_id, topic_id) DO UPDATE SET score = EXCLUDED.score,
+                   evidence = EXCLUDED.evidence, rules_version = EXCLUDED.rules_version, tagged_at = now()""",
+            [(article_id, topic_ids[t.slug], t.score, Jsonb(t.evidence), rules_version) for t in tags],
+        )
+    return len(tags)
