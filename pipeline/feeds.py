@@ -46,6 +46,7 @@ class _Feed(Model):
     url: Annotated[str, AfterValidator(canonical_url)] = Field(description="every feed needs a 'url'")
     # Left out or empty (null, "", 0): the URL.
     name: Annotated[str | None, Field(strict=False), BeforeValidator(lambda v: v or None)] = None
+    # One tag may be written alone; left out or empty: none.
     tags: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) and v else v or [])] = []
     poll_interval: Annotated[int | None, BeforeValidator(lambda v: None if v is None else parse_interval(v))] = None
 
