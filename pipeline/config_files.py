@@ -123,10 +123,10 @@ def _message(path: Path, model: type[ConfigFile], data: Any, err: Any) -> str:
         field = ".".join(filter(None, [field, str(loc[-1])]))
     if field:
         where.append(f"field {short(field)}")
-    return f"{': '.join(where)}: {_text(model, data, err, loc)} ({model.what}; {model.setting} selects the file)"
+    return f"{': '.join(where)}: {_text(model, err, loc)} ({model.what}; {model.setting} selects the file)"
 
 
-def _text(model: type[ConfigFile], data: Any, err: Any, loc: tuple) -> str:
+def _text(model: type[ConfigFile], err: Any, loc: tuple) -> str:
     kind, ctx, got = err["type"], err.get("ctx") or {}, short(err["input"])
     if kind == "missing":
         info = _model_at(model, loc[:-1]).model_fields.get(loc[-1])
@@ -148,7 +148,7 @@ def _text(model: type[ConfigFile], data: Any, err: Any, loc: tuple) -> str:
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
-    """The model that `loc` ends in (its fields are named in "unknown field" messages)."""
+    """The model that `loc` ends in, for its field names and descriptions."""
     for part in loc:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         model = (_model_in(field.annotation) if field is not None else None) or model
