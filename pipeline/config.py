@@ -182,6 +182,11 @@ def read_yaml(path: Path, *, what: str, setting: str) -> tuple[bytes, object]:
         line = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: {what} is not valid YAML{line}: {getattr(exc, 'problem', None) or exc} "
                           f"({setting} selects the file)") from None
+    except (ValueError, RecursionError) as exc:
+        # A value no Python type holds (a 5,000-digit integer, month 13) or nesting deeper than
+        # the parser's recursion: a malformed file too, not a crash.
+        problem = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ConfigError(f"{path}: {what} cannot be read as YAML: {problem} ({setting} selects the file)") from None
 
 
 def setting_names() -> list[str]:

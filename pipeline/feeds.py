@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urljoin
 
-from pipeline.config import read_yaml
-from pipeline.errors import ConfigError, ItemFailed
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
+
+from pipeline.config_files import ConfigFile, Model, load
+from pipeline.errors import ItemFailed
 from pipeline.records import FeedEntry, FeedSpec
 from pipeline.text import safe_text, truncate_utf8
 from pipeline.urls import canonical_url
@@ -37,49 +40,59 @@ SILENT_AFTER = timedelta(days=7)
 
 # --- the feed list --------------------------------------------------------------------------
 
+class _Feed(Model):
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # for `name: 1945`, as before
+
+    url: Annotated[str, AfterValidator(canonical_url)] = Field(description="every feed needs a 'url'")
+    # Left out or empty (null, "", 0): the URL.
+    name: Annotated[str | None, Field(strict=False), BeforeValidator(lambda v: v or None)] = None
+    # One tag may be written alone; left out or empty: none.
+    tags: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) and v else v or [])] = []
+    poll_interval: Annotated[int | None, BeforeValidator(lambda v: None if v is None else parse_interval(v))] = None
+
+
+class FeedsFile(ConfigFile):
+    what: ClassVar[str] = "feed list"
+    setting: ClassVar[str] = "NEWSROOM_FEEDS"
+    shape: ClassVar[str] = "a list of feeds, or a mapping with a 'feeds' list"
+    entries: ClassVar[str] = "feeds"
+
+    feeds: list[_Feed]
+
+    @classmethod
+    def document(cls, data: Any) -> Any:
+        # Short forms: the file may be just the list, and an entry just its URL.
+        if isinstance(data, list):
+            data = {"feeds": data}
+        if isinstance(data, dict) and isinstance(data.get("feeds"), list):
+            data = {**data, "feeds": [{"url": f} if isinstance(f, str) else f for f in data["feeds"]]}
+        return data
+
+    @classmethod
+    def entry_name(cls, n: int, raw: Any) -> str:
+        return f"feed entry {n}"
+
+
 def load_feed_list(path: Path) -> list[FeedSpec]:
     """Read feeds.yaml. Every problem names the file and the entry, so a user can fix it."""
-    _, doc = read_yaml(path, what="feed list", setting="NEWSROOM_FEEDS")
-    items = doc.get("feeds") if isinstance(doc, dict) else doc
-    if not isinstance(items, list):
-        raise ConfigError(f"feed list {path}: expected a list under 'feeds:'")
     specs: dict[str, FeedSpec] = {}
-    for i, item in enumerate(items, 1):
-        where = f"feed list {path}, entry {i}"
-        if isinstance(item, str):
-            item = {"url": item}
-        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
-            raise ConfigError(f"{where}: needs a 'url'")
-        unknown = set(item) - {"url", "name", "tags", "poll_interval"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
-        try:
-            url = canonical_url(item["url"])
-        except ValueError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        tags = item.get("tags") or []
-        if isinstance(tags, str):
-            tags = [tags]
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise ConfigError(f"{where}: 'tags' must be a list of strings")
-        interval = item.get("poll_interval")
-        if interval is not None:
-            interval = parse_interval(interval, where)
-        if url in specs:
-            log.warning("%s: %s is listed twice; keeping the first", where, url)
+    for i, feed in enumerate(load(path, FeedsFile)[1].feeds, 1):
+        if feed.url in specs:
+            log.warning("%s: feed entry %d: %s is listed twice; keeping the first", path, i, feed.url)
             continue
-        specs[url] = FeedSpec(url=url, name=str(item.get("name") or url), tags=tuple(tags), poll_interval=interval)
+        specs[feed.url] = FeedSpec(url=feed.url, name=feed.name or feed.url, tags=tuple(feed.tags),
+                                   poll_interval=feed.poll_interval)
     return list(specs.values())
 
 
-def parse_interval(value: object, where: str = "poll_interval") -> int:
-    """Seconds from 900, "15m", "2h" or "1d"; at least a minute."""
+def parse_interval(value: object) -> int:
+    """Seconds from 900, "15m", "2h" or "1d"; at least a minute. ValueError otherwise."""
     m = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", str(value))
     if not m:
-        raise ConfigError(f"{where}: poll_interval {value!r} is not like 900, 15m, 2h or 1d")
+        raise ValueError(f"{value!r:.80} is not like 900, 15m, 2h or 1d")
     seconds = int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
     if seconds < MIN_POLL_INTERVAL:
-        raise ConfigError(f"{where}: poll_interval must be at least {MIN_POLL_INTERVAL}s")
+        raise ValueError(f"must be at least {MIN_POLL_INTERVAL}s")
     return seconds
 
 

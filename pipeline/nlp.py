@@ -16,9 +16,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pipeline.config import read_yaml
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from pipeline.config_files import ConfigFile, Model, Text, load, matching, problem, short
 from pipeline.errors import ConfigError
 from pipeline.records import Mention
 from pipeline.text import fold, name_key
@@ -40,10 +42,6 @@ KEEP_LABELS: frozenset[str] = frozenset(
 # and dropping it (10.8 articles/s), or using "senter" instead, changed the entities of 5-7 of
 # those 91 articles. "senter" is disabled in the shipped models; morphologizer is in others.
 _EXCLUDE = ("tagger", "attribute_ruler", "lemmatizer", "morphologizer", "senter")
-
-_LABEL_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_QID_RE = re.compile(r"^Q[1-9][0-9]*$")
-_GAZ_FIELDS = {"name", "label", "wikidata", "aliases", "case_sensitive"}
 
 # --- names ---------------------------------------------------------------------------------
 
@@ -112,65 +110,65 @@ def _plurals(alias: str, label: str) -> list[str]:
     return [alias]
 
 
-def _gz_error(path: Path, where: str, message: str) -> ConfigError:
-    return ConfigError(f"{path}: {where}: {message} (gazetteer; set NEWSROOM_GAZETTEER to use another file)")
+def _has_letters(form: str) -> str:
+    if not name_key(form):
+        raise problem(f"alias {form!r} has no letters or digits")
+    return form
+
+
+_Form = Annotated[Text, AfterValidator(_has_letters)]
+_Label = matching(r"[A-Z][A-Z0-9_]*", "an upper-case label like GPE or WEAPON")
+_Qid = matching(r"Q[1-9][0-9]*", "a Wikidata id like Q123")
+
+
+class _Entry(Model):
+    name: _Form = Field(description="the canonical name")
+    label: _Label = Field(description="the kind of entity, like GPE or WEAPON")
+    wikidata: _Qid | None = None
+    aliases: Annotated[list[_Form] | None, BeforeValidator(lambda v: v or None)] = None  # empty: none
+    case_sensitive: bool = False
+
+    @property
+    def forms(self) -> list[str]:
+        """Every surface form to match, the name first, each once."""
+        return list(dict.fromkeys(f for a in [self.name, *(self.aliases or ())] for f in _plurals(a, self.label)))
+
+
+class GazetteerFile(ConfigFile):
+    what: ClassVar[str] = "gazetteer"
+    setting: ClassVar[str] = "NEWSROOM_GAZETTEER"
+    shape: ClassVar[str] = "a mapping with an 'entities' list"
+    entries: ClassVar[str] = "entities"
+
+    entities: list[_Entry]
+
+    @classmethod
+    def entry_name(cls, n: int, raw: Any) -> str:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        return f"entry {n} ({short(name.strip())})" if isinstance(name, str) and name.strip() else f"entry {n}"
+
+    @model_validator(mode="after")
+    def _one_entity_per_form(self) -> GazetteerFile:
+        owner: dict[str, _Entry] = {}
+        for i, entry in enumerate(self.entities):
+            for form in entry.forms:
+                other = owner.setdefault(name_key(form), entry)
+                if other is not entry:
+                    raise problem(f"alias {form!r} is also a name or alias of {other.name!r}; "
+                                  "one form must mean one entity", "entities", i, "aliases")
+        return self
 
 
 def load_gazetteer(path: Path) -> Gazetteer:
     """Read and validate a gazetteer YAML file (format documented at the top of the shipped
     pipeline/data/gazetteer.yaml). Raises ConfigError naming the file, entry and field."""
-    path = Path(path)
-    raw, data = read_yaml(path, what="gazetteer", setting="NEWSROOM_GAZETTEER")
-    if not isinstance(data, dict) or not isinstance(data.get("entities"), list):
-        raise _gz_error(path, "top level", "must be a mapping with an 'entities' list")
-    entries: list[GazetteerEntry] = []
-    index: dict[str, GazetteerEntry] = {}
-    exact: set[str] = set()
-    for i, item in enumerate(data["entities"], 1):
-        where = f"entry {i}"
-        if not isinstance(item, dict):
-            raise _gz_error(path, where, "must be a mapping with name, label, aliases")
-        name = item.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise _gz_error(path, where, "field 'name' must be a non-empty string")
-        where = f"entry {i} ({name!r})"
-        unknown = set(item) - _GAZ_FIELDS
-        if unknown:
-            raise _gz_error(path, where, f"unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
-                                         f"allowed: {', '.join(sorted(_GAZ_FIELDS))}")
-        label = item.get("label")
-        if not isinstance(label, str) or not _LABEL_RE.match(label):
-            raise _gz_error(path, where, f"field 'label' must be an upper-case label like GPE or WEAPON, got {label!r}")
-        qid = item.get("wikidata")
-        if qid is not None and (not isinstance(qid, str) or not _QID_RE.match(qid)):
-            raise _gz_error(path, where, f"field 'wikidata' must look like Q123, got {qid!r}")
-        aliases = item.get("aliases") or []
-        if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
-            raise _gz_error(path, where, "field 'aliases' must be a list of non-empty strings")
-        case_sensitive = item.get("case_sensitive", False)
-        if not isinstance(case_sensitive, bool):
-            raise _gz_error(path, where, "field 'case_sensitive' must be true or false")
-        forms: list[str] = []
-        for alias in [name, *aliases]:
-            for form in _plurals(alias.strip(), label):
-                if form not in forms:
-                    forms.append(form)
-        entry = GazetteerEntry(name=name.strip(), label=label, wikidata_id=qid,
-                               aliases=tuple(forms), case_sensitive=case_sensitive)
-        for form in forms:
-            key = name_key(form)
-            if not key:
-                raise _gz_error(path, where, f"alias {form!r} has no letters or digits")
-            other = index.get(key)
-            if other is not None and other is not entry:
-                raise _gz_error(path, where, f"alias {form!r} is also a name or alias of {other.name!r}; "
-                                             "one form must mean one entity")
-            index[key] = entry
-            if case_sensitive:
-                exact.add(_exact_key(form))
-        entries.append(entry)
+    raw, doc = load(path, GazetteerFile)
+    entries = tuple(GazetteerEntry(name=e.name, label=e.label, wikidata_id=e.wikidata, aliases=tuple(e.forms),
+                                   case_sensitive=e.case_sensitive) for e in doc.entities)
+    index = {name_key(form): entry for entry in entries for form in entry.aliases}
+    exact = frozenset(_exact_key(form) for entry in entries if entry.case_sensitive for form in entry.aliases)
     digest = hashlib.sha256(raw).hexdigest()[:8]
-    return Gazetteer(entries=tuple(entries), digest=digest, path=path, _index=index, _exact=frozenset(exact))
+    return Gazetteer(entries=entries, digest=digest, path=Path(path), _index=index, _exact=exact)
 
 
 # --- normalisation (pure: no spaCy) ---------------------------------------------------------

@@ -14,14 +14,16 @@ import hashlib
 import logging
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pipeline.config import read_yaml
-from pipeline.errors import ConfigError
+from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
+
+from pipeline.config_files import ConfigFile, Model, Text, load, matching, problem, short
 from pipeline.records import Mention, TopicDef, TopicTag
 from pipeline.text import fold, name_key
 
@@ -29,10 +31,6 @@ log = logging.getLogger(__name__)
 
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LABEL_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_TOP_FIELDS = {"topics", "title_boost"}
-_TOPIC_FIELDS = {"slug", "name", "description", "threshold", "required", "supporting", "exclude"}
-_GROUP_FIELDS = {"name", "terms", "entities", "min_count", "weight"}
-_LIST_FIELDS = {"terms", "entities"}
 
 
 # --- the rules ----------------------------------------------------------------------------
@@ -77,156 +75,143 @@ class RuleSet:
     title_boost: float = 1.0  # a title match adds this times the item's weight, once
 
 
-class _Err:
-    """Builds ConfigErrors that name the file, topic and field."""
+# --- the file: pydantic models, converted into the records above -----------------------------
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __call__(self, topic: str | None, fld: str | None, message: str) -> ConfigError:
-        where = [str(self.path)]
-        if topic is not None:
-            where.append(f"topic {topic}")
-        if fld is not None:
-            where.append(f"field {fld!r}")
-        return ConfigError(f"{': '.join(where)}: {message} (topic rules; NEWSROOM_TOPICS selects the file)")
-
-
-def _number(err: _Err, topic: str, fld: str, value: Any, *, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise err(topic, fld, f"must be a number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise err(topic, fld, f"must be at least {minimum}, got {value!r}")
-    return float(value)
-
-
-def _item(err: _Err, topic: str, fld: str, kind: str, value: Any, weight: float = 1.0) -> Item:
-    if not isinstance(value, str) or not value.strip():
-        raise err(topic, fld, f"items must be non-empty strings, got {value!r}")
-    value = value.strip()
-    if kind == "entities":
-        if value.startswith("label:"):
-            label = value[len("label:"):].strip()
-            if not _LABEL_RE.match(label):
-                raise err(topic, fld, f"{value!r}: a label must be upper case, like label:WEAPON")
-            return Item("label", label, label, weight)
-        key = name_key(value)
-        if not key:
-            raise err(topic, fld, f"entity {value!r} has no letters or digits")
-        return Item("entity", value, key, weight)
+def _term(value: str) -> Item:
     body = value[:-1] if value.endswith("*") else value
     if "*" in body or not any(c.isalnum() for c in body):
-        raise err(topic, fld, f"term {value!r}: needs letters or digits; '*' is allowed only at the end")
-    return Item("term", value, fold(value), weight)
+        raise problem(f"term {value!r}: needs letters or digits; '*' is allowed only at the end")
+    return Item("term", value, fold(value))
 
 
-def _items(err: _Err, topic: str, fld: str, raw: Any, *, weighted: bool) -> list[Item]:
-    """`raw` is a mapping (section) with optional `terms` and `entities`, each a list of
-    strings or (if weighted) a mapping string -> weight."""
-    if raw is None:
-        return []
-    if not isinstance(raw, dict):
-        raise err(topic, fld, "must be a mapping with 'terms' and/or 'entities'")
-    unknown = set(raw) - _LIST_FIELDS
-    if unknown:
-        raise err(topic, f"{fld}.{sorted(map(str, unknown))[0]}", "unknown field; use 'terms' or 'entities'")
-    out: list[Item] = []
-    for kind in ("terms", "entities"):
-        values = raw.get(kind)
-        f = f"{fld}.{kind}"
-        if values is None:
-            continue
-        if weighted and isinstance(values, dict):
-            for v, w in values.items():
-                weight = _number(err, topic, f"{f}.{v}", w)
-                if weight == 0:
-                    raise err(topic, f"{f}.{v}", "a weight of 0 does nothing; remove the item")
-                out.append(_item(err, topic, f, kind, v, weight))
-        elif isinstance(values, list):
-            out.extend(_item(err, topic, f, kind, v) for v in values)
-        else:
-            raise err(topic, f, "must be a list" + (" or a mapping of item: weight" if weighted else ""))
-    return out
+def _entity(value: str) -> Item:
+    if value.startswith("label:"):
+        label = value[len("label:"):].strip()
+        if not _LABEL_RE.match(label):
+            raise problem(f"{value!r}: a label must be upper case, like label:WEAPON")
+        return Item("label", label, label)
+    key = name_key(value)
+    if not key:
+        raise problem(f"entity {value!r} has no letters or digits")
+    return Item("entity", value, key)
 
 
-def _topic(err: _Err, i: int, raw: Any) -> Topic:
-    label = f"#{i}"
-    if not isinstance(raw, dict):
-        raise err(label, None, "must be a mapping with slug, name, threshold, required")
-    slug = raw.get("slug")
-    if not isinstance(slug, str) or not _SLUG_RE.match(slug):
-        raise err(label, "slug", f"must be lower-case words joined by hyphens, got {slug!r}")
-    t = repr(slug)
-    unknown = set(raw) - _TOPIC_FIELDS
-    if unknown:
-        raise err(t, sorted(map(str, unknown))[0], f"unknown field; allowed: {', '.join(sorted(_TOPIC_FIELDS))}")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise err(t, "name", "must be a non-empty string")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise err(t, "description", "must be a string")
-    if "threshold" not in raw:
-        raise err(t, "threshold", "is required (the score a matching article must reach)")
-    threshold = _number(err, t, "threshold", raw["threshold"], minimum=0)
-    req = raw.get("required")
-    if not isinstance(req, list) or not req:
-        raise err(t, "required", "must be a non-empty list of groups (each: terms and/or entities)")
-    groups: list[Group] = []
-    for g, graw in enumerate(req, 1):
-        f = f"required[{g}]"
-        if not isinstance(graw, dict):
-            raise err(t, f, "must be a mapping with 'terms' and/or 'entities'")
-        unknown = set(graw) - _GROUP_FIELDS
-        if unknown:
-            raise err(t, f"{f}.{sorted(map(str, unknown))[0]}", f"unknown field; allowed: {', '.join(sorted(_GROUP_FIELDS))}")
-        gname = graw.get("name", f"group {g}")
-        if not isinstance(gname, str) or not gname.strip():
-            raise err(t, f"{f}.name", "must be a non-empty string")
-        min_count = graw.get("min_count", 1)
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-            raise err(t, f"{f}.min_count", f"must be a whole number of at least 1, got {min_count!r}")
-        weight = _number(err, t, f"{f}.weight", graw.get("weight", 1.0), minimum=0)
-        items = [Item(x.kind, x.value, x.key, weight)
-                 for x in _items(err, t, f, {k: graw[k] for k in _LIST_FIELDS if k in graw}, weighted=False)]
-        if not items:
-            raise err(t, f, "needs at least one term or entity")
-        groups.append(Group(gname.strip(), tuple(items), min_count))
-    supporting = _items(err, t, "supporting", raw.get("supporting"), weighted=True)
-    exclude = _items(err, t, "exclude", raw.get("exclude"), weighted=False)
-    # Within one list an item once; an item may be both required and supporting (it then
-    # scores in both), but never both wanted and excluded.
-    wanted: set[tuple[str, str]] = set()
-    for where, items in [*((f"required[{k}]", g.items) for k, g in enumerate(groups, 1)),
-                         ("supporting", supporting), ("exclude", exclude)]:
-        keys = [(x.kind, x.key) for x in items]
-        for x, k in zip(items, keys, strict=True):
-            if keys.count(k) > 1:
-                raise err(t, where, f"{x.ref!r} is listed twice")
-            if where == "exclude" and k in wanted:
-                raise err(t, where, f"{x.ref!r} is both wanted and excluded")
-        wanted.update(keys)
-    return Topic(slug, name.strip(), " ".join(description.split()), threshold, tuple(groups),
-                 tuple(supporting), tuple(exclude))
+def _nonzero(weight: float) -> float:
+    if weight == 0:
+        raise problem("a weight of 0 does nothing; remove the item")
+    return weight
+
+
+_Term = Annotated[Text, AfterValidator(_term)]
+_Entity = Annotated[Text, AfterValidator(_entity)]
+_Weight = Annotated[float, AfterValidator(_nonzero)]
+_Slug = matching(_SLUG_RE.pattern, "lower-case words joined by hyphens")
+
+
+def _weighted(item: Any) -> Any:
+    """A list of items (weight 1) or a mapping of item: weight. The input's type picks the form,
+    so an error is reported for that form only."""
+    return Annotated[Annotated[list[item], Tag("list")] | Annotated[dict[item, _Weight], Tag("mapping")],
+                     Discriminator(lambda v: "mapping" if isinstance(v, dict) else "list")] | None
+
+
+_WeightedTerms = _weighted(_Term)
+_WeightedEntities = _weighted(_Entity)
+
+
+class _Section(Model):
+    terms: list[_Term] | None = None
+    entities: list[_Entity] | None = None
+
+    def items(self) -> list[Item]:
+        return [*(self.terms or ()), *(self.entities or ())]
+
+
+class _Supporting(Model):
+    terms: _WeightedTerms = None
+    entities: _WeightedEntities = None
+
+    def items(self) -> list[Item]:
+        out: list[Item] = []
+        for values in (self.terms, self.entities):
+            out += [replace(x, weight=w) for x, w in values.items()] if isinstance(values, dict) else values or []
+        return out
+
+
+class _Group(_Section):
+    name: Text = ""  # "group N" when left out
+    min_count: int = Field(1, ge=1)
+    weight: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> _Group:
+        if not self.items():
+            raise problem("needs at least one term or entity")
+        return self
+
+
+class _Topic(Model):
+    slug: _Slug
+    name: Text
+    description: str = ""
+    threshold: float = Field(ge=0, description="the score a matching article must reach")
+    required: list[_Group] = Field(min_length=1)
+    supporting: _Supporting | None = None
+    exclude: _Section | None = None
+
+    @model_validator(mode="after")
+    def _each_item_once(self) -> _Topic:
+        # Within one list an item once; an item may be both required and supporting (it then
+        # scores in both), but never both wanted and excluded.
+        wanted: set[tuple[str, str]] = set()
+        for loc, items in [*((("required", k), g.items()) for k, g in enumerate(self.required)),
+                           (("supporting",), self.supporting.items() if self.supporting else []),
+                           (("exclude",), self.exclude.items() if self.exclude else [])]:
+            keys = Counter((x.kind, x.key) for x in items)
+            for x in items:
+                if keys[x.kind, x.key] > 1:
+                    raise problem(f"{x.ref!r} is listed twice", *loc)
+                if loc == ("exclude",) and (x.kind, x.key) in wanted:
+                    raise problem(f"{x.ref!r} is both wanted and excluded", *loc)
+            wanted.update(keys)
+        return self
+
+    def record(self) -> Topic:
+        groups = (Group(g.name or f"group {k}", tuple(replace(x, weight=g.weight) for x in g.items()), g.min_count)
+                  for k, g in enumerate(self.required, 1))
+        return Topic(self.slug, self.name, " ".join(self.description.split()), self.threshold, tuple(groups),
+                     tuple(self.supporting.items() if self.supporting else ()),
+                     tuple(self.exclude.items() if self.exclude else ()))
+
+
+class TopicsFile(ConfigFile):
+    what: ClassVar[str] = "topic rules"
+    setting: ClassVar[str] = "NEWSROOM_TOPICS"
+    shape: ClassVar[str] = "a mapping with a non-empty 'topics' list"
+    entries: ClassVar[str] = "topics"
+
+    title_boost: float = Field(1.0, ge=0)
+    topics: list[_Topic] = Field(min_length=1)
+
+    @classmethod
+    def entry_name(cls, n: int, raw: Any) -> str:
+        slug = raw.get("slug") if isinstance(raw, dict) else None
+        return f"topic {short(slug)}" if isinstance(slug, str) and _SLUG_RE.match(slug) else f"topic #{n}"
+
+    @model_validator(mode="after")
+    def _slugs_unique(self) -> TopicsFile:
+        slugs = Counter(t.slug for t in self.topics)
+        for i, t in enumerate(self.topics):
+            if slugs[t.slug] > 1:
+                raise problem("is used by more than one topic", "topics", i, "slug")
+        return self
 
 
 def load_rules(path: Path) -> RuleSet:
     """Read and validate a topic rules file. Raises ConfigError naming file, topic and field."""
-    path = Path(path)
-    err = _Err(path)
-    raw, data = read_yaml(path, what="topic rules", setting="NEWSROOM_TOPICS")
-    if not isinstance(data, dict) or not isinstance(data.get("topics"), list) or not data["topics"]:
-        raise err(None, "topics", "the file must be a mapping with a non-empty 'topics' list")
-    unknown = set(data) - _TOP_FIELDS
-    if unknown:
-        raise err(None, sorted(map(str, unknown))[0], f"unknown top-level field; allowed: {', '.join(sorted(_TOP_FIELDS))}")
-    title_boost = _number(err, "(all)", "title_boost", data.get("title_boost", 1.0), minimum=0)
-    topics = [_topic(err, i, t) for i, t in enumerate(data["topics"], 1)]
-    slugs = [t.slug for t in topics]
-    for s in slugs:
-        if slugs.count(s) > 1:
-            raise err(repr(s), "slug", "is used by more than one topic")
-    return RuleSet(tuple(topics), hashlib.sha256(raw).hexdigest()[:12], path, title_boost)
+    raw, rules = load(path, TopicsFile)
+    return RuleSet(tuple(t.record() for t in rules.topics), hashlib.sha256(raw).hexdigest()[:12], Path(path),
+                   rules.title_boost)
 
 
 def topic_defs(rules: RuleSet) -> list[TopicDef]:
