@@ -82,3 +82,32 @@ def test_reprocessing_extraction_from_stored_pages_needs_no_network(settings, si
     assert len(ids) == 1
     assert ingest.extract_pages(s, ids=ids).counts["extracted"] == 1
     assert conn.execute("SELECT word_count > 80 FROM articles").fetchone()[0]
+
+
+def test_the_original_is_the_earliest_copy_by_the_publication_time_users_see(settings, conn):
+    """The deliberate fix: clustering uses `published_effective` (page date, else feed date, else
+    discovery), as every query does. A copy whose page has no date but whose feed entry is the
+    earliest is the original; clustering by page date or discovery made the later copy win."""
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline import dedup
+    from pipeline.records import Extraction, FeedEntry, FeedSpec
+
+    t0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
+    store.feeds.upsert_feeds(conn, [FeedSpec(url="http://127.0.0.1/f.xml", name="f")])
+    feed_id = conn.execute("SELECT id FROM feeds").fetchone()[0]
+    urls = ["http://127.0.0.1/page-dated", "http://127.0.0.1/feed-dated"]
+    ids = store.feeds.upsert_entries(conn, feed_id, [
+        FeedEntry(url=urls[0], entry_url=urls[0], title="a"),
+        FeedEntry(url=urls[1], entry_url=urls[1], title="b", published=t0)])
+    text = " ".join(STORY)
+    fp = dedup.fingerprint(text)
+    store.articles.save_extraction(conn, ids[0], Extraction(text=text, published_at=t0 + timedelta(hours=1)),
+                                   (fp.signature, fp.bands))
+    store.articles.save_extraction(conn, ids[1], Extraction(text=text), (fp.signature, fp.bands))
+    conn.commit()
+
+    assert ingest.cluster_articles(settings).counts["duplicates"] == 1
+    rows = dict(conn.execute("SELECT url, is_original FROM articles").fetchall())
+    assert rows == {urls[0]: False, urls[1]: True}
+    assert len({r[0] for r in conn.execute("SELECT cluster_id FROM articles")}) == 1
