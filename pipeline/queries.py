@@ -160,7 +160,8 @@ def resolve_topic(conn: Any, topic: str) -> dict[str, Any]:
 
 def resolve_entity(conn: Any, name: str) -> list[dict[str, Any]]:
     """Entities a user means by `name`: canonical name, else an alias (both ignoring case), else a
-    Wikidata id. Several when one name has several labels ("Georgia": GPE and PERSON)."""
+    Wikidata id. Several when one name is several entities ("Georgia" the country, with its
+    Wikidata id, and a person of that name without one)."""
     text = " ".join((name or "").split())
     if not text:
         raise UserInputError("entity name is empty")
@@ -186,7 +187,10 @@ def resolve_entity(conn: Any, name: str) -> list[dict[str, Any]]:
 
 def resolve_label(conn: Any, label: str) -> str:
     text = (label or "").strip().upper()
-    if _one(conn, "SELECT 1 AS x FROM entities WHERE label = %s LIMIT 1", (text,)):
+    # An entity has the label it was first stored with; its mentions may carry others (a place
+    # the model calls GPE here and LOC there is one entity), and those are labels in use too.
+    if _one(conn, "SELECT 1 AS x FROM entities WHERE label = %s LIMIT 1", (text,)) or \
+            _one(conn, "SELECT 1 AS x FROM article_entities WHERE label = %s LIMIT 1", (text,)):
         return text
     known = [r["label"] for r in _rows(conn, "SELECT DISTINCT label FROM entities ORDER BY label")]
     hint = f"; labels in use: {', '.join(known)}" if known else "; no entities are stored yet"
@@ -365,7 +369,7 @@ def top_entities(conn: Any, *, topic: str | None = None, label: str | None = Non
                 OR a.published_effective >= %(since)s::timestamptz)
            AND (%(until)s::timestamptz IS NULL
                 OR a.published_effective < %(until)s::timestamptz)
-           -- the mention's label (= its entity's): its statistics give the planner good estimates
+           -- the mention's label (what the model said there): its statistics give good estimates
            AND (%(label)s::text IS NULL OR ae.label = %(label)s::text)
            /*topic*/
          GROUP BY e.id, e.name, e.label, e.wikidata_id

@@ -62,7 +62,8 @@ class DateSource(StrEnum):
 
 class ErrorClass(StrEnum):
     """Why a feed, page or article failed: feed_polls.error_class, feeds.last_error_class, the
-    prefix of articles.last_error ("timeout: ..."), and the keys of a stage's error counts."""
+    prefix of articles.last_error ("timeout: ...", except `worker_lost: ...` for GAVE_UP), and the
+    keys of a stage's error counts."""
 
     # the network
     DNS = "dns"

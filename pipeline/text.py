@@ -88,10 +88,12 @@ def name_key(name: str) -> str:
 def entity_key(name: str, wikidata_id: str | None = None) -> str:
     """The natural key of an entity: its Wikidata id where known, else its folded name. The
     label is not part of it, so an entity the model calls GPE in one article and LOC in the next
-    (or that the gazetteer relabels) stays one row; its label is on each mention."""
+    (or that the gazetteer relabels) stays one row; its label is on each mention. SQL's
+    newsroom_entity_key(name, wikidata_id) is the same rule (migration 0004)."""
     if wikidata_id:
         return wikidata_id
-    return "name:" + " ".join(fold(name).split())
+    # A name that folds to nothing (marks only) keeps its own spelling rather than joining them all.
+    return "name:" + (" ".join(fold(name).split()) or " ".join(name.split()))
 
 
 def _sql_literal(s: str) -> str:

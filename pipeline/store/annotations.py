@@ -34,14 +34,14 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention]) -> di
                ON CONFLICT DO NOTHING""",
             [(k, *wanted[k][:3], sorted(wanted[k][3])) for k in keys],
         )
-        # An entity keeps one row when the gazetteer renames (Wikidata id known) or anyone
-        # relabels it: the row takes the latest name (ids only) and label; each mention keeps its own.
+        # An entity known by its Wikidata id keeps one row when the gazetteer renames or relabels
+        # it, and takes the new name and label. One keyed by its name keeps the label it was
+        # first stored with (a homonym would otherwise flip it batch by batch); each mention
+        # carries its own label.
         cur.executemany(
-            """UPDATE entities SET name = CASE WHEN wikidata_id IS NULL THEN name ELSE %s END, label = %s,
-                      updated_at = now()
-                WHERE key = %s AND (CASE WHEN wikidata_id IS NULL THEN name ELSE %s END, label)
-                      IS DISTINCT FROM (name, %s)""",
-            [(wanted[k][0], wanted[k][1], k, wanted[k][0], wanted[k][1]) for k in keys],
+            """UPDATE entities SET name = %s, label = %s, updated_at = now()
+                WHERE key = %s AND (name, label) IS DISTINCT FROM (%s, %s)""",
+            [(wanted[k][0], wanted[k][1], k, wanted[k][0], wanted[k][1]) for k in keys if wanted[k][2]],
         )
         with_aliases = [(sorted(wanted[k][3]), k) for k in keys if wanted[k][3]]
         if with_aliases:

@@ -38,19 +38,27 @@ UPDATE articles a SET is_original = (a.id = f.first_id)
 --    entity_key): "Sørensen" and "Sorensen", or the same place labelled GPE in one article and
 --    LOC in another, become one entity. Rows that now share a key merge into the oldest: its
 --    mentions are re-pointed, names and aliases pooled, the label is the one most mentions carry.
+--    The key in SQL: pipeline/text.py entity_key (casefold: lower() plus the final sigma;
+--    str.split's whitespace), checked against Python by tests/integration/test_fold.py.
+CREATE FUNCTION newsroom_entity_key(name text, wikidata_id text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT coalesce($2, 'name:' || coalesce(
+              nullif(btrim(regexp_replace(translate(lower(newsroom_fold($1)), 'ς', 'σ'), '[\s\u0085\u001c-\u001f\u1680\u2000-\u200a\u2028\u2029\u205f\u3000]+', ' ', 'g')), ''),
+              btrim(regexp_replace($1, '[\s\u0085\u001c-\u001f\u1680\u2000-\u200a\u2028\u2029\u205f\u3000]+', ' ', 'g')))) $$;
+
 CREATE TEMP TABLE entity_rekey ON COMMIT DROP AS
 SELECT id, new_key, min(id) OVER (PARTITION BY new_key) AS keep
-  FROM (SELECT id, CASE WHEN wikidata_id IS NOT NULL THEN wikidata_id
-                        ELSE 'name:' || regexp_replace(btrim(lower(newsroom_fold(name))), '\s+', ' ', 'g')
-                   END AS new_key
-          FROM entities) k;
+  FROM (SELECT id, newsroom_entity_key(name, wikidata_id) AS new_key FROM entities) k;
+CREATE INDEX ON entity_rekey (keep);
+CREATE INDEX ON entity_rekey (id);
+ANALYZE entity_rekey;
 
+-- One grouped pass over the groups that merge (a correlated subquery per group was quadratic).
 UPDATE entities e SET aliases = m.aliases, updated_at = now()
-  FROM (SELECT r.keep,
-               ARRAY(SELECT DISTINCT x
-                       FROM entity_rekey r2 JOIN entities o ON o.id = r2.id, unnest(o.aliases || o.name) x
-                      WHERE r2.keep = r.keep ORDER BY 1) AS aliases
-          FROM entity_rekey r GROUP BY r.keep HAVING count(*) > 1) m
+  FROM (SELECT r.keep, array_agg(DISTINCT x ORDER BY x) AS aliases
+          FROM entity_rekey r JOIN entities o ON o.id = r.id, unnest(o.aliases || o.name) x
+         WHERE r.keep IN (SELECT keep FROM entity_rekey GROUP BY keep HAVING count(*) > 1)
+         GROUP BY r.keep) m
  WHERE e.id = m.keep;
 UPDATE entities e SET aliases = array_remove(e.aliases, e.name)
   FROM entity_rekey r WHERE r.id = e.id AND r.keep = e.id AND e.name = ANY(e.aliases);
