@@ -4,6 +4,9 @@ per real-world thing.
 Text in, `Mention` records out; nothing here touches the database or the network. spaCy is
 imported lazily so that the pure parts (gazetteer loading, name folding, normalisation) can be
 used and tested without loading a model.
+
+Why one module of this size: the gazetteer's model, the entity ruler built from it and the
+normalisation that reads it change together (a field added to an entry reaches all three).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ groups matches, no exclusion matches, and its score reaches its threshold. Each 
 the evidence: which items matched, how often, and what they added to the score.
 
 Pure: text and mentions in, `TopicTag` records out.
+
+Why one module of this size: the rules file's model and the matcher that evaluates it are one
+format; the evidence a tag stores names the rules' items as the file spells them.
 """
 
 from __future__ import annotations
