@@ -106,7 +106,7 @@ def _claimed_batches(conn, settings: Settings, stage: Stage, result: StageResult
 
 
 def _failed(conn, settings: Settings, result: StageResult, stage: Stage, token: str, article_id: int, error: str, *,
-            transient: bool, error_class: str, retry_after: float | None = None) -> None:
+            transient: bool, error_class: ErrorClass, retry_after: float | None = None) -> None:
     """Record one article's failed attempt under its claim, and count it."""
     status = store.queue.record_failure(conn, token, article_id, stage=stage, error=error, transient=transient,
                                       max_attempts=settings.max_attempts,
@@ -131,6 +131,26 @@ def _isolated(conn, what: str, item_id: int, work: Callable[[], object], on_erro
         log.exception("%s %s failed", what, item_id)
         with conn.transaction():
             return on_error(_internal(exc))
+
+
+def _all_or_each(conn, what: str, items: list, *, write: Callable[[list], dict], on_error: Callable,
+                 key: Callable = lambda x: x) -> dict:
+    """Write `items` at once in one savepoint (`write(items)` -> {key: result}); when one item's
+    data breaks that, write each in its own savepoint (`_isolated`), so only the culprit fails
+    (`on_error(item, "internal_error: ...")` gives its result) and its batch-mates are written."""
+    try:
+        with conn.transaction():
+            return write(items)
+    except Exception as exc:
+        if store.db.is_infrastructure(exc):
+            raise
+        log.warning("writing %s for %d items at once raised %s; writing them one by one", what, len(items),
+                    type(exc).__name__)
+    out: dict = {}
+    for x in items:
+        out.update(_isolated(conn, f"writing {what}", key(x), lambda x=x: write([x]),
+                             lambda error, x=x: {key(x): on_error(x, error)}))
+    return out
 
 
 def sync_feeds(settings: Settings) -> StageResult:
@@ -192,16 +212,10 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
                 result.errors[r.error_class] += 1
 
         def flush(batch: list) -> None:
-            try:  # the whole batch at once; one feed's bad data sends it down the careful path
-                with conn.transaction():
-                    recorded = store.feeds.record_polls(conn, batch, default_interval=settings.default_poll_interval,
-                                                  token=claim.token)
-            except Exception as exc:
-                if store.db.is_infrastructure(exc):
-                    raise
-                recorded = {r.feed_id: _isolated(conn, "recording the poll of feed", r.feed_id,
-                                                 lambda r=r: record(r), lambda error, r=r: record_crash(r, error))
-                            for r in batch}
+            recorded = _all_or_each(
+                conn, "the poll of feed", batch, key=lambda r: r.feed_id, on_error=record_crash,
+                write=lambda rs: store.feeds.record_polls(conn, rs, default_interval=settings.default_poll_interval,
+                                                          token=claim.token))
             for r in batch:
                 count(crashed.pop(r.feed_id, r), recorded[r.feed_id])
             conn.commit()
@@ -245,7 +259,7 @@ def fetch_pages(settings: Settings, *, limit: int = 1_000_000, batch_size: int =
         for claim, claimed in batches:
 
             def failed(article: ClaimedArticle, error: str, *, transient: bool, retry_after: float | None = None,
-                       error_class: str, token: str = claim.token) -> None:
+                       error_class: ErrorClass, token: str = claim.token) -> None:
                 _failed(conn, settings, result, Stage.FETCH, token, article.id, error, transient=transient,
                         error_class=error_class, retry_after=retry_after)
 
@@ -294,7 +308,7 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
                                    limit=limit, batch_size=batch_size, ids=ids)
         for claim, claimed in batches:
 
-            def failed(a: ClaimedArticle, error: str, *, transient: bool, error_class: str,
+            def failed(a: ClaimedArticle, error: str, *, transient: bool, error_class: ErrorClass,
                        token: str = claim.token) -> None:
                 _failed(conn, settings, result, Stage.EXTRACT, token, a.id, error, transient=transient,
                         error_class=error_class)
@@ -381,7 +395,7 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                                    limit=limit, batch_size=batch_size, ids=ids)
         for claim, claimed in batches:
 
-            def failed(article_id: int, error: str, *, transient: bool, error_class: str,
+            def failed(article_id: int, error: str, *, transient: bool, error_class: ErrorClass,
                        token: str = claim.token) -> None:
                 _failed(conn, settings, result, Stage.TAG, token, article_id, error, transient=transient,
                         error_class=error_class)
@@ -397,44 +411,43 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 lambda: failed(i, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR), lambda _e: None))
             conn.commit()
 
-            def write(ids: list[int], token: str = claim.token, annotations: dict = annotations) -> int:
-                """The annotations of `ids` (those still ours), replacing the old ones."""
+            def write(ids: list[int], token: str = claim.token, annotations: dict = annotations) -> dict:
+                """The annotations of `ids` (those still ours), replacing the old ones: {id: (mentions
+                written, topic tags)}, or None for an article whose claim ran out."""
                 held = store.queue.holding(conn, token, ids)
+                out: dict = {}
                 for i in sorted(set(ids) - held):
                     store.queue.log_stale("tags", f"article {i}", token)
-                    result.counts["stale"] += 1
-                mine = [i for i in ids if i in held]
-                if not mine:
-                    return 0
-                mentions = {i: annotations[i][0] for i in mine}
+                    out[i] = None
+                mentions = {i: annotations[i][0] for i in ids if i in held}
+                if not mentions:
+                    return out
                 # One entity upsert, one DELETE and one COPY for all mentions (the per-article
                 # path was 3x slower).
                 entity_ids = store.annotations.upsert_entities(conn, (m for ms in mentions.values() for m in ms))
-                result.counts["mentions"] += store.annotations.replace_mentions_many(conn, mentions, version, entity_ids)
-                for i in mine:
+                store.annotations.replace_mentions_many(conn, mentions, version, entity_ids)
+                for i, ms in mentions.items():
                     tags = annotations[i][1]
                     store.annotations.replace_topics(conn, i, tags, rules.version, topic_ids)
                     store.articles.mark_tagged(conn, i, nlp_version=version, rules_version=rules.version)
-                    result.counts["tagged"] += 1
-                    result.counts["topic_tags"] += len(tags)
-                    for t in tags:
-                        result.topics[t.slug] += 1
-                return len(mine)
+                    out[i] = (len({(m.start, m.end) for m in ms}), tags)  # as replace_mentions_many counts
+                return out
 
-            done = [i for i in order if i in annotations]
-            before = (Counter(result.counts), Counter(result.topics))
-            try:
-                with conn.transaction():
-                    write(done)
-            except Exception as exc:
-                if store.db.is_infrastructure(exc):
-                    raise
-                # One article's annotations broke the batch's write: write them one by one.
-                log.warning("writing the tags of a batch raised %s; writing them one by one", type(exc).__name__)
-                result.counts, result.topics = before
-                for i in done:
-                    _isolated(conn, "writing the tags of article", i, lambda i=i: write([i]),
-                              lambda error, i=i: failed(i, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR))
+            def write_failed(i: int, error: str, token: str = claim.token) -> str:
+                failed(i, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR, token=token)
+                return "failed"
+
+            written = _all_or_each(conn, "the tags of article", [i for i in order if i in annotations],
+                                   write=write, on_error=write_failed)
+            for outcome in written.values():
+                if outcome is None:
+                    result.counts["stale"] += 1
+                elif outcome != "failed":
+                    mentions_written, tags = outcome
+                    result.counts["tagged"] += 1
+                    result.counts["mentions"] += mentions_written
+                    result.counts["topic_tags"] += len(tags)
+                    result.topics.update(t.slug for t in tags)
             conn.commit()
             progress("tag", len(claimed))
     result.seconds = time.monotonic() - t0
