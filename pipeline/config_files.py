@@ -9,6 +9,7 @@ into those frozen dataclasses, and only the records leave the loaders.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar, get_args
 
@@ -31,13 +32,20 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-class ConfigFile(Model):
-    """The top level of a file. `entries` is the list whose items messages name."""
+@dataclass(frozen=True, slots=True)
+class FileKind:
+    """How messages speak of one kind of file."""
 
-    what: ClassVar[str]  # "topic rules"
-    setting: ClassVar[str]  # "NEWSROOM_TOPICS"
-    shape: ClassVar[str]  # what the whole file must be, for a file of another shape
-    entries: ClassVar[str]
+    what: str  # "topic rules"
+    setting: str  # "NEWSROOM_TOPICS", the setting that selects the file
+    shape: str  # what the whole file must be, for a file of another shape
+    entries: str  # the list whose items messages name
+
+
+class ConfigFile(Model):
+    """The top level of a file."""
+
+    kind: ClassVar[FileKind]
 
     @classmethod
     def document(cls, data: Any) -> Any:
@@ -76,7 +84,7 @@ F = TypeVar("F", bound=ConfigFile)
 
 def load(path: Path, model: type[F]) -> tuple[bytes, F]:
     """(raw bytes, validated model) of a config file; a ConfigError for any problem."""
-    raw, data = read_yaml(path, what=model.what, setting=model.setting)
+    raw, data = read_yaml(path, what=model.kind.what, setting=model.kind.setting)
     data = model.document(data)
     try:
         return raw, model.model_validate(data)
@@ -105,7 +113,7 @@ def _message(path: Path, model: type[ConfigFile], data: Any, err: Any) -> str:
     where, field = [str(path)], ""
     # Follow the location through the document, so the field reads as written ("required[1].terms",
     # "supporting.terms.y"); union tags and "[key]" are not places in the file and are skipped.
-    entries = data.get(model.entries) if isinstance(data, dict) else None
+    entries = data.get(model.kind.entries) if isinstance(data, dict) else None
     node = data
     for part in loc:
         if isinstance(node, dict) and part in node:
@@ -123,7 +131,7 @@ def _message(path: Path, model: type[ConfigFile], data: Any, err: Any) -> str:
         field = ".".join(filter(None, [field, str(loc[-1])]))
     if field:
         where.append(f"field {short(field)}")
-    return f"{': '.join(where)}: {_text(model, err, loc)} ({model.what}; {model.setting} selects the file)"
+    return f"{': '.join(where)}: {_text(model, err, loc)} ({model.kind.what}; {model.kind.setting} selects the file)"
 
 
 def _text(model: type[ConfigFile], err: Any, loc: tuple) -> str:
@@ -139,7 +147,7 @@ def _text(model: type[ConfigFile], err: Any, loc: tuple) -> str:
         return str(ctx["error"])
     if kind == "model_type":
         if not loc:
-            return f"the file must be {model.shape}, got {got}"
+            return f"the file must be {model.kind.shape}, got {got}"
         return f"expected a mapping with the fields {', '.join(sorted(_model_at(model, loc).model_fields))}, got {got}"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {got}"

@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
-from pipeline.config_files import ConfigFile, Model, load
+from pipeline.config_files import ConfigFile, FileKind, Model, load
 from pipeline.errors import ItemFailed
 from pipeline.records import FeedEntry, FeedSpec
 from pipeline.text import safe_text, truncate_utf8
@@ -52,10 +52,8 @@ class _Feed(Model):
 
 
 class FeedsFile(ConfigFile):
-    what: ClassVar[str] = "feed list"
-    setting: ClassVar[str] = "NEWSROOM_FEEDS"
-    shape: ClassVar[str] = "a list of feeds, or a mapping with a 'feeds' list"
-    entries: ClassVar[str] = "feeds"
+    kind: ClassVar[FileKind] = FileKind("feed list", "NEWSROOM_FEEDS",
+                                      "a list of feeds, or a mapping with a 'feeds' list", "feeds")
 
     feeds: list[_Feed]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from pipeline.config_files import ConfigFile, Model, Text, load, matching, problem, short
+from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem, short
 from pipeline.errors import ConfigError
 from pipeline.records import Mention
 from pipeline.text import fold, name_key
@@ -138,10 +138,8 @@ class _Entry(Model):
 
 
 class GazetteerFile(ConfigFile):
-    what: ClassVar[str] = "gazetteer"
-    setting: ClassVar[str] = "NEWSROOM_GAZETTEER"
-    shape: ClassVar[str] = "a mapping with an 'entities' list"
-    entries: ClassVar[str] = "entities"
+    kind: ClassVar[FileKind] = FileKind("gazetteer", "NEWSROOM_GAZETTEER",
+                                      "a mapping with an 'entities' list", "entities")
 
     entities: list[_Entry]
 

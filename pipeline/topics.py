@@ -26,7 +26,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
-from pipeline.config_files import ConfigFile, Model, Text, load, matching, problem, short
+from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem, short
 from pipeline.records import Mention, TopicDef, TopicTag
 from pipeline.text import fold, name_key
 
@@ -188,10 +188,8 @@ class _Topic(Model):
 
 
 class TopicsFile(ConfigFile):
-    what: ClassVar[str] = "topic rules"
-    setting: ClassVar[str] = "NEWSROOM_TOPICS"
-    shape: ClassVar[str] = "a mapping with a non-empty 'topics' list"
-    entries: ClassVar[str] = "topics"
+    kind: ClassVar[FileKind] = FileKind("topic rules", "NEWSROOM_TOPICS",
+                                      "a mapping with a non-empty 'topics' list", "topics")
 
     title_boost: float = Field(1.0, ge=0)
     topics: list[_Topic] = Field(min_length=1)
