@@ -424,7 +424,7 @@ def replace_mentions_rate(dsn: str, gen: Generator, articles: int, sample: int, 
         t0 = time.perf_counter()
         for batch in batches:
             entity_ids = store.annotations.upsert_entities(conn, (m for ms in batch.values() for m in ms))
-            rows += store.annotations.replace_mentions_many(conn, batch, "bench-nlp-2", entity_ids)
+            rows += sum(store.annotations.replace_mentions_many(conn, batch, "bench-nlp-2", entity_ids).values())
             conn.commit()
         conn.commit()
         seconds = time.perf_counter() - t0

@@ -425,12 +425,12 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 # One entity upsert, one DELETE and one COPY for all mentions (the per-article
                 # path was 3x slower).
                 entity_ids = store.annotations.upsert_entities(conn, (m for ms in mentions.values() for m in ms))
-                store.annotations.replace_mentions_many(conn, mentions, version, entity_ids)
-                for i, ms in mentions.items():
+                written = store.annotations.replace_mentions_many(conn, mentions, version, entity_ids)
+                for i in mentions:
                     tags = annotations[i][1]
                     store.annotations.replace_topics(conn, i, tags, rules.version, topic_ids)
                     store.articles.mark_tagged(conn, i, nlp_version=version, rules_version=rules.version)
-                    out[i] = (len({(m.start, m.end) for m in ms}), tags)  # as replace_mentions_many counts
+                    out[i] = (written[i], tags)
                 return out
 
             def write_failed(i: int, error: str, token: str = claim.token) -> str:

@@ -66,7 +66,9 @@ COMBINING_RANGES: tuple[tuple[int, int], ...] = (
     (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F),
 )
 _FOLD_TABLE = str.maketrans(FOLD_MAP)
-_COMBINING = re.compile("[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in COMBINING_RANGES) + "]+")
+# One bracket expression for both: Python's re and Postgres's regular expressions read \uXXXX alike.
+_MARKS = "[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in COMBINING_RANGES) + "]+"
+_COMBINING = re.compile(_MARKS)
 
 
 def fold(text: str, *, lower: bool = True) -> str:
@@ -113,8 +115,7 @@ def _sql_map(expr: str) -> str:
 def sql_fold_function() -> str:
     """CREATE OR REPLACE FUNCTION newsroom_fold: fold(s, lower=False) in SQL (normalize() is
     Postgres's NFKD; the bracket expression is COMBINING_RANGES)."""
-    marks = "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in COMBINING_RANGES)
-    body = _sql_map(f"regexp_replace(normalize({_sql_map('$1')}, NFKD), '[{marks}]+', '', 'g')")
+    body = _sql_map(f"regexp_replace(normalize({_sql_map('$1')}, NFKD), '{_MARKS}', '', 'g')")
     return ("CREATE OR REPLACE FUNCTION newsroom_fold(text) RETURNS text\n"
             "    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE\n"
             f"    AS $$ SELECT {body} $$;\n")

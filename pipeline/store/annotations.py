@@ -68,17 +68,18 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention]) -> di
 def replace_mentions(conn: psycopg.Connection, article_id: int, mentions: Sequence[Mention], model_version: str,
                      entity_ids: dict[str, int] | None = None) -> int:
     """Replace an article's mentions with these (one model version per article). Uses COPY."""
-    return replace_mentions_many(conn, {article_id: mentions}, model_version, entity_ids)
+    return replace_mentions_many(conn, {article_id: mentions}, model_version, entity_ids)[article_id]
 
 
 def replace_mentions_many(conn: psycopg.Connection, mentions_by_article: dict[int, Sequence[Mention]],
-                          model_version: str, entity_ids: dict[str, int] | None = None) -> int:
+                          model_version: str, entity_ids: dict[str, int] | None = None) -> dict[int, int]:
     """Replace the mentions of several articles at once: one DELETE and one COPY for the lot,
-    inside the caller's transaction (so each article's replacement is all or nothing)."""
+    inside the caller's transaction (so each article's replacement is all or nothing). Returns
+    the rows written per article (one per distinct span)."""
     if entity_ids is None:
         entity_ids = upsert_entities(conn, (m for ms in mentions_by_article.values() for m in ms))
     conn.execute("DELETE FROM article_entities WHERE article_id = ANY(%s)", (list(mentions_by_article),))
-    rows = 0
+    rows: dict[int, int] = {}
     with conn.cursor() as cur, cur.copy(
         "COPY article_entities (article_id, start_char, end_char, entity_id, surface, label, model_version) FROM STDIN"
     ) as copy:
@@ -90,7 +91,7 @@ def replace_mentions_many(conn: psycopg.Connection, mentions_by_article: dict[in
                 seen.add((m.start, m.end))
                 copy.write_row((article_id, m.start, m.end, entity_ids[entity_key(m.canonical, m.wikidata_id)],
                                 clean(m.surface), m.label, model_version))
-            rows += len(seen)
+            rows[article_id] = len(seen)
     return rows
 
 

@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 
 from pipeline import PIPELINE_VERSION
 from pipeline.records import FeedEntry, FeedSpec, PollResult
+from pipeline.states import PollOutcome
 from pipeline.store.db import _clean_all, clean
 from pipeline.store.queue import RELEASED, feeds_held
 
@@ -134,7 +135,7 @@ def _record_poll(conn: psycopg.Connection, result: PollResult, default_interval:
     if not inserted:
         conn.execute(_RELEASE_FEED_SQL, (result.feed_id,))
         return new_ids
-    ok = result.outcome != "error"
+    ok = result.outcome != PollOutcome.ERROR
     conn.execute(
         _FEED_POLLED_SQL,
         {"finished": result.finished_at, "outcome": result.outcome, "status": result.http_status,
