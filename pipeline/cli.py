@@ -26,8 +26,10 @@ def _setup_logging(level: str) -> None:
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.option("--demo", is_flag=True,
+              help="Use the demo's own database and feeds (what `newsroom demo` wrote), not yours.")
 @click.pass_context
-def main(ctx: click.Context, verbose: bool) -> None:
+def main(ctx: click.Context, verbose: bool, demo: bool) -> None:
     """Newsroom: feeds -> pages -> clean text -> entities and topics -> PostgreSQL."""
     try:
         settings = config.load()
@@ -35,7 +37,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     _setup_logging("DEBUG" if verbose else settings.log_level)
-    ctx.obj = settings
+    ctx.obj = config.demo_settings(settings) if demo else settings
 
 
 # --- db -------------------------------------------------------------------------------------
@@ -358,26 +360,34 @@ def airflow_env_cmd(settings: config.Settings) -> None:
 @main.command("demo")
 @click.option("--port", default=8765, show_default=True, help="Port of the demo news site.")
 @click.option("--once", is_flag=True, help="Run one ingestion cycle against the demo site instead of Airflow.")
-@click.pass_obj
+@click.option("--reset", is_flag=True, help="Delete the demo's database and Airflow state first, then start afresh.")
+@click.pass_context
 @friendly
-def demo_cmd(settings: config.Settings, port: int, once: bool) -> None:
-    """Serve a small local news site on 127.0.0.1 and run the pipeline against it."""
-    import dataclasses
+def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool) -> None:
+    """Serve a small local news site on 127.0.0.1 and run the pipeline against it.
 
+    The demo keeps its own state (database, feeds, Airflow) under <state dir>/demo, apart from
+    yours: ask it questions with `newsroom --demo search ...`. Its articles are dated relative
+    to now, and each start publishes one new bulletin, so every run has something to do."""
     from pipeline import demo, runner
 
+    settings = ctx.obj if ctx.obj.state_dir.name == config.DEMO_DIR else config.demo_settings(ctx.obj)
+    if reset:
+        click.echo(demo.reset(settings))
     site = demo.DemoSite(port=port).start()
-    feeds_file = settings.state_dir.resolve() / "demo-feeds.yaml"
-    feeds_file.parent.mkdir(parents=True, exist_ok=True)
-    feeds_file.write_text(demo.feeds_yaml(site.base))
-    settings = dataclasses.replace(settings, feeds_file=feeds_file, allow_private_networks=True,
-                                   per_host_delay=min(settings.per_host_delay, 0.2))
-    click.echo(f"demo site: {site.base}/  (feeds listed in {feeds_file})")
     try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.feeds_file.write_text(demo.feeds_yaml(site.base))
+        click.echo(f"demo site: {site.base}/  (state: {settings.state_dir.resolve()})")
+        _migrate_quietly(settings)
+        ingest.sync_feeds(settings)
+        with store.db.session(settings) as conn:
+            store.feeds.make_all_due(conn)  # the site has just published: poll it now, not in 30 minutes
+        ctx.obj = settings
         if once:
-            ctx = click.get_current_context()
-            ctx.obj = settings
             ctx.invoke(ingest_cmd, once=True, no_progress=False)
+            click.echo("ask it: newsroom --demo topics | newsroom --demo search Idlib | newsroom --demo articles "
+                       "--arrived last-run", err=True)
         else:
             sys.exit(runner.up(settings, trigger=True, echo=click.echo))
     finally:

@@ -100,6 +100,22 @@ def _since(value: str | None) -> datetime | None:
     return queries.parse_since(value) if value else None
 
 
+def _until(value: str | None) -> datetime | None:
+    return queries.parse_when(value, option="--until") if value else None
+
+
+# The same spelling and meaning on every command that has them.
+_SINCE_HELP = "Published since: 24h, 7d, 2w, today, or a date like 2019-10-01."
+_UNTIL_HELP = "Published before: same forms as --since (7d = until a week ago)."
+_ARRIVED_HELP = ("Discovered by Newsroom since then (not published): today, 24h, a date, or last-run for what "
+                 "the latest ingest run brought in.")
+
+
+def _period_text(start: datetime | None, end: datetime | None) -> str:
+    return " ".join(p for p in (_since_text(start) if start else "", f"until {end:%Y-%m-%d %H:%M} UTC" if end else "")
+                    if p)
+
+
 # --- search ---------------------------------------------------------------------------------
 
 _SEARCH_COLUMNS = ["id", "score", "published_at", "outlet", "title", "url", "topics", "snippet"]
@@ -109,26 +125,30 @@ _SEARCH_COLUMNS = ["id", "score", "published_at", "outlet", "title", "url", "top
 @click.argument("text")
 @click.option("--topic", metavar="SLUG", help="Only articles tagged with this topic.")
 @click.option("--entity", metavar="NAME", help="Only articles mentioning this entity (name, alias or Wikidata id).")
-@click.option("--since", metavar="WHEN", help="Published since: 24h, 7d, 2w, or a date like 2019-10-01.")
+@click.option("--since", metavar="WHEN", help=_SINCE_HELP)
+@click.option("--until", metavar="WHEN", help=_UNTIL_HELP)
+@click.option("--arrived", metavar="WHEN", help=_ARRIVED_HELP)
 @click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=20, show_default=True)
 @click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
 @click.pass_obj
 @friendly
 def search(settings: config.Settings, text: str, topic: str | None, entity: str | None, since: str | None,
-           limit: int, fmt: str) -> None:
+           until: str | None, arrived: str | None, limit: int, fmt: str) -> None:
     """Full-text search, best match first (recent articles weigh a little more).
 
     TEXT uses web-search syntax: words, "an exact phrase", or, -excluded. When a very common
     word matches more than 10,000 articles, the 10,000 most recent are ranked; narrow with
     --since, --topic or --entity to reach further back.
     """
-    start = _since(since)
+    start, end = _since(since), _until(until)
     with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
-        rows = queries.search(conn, text, topic=topic, entity=entity, since=start, limit=limit)
+        window = queries.arrival_window(conn, arrived) if arrived else None
+        rows = queries.search(conn, text, topic=topic, entity=entity, since=start, until=end, arrived=window,
+                              limit=limit)
     if not rows:
         filters = [f"topic {topic}" if topic else "", f"entity {entity}" if entity else "",
-                   _since_text(start) if start else ""]
+                   _period_text(start, end), f"arrived {arrived}" if arrived else ""]
         extra = ", ".join(f for f in filters if f)
         _empty(fmt, f"no articles match {text!r}" + (f" ({extra})" if extra else ""), _SEARCH_COLUMNS)
     if fmt == "json":
@@ -155,6 +175,64 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
         _console().print(table)
 
 
+# --- articles -------------------------------------------------------------------------------
+
+_ARTICLE_COLUMNS = ["id", "published_at", "discovered_at", "outlet", "title", "url", "status", "topics"]
+
+
+@click.command("articles")
+@click.option("--topic", metavar="SLUG", help="Only articles tagged with this topic.")
+@click.option("--entity", metavar="NAME", help="Only articles mentioning this entity (name, alias or Wikidata id).")
+@click.option("--since", metavar="WHEN", help=_SINCE_HELP)
+@click.option("--until", metavar="WHEN", help=_UNTIL_HELP)
+@click.option("--arrived", metavar="WHEN", help=_ARRIVED_HELP)
+@click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=50, show_default=True)
+@click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
+@click.pass_obj
+@friendly
+def articles(settings: config.Settings, topic: str | None, entity: str | None, since: str | None,
+             until: str | None, arrived: str | None, limit: int, fmt: str) -> None:
+    """List articles without search text: a topic's, an entity's, a period's, or what arrived.
+
+    Newest published first; with --arrived, newest discovered first. For example:
+    `articles --topic idlib-conflict --since 7d`, `articles --entity Putin`, `articles --arrived today`,
+    `articles --arrived last-run`.
+    """
+    start, end = _since(since), _until(until)
+    with store.db.session(settings) as conn:
+        queries.ensure_schema(conn)
+        window = queries.arrival_window(conn, arrived) if arrived else None
+        rows = queries.articles(conn, topic=topic, entity=entity, since=start, until=end, arrived=window,
+                                limit=limit)
+    if not rows:
+        filters = [f"topic {topic}" if topic else "", f"entity {entity}" if entity else "",
+                   _period_text(start, end), f"arrived {arrived}" if arrived else ""]
+        extra = ", ".join(f for f in filters if f)
+        _empty(fmt, "no articles" + (f" ({extra})" if extra else ""), _ARTICLE_COLUMNS)
+    if fmt == "json":
+        _json(rows)
+    elif fmt == "csv":
+        _csv(rows, _ARTICLE_COLUMNS)
+    else:
+        from rich.table import Table
+
+        when = "discovered_at" if arrived else "published_at"
+        table = Table(title=f"{len(rows)} article{'' if len(rows) == 1 else 's'}"
+                      + (f" ({', '.join(f for f in (topic, entity) if f)})" if topic or entity else ""))
+        table.add_column("id", justify="right")
+        table.add_column("arrived" if arrived else "published", no_wrap=True)
+        table.add_column("outlet", max_width=18)
+        table.add_column("article", ratio=1)
+        for r in rows:
+            cell = _text(r["title"])
+            if r["topics"]:
+                cell.append("\n" + ", ".join(r["topics"]), style="dim")
+            if r["status"] != "tagged":
+                cell.append(f"  [{r['status']}]", style="dim")
+            table.add_row(str(r["id"]), _when(r[when]), _text(r["outlet"]), cell)
+        _console().print(table)
+
+
 # --- topics ---------------------------------------------------------------------------------
 
 _TOPIC_COLUMNS = ["slug", "name", "articles", "originals", "previous", "change", "change_pct", "trend"]
@@ -163,20 +241,21 @@ _ARROWS = {"up": "▲ up", "down": "▼ down", "flat": "= flat", "new": "★ new
 
 @click.command("topics")
 @click.option("--since", default="30d", show_default=True, metavar="WHEN",
-              help="Period start: 24h, 7d, 2w, or a date; compared with the period as long just before it.")
+              help="Period start: 24h, 7d, 2w, today, or a date; compared with the period as long just before it.")
+@click.option("--until", metavar="WHEN", help="Period end (default now): same forms as --since.")
 @click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
 @click.pass_obj
 @friendly
-def topics(settings: config.Settings, since: str, fmt: str) -> None:
+def topics(settings: config.Settings, since: str, until: str | None, fmt: str) -> None:
     """Articles per topic in the period, with the trend against the previous period."""
-    start = queries.parse_since(since)
+    start, end = queries.parse_since(since), _until(until)
     with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
-        rows = queries.topic_volumes(conn, start)
+        rows = queries.topic_volumes(conn, start, until=end)
     if not rows:
         _empty(fmt, "no topics are defined yet (the tagging stage writes them)", _TOPIC_COLUMNS)
     if not any(r["articles"] or r["previous"] for r in rows):
-        _empty(fmt, f"no tagged articles {_since_text(start)} or in the period before", _TOPIC_COLUMNS)
+        _empty(fmt, f"no tagged articles {_period_text(start, end)} or in the period before", _TOPIC_COLUMNS)
     if fmt == "json":
         _json(rows)
     elif fmt == "csv":
@@ -184,7 +263,7 @@ def topics(settings: config.Settings, since: str, fmt: str) -> None:
     else:
         from rich.table import Table
 
-        table = Table(title=f"topics {_since_text(start)}")
+        table = Table(title=f"topics {_period_text(start, end)}")
         for col, justify in (("topic", "left"), ("name", "left"), ("articles", "right"), ("originals", "right"),
                              ("previous", "right"), ("change", "right"), ("trend", "left")):
             table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -204,21 +283,22 @@ _ENTITY_COLUMNS = ["entity_id", "name", "label", "wikidata_id", "articles", "men
 @click.command("entities")
 @click.option("--topic", metavar="SLUG", help="Only in articles tagged with this topic.")
 @click.option("--label", metavar="LABEL", help="Only this kind: PERSON, ORG, GPE, LOC, NORP, WEAPON, ...")
-@click.option("--since", metavar="WHEN", help="Published since: 24h, 7d, 2w, or a date like 2019-10-01.")
+@click.option("--since", metavar="WHEN", help=_SINCE_HELP)
+@click.option("--until", metavar="WHEN", help=_UNTIL_HELP)
 @click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=20, show_default=True)
 @click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
 @click.pass_obj
 @friendly
-def entities(settings: config.Settings, topic: str | None, label: str | None, since: str | None, limit: int,
-             fmt: str) -> None:
+def entities(settings: config.Settings, topic: str | None, label: str | None, since: str | None,
+             until: str | None, limit: int, fmt: str) -> None:
     """The most mentioned people, places, organisations and weapons, by articles mentioning them."""
-    start = _since(since)
+    start, end = _since(since), _until(until)
     with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
-        rows = queries.top_entities(conn, topic=topic, label=label, since=start, limit=limit)
+        rows = queries.top_entities(conn, topic=topic, label=label, since=start, until=end, limit=limit)
     if not rows:
         filters = [f"topic {topic}" if topic else "", f"label {label.upper()}" if label else "",
-                   _since_text(start) if start else ""]
+                   _period_text(start, end)]
         extra = ", ".join(f for f in filters if f)
         _empty(fmt, "no entity mentions" + (f" ({extra})" if extra else ""), _ENTITY_COLUMNS)
     if fmt == "json":
@@ -228,7 +308,7 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, si
     else:
         from rich.table import Table
 
-        parts = [p for p in (topic, label.upper() if label else None, _since_text(start) if start else None) if p]
+        parts = [p for p in (topic, label.upper() if label else None, _period_text(start, end)) if p]
         table = Table(title="entities" + (f" ({', '.join(parts)})" if parts else ""))
         for col, justify in (("#", "right"), ("entity", "left"), ("label", "left"), ("wikidata", "left"),
                              ("articles", "right"), ("mentions", "right")):
@@ -327,4 +407,4 @@ def report(settings: config.Settings, since: str, out_dir: Path) -> None:
     click.echo(str(index))
 
 
-COMMANDS = [search, topics, entities, article, report]
+COMMANDS = [search, articles, topics, entities, article, report]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from pipeline.errors import ConfigError
@@ -192,6 +192,18 @@ def read_yaml(path: Path, *, what: str, setting: str) -> tuple[bytes, object]:
 def setting_names() -> list[str]:
     """Field names, for the test that checks `.env.example` lists every setting."""
     return [f.name for f in fields(Settings)]
+
+
+DEMO_DIR = "demo"
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own state: an embedded database, feed list and Airflow home under
+    <state dir>/demo, whatever NEWSROOM_DATABASE_URL says, so demo articles never mix with real
+    ones (reset: `newsroom demo --reset`). It reads from 127.0.0.1, so private networks are allowed."""
+    state = settings.state_dir / DEMO_DIR
+    return replace(settings, database_url=None, state_dir=state, feeds_file=state / "feeds.yaml",
+                   allow_private_networks=True, per_host_delay=min(settings.per_host_delay, 0.2))
 
 
 def load() -> Settings:

@@ -6,51 +6,88 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+import re
+import shutil
 import threading
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 
-from pipeline.config import PACKAGE_DATA
+from pipeline import embedded
+from pipeline.config import DEMO_DIR, PACKAGE_DATA, Settings
 
 log = logging.getLogger(__name__)
 
 SITE_FILE = PACKAGE_DATA / "demo_site.yaml"
 
 
-def build_site(base: str, site_file: Path = SITE_FILE) -> dict[str, tuple[str, bytes]]:
-    """{path: (content type, body)} for every feed and page of the demo site."""
+_AGE = re.compile(r"\s*(\d+)\s*([dhm])")
+_UNIT = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+
+
+def parse_age(text: str) -> timedelta:
+    """An article's age in the site file: "1d 3h", "10m"."""
+    parts = _AGE.findall(text)
+    if not parts or _AGE.sub("", text).strip():
+        raise ValueError(f"demo article age {text!r} is not like '1d 3h' or '10m'")
+    return sum((int(n) * _UNIT[u] for n, u in parts), timedelta())
+
+
+def _articles(doc: dict, now: datetime) -> list[tuple[dict, dict, datetime, str]]:
+    """(outlet, article, published, slug) for every article, oldest first within an outlet.
+
+    Dates are the site's "now" minus each article's age, so the demo's news is always recent
+    (and a test that sets `now` gets the same site every time). The bulletin is new each time
+    the site starts: its slug carries `now`, so every demo run has one new article."""
+    outlets = {o["slug"]: o for o in doc["outlets"]}
+    out = [(o, a, now - parse_age(a["age"]), a["slug"]) for o in doc["outlets"] for a in o["articles"]]
+    b = doc.get("bulletin")
+    if b:
+        out.append((outlets[b["outlet"]], b, now - parse_age(b["age"]), f"{b['slug']}-{now:%Y%m%d-%H%M}"))
+    return out
+
+
+def build_site(base: str, site_file: Path = SITE_FILE, *,
+               now: datetime | None = None) -> dict[str, tuple[str, bytes]]:
+    """{path: (content type, body)} for every feed and page of the demo site, dated relative to
+    `now` (default: the current time)."""
     doc = yaml.safe_load(site_file.read_text(encoding="utf-8"))
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(second=0, microsecond=0)
     routes: dict[str, tuple[str, bytes]] = {
         "/robots.txt": ("text/plain", b"User-agent: *\nDisallow: /private/\n"),
     }
+    items: dict[str, list[str]] = {o["slug"]: [] for o in doc["outlets"]}
+    for outlet, a, when, slug in sorted(_articles(doc, now), key=lambda x: x[2], reverse=True):
+        path = f"/{outlet['slug']}/{slug}.html"
+        body = "".join(f"<p>{html.escape(p)}</p>" for p in a["paragraphs"])
+        page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                f"<title>{html.escape(a['title'])} | {html.escape(outlet['name'])}</title>"
+                f'<meta property="article:published_time" content="{when.isoformat()}">'
+                f'<meta name="author" content="{html.escape(a["author"])}"></head><body>'
+                f"<header><a href='/'>{html.escape(outlet['name'])}</a> <nav><a href='/world'>World</a> "
+                f"<a href='/defence'>Defence</a></nav></header><main><article>"
+                f"<h1>{html.escape(a['title'])}</h1><p class='byline'>By {html.escape(a['author'])}</p>"
+                f"{body}</article></main><footer>&copy; {html.escape(outlet['name'])}</footer></body></html>")
+        routes[path] = ("text/html; charset=utf-8", page.encode())
+        items[outlet["slug"]].append(
+            f"<item><title>{html.escape(a['title'])}</title><link>{base}{path}?utm_source=rss</link>"
+            f"<guid isPermaLink='false'>{outlet['slug']}-{slug}</guid>"
+            f"<pubDate>{format_datetime(when)}</pubDate>"
+            f"<description>{html.escape(a['paragraphs'][0])}</description></item>")
     for outlet in doc["outlets"]:
-        items = []
-        for a in outlet["articles"]:
-            path = f"/{outlet['slug']}/{a['slug']}.html"
-            when = datetime.fromisoformat(a["published"])
-            body = "".join(f"<p>{html.escape(p)}</p>" for p in a["paragraphs"])
-            page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-                    f"<title>{html.escape(a['title'])} | {html.escape(outlet['name'])}</title>"
-                    f'<meta property="article:published_time" content="{when.isoformat()}">'
-                    f'<meta name="author" content="{html.escape(a["author"])}"></head><body>'
-                    f"<header><a href='/'>{html.escape(outlet['name'])}</a> <nav><a href='/world'>World</a> "
-                    f"<a href='/defence'>Defence</a></nav></header><main><article>"
-                    f"<h1>{html.escape(a['title'])}</h1><p class='byline'>By {html.escape(a['author'])}</p>"
-                    f"{body}</article></main><footer>&copy; {html.escape(outlet['name'])}</footer></body></html>")
-            routes[path] = ("text/html; charset=utf-8", page.encode())
-            items.append(f"<item><title>{html.escape(a['title'])}</title><link>{base}{path}?utm_source=rss</link>"
-                         f"<guid isPermaLink='false'>{outlet['slug']}-{a['slug']}</guid>"
-                         f"<pubDate>{format_datetime(when)}</pubDate>"
-                         f"<description>{html.escape(a['paragraphs'][0])}</description></item>")
         feed = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
                 f"<title>{html.escape(outlet['name'])}</title><link>{base}/{outlet['slug']}/</link>"
-                f"{''.join(items)}</channel></rss>")
+                f"{''.join(items[outlet['slug']])}</channel></rss>")
         routes[f"/{outlet['slug']}/rss.xml"] = ("application/rss+xml", feed.encode())
     return routes
+
+
+def article_count(site_file: Path = SITE_FILE) -> int:
+    """How many articles the demo site publishes (the bulletin included)."""
+    return len(_articles(yaml.safe_load(site_file.read_text(encoding="utf-8")), datetime.now(UTC)))
 
 
 def feeds_yaml(base: str, site_file: Path = SITE_FILE) -> str:
@@ -63,11 +100,11 @@ def feeds_yaml(base: str, site_file: Path = SITE_FILE) -> str:
 
 
 class DemoSite:
-    def __init__(self, host: str = "127.0.0.1", port: int = 8765):
+    def __init__(self, host: str = "127.0.0.1", port: int = 8765, *, now: datetime | None = None):
         self.server = ThreadingHTTPServer((host, port), self._handler())
         self.server.daemon_threads = True
         self.base = f"http://{host}:{self.server.server_address[1]}"
-        self.routes = build_site(self.base)
+        self.routes = build_site(self.base, now=now)
 
     def _handler(self):
         site = self
@@ -110,3 +147,15 @@ class DemoSite:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def reset(settings: Settings) -> str:
+    """Stop the demo's database and delete its state directory (only ever a `demo` directory)."""
+    state = settings.state_dir.resolve()
+    if state.name != DEMO_DIR or not settings.embedded:
+        raise ValueError(f"refusing to reset {state}: not the demo's state directory")
+    embedded.stop(settings.pgdata)
+    if not state.exists():
+        return f"nothing to reset: {state} does not exist"
+    shutil.rmtree(state)
+    return f"removed the demo's state: {state}"

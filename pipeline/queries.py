@@ -52,41 +52,75 @@ _RELATIVE = re.compile(r"(\d+)\s*(m|min|h|d|w)", re.IGNORECASE)
 _UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def parse_since(value: str | datetime | date, *, now: datetime | None = None) -> datetime:
-    """`--since` as a timezone-aware datetime.
+def current_time() -> datetime:
+    """Now, for every relative time in these queries ("7d" back from it, "today"). One function,
+    so a test can set the clock the demo's dates are anchored to."""
+    return datetime.now(UTC)
 
-    Accepts a duration back from now ("90m", "24h", "7d", "2w"), an ISO date ("2019-10-01",
-    midnight UTC) or an ISO datetime ("2019-10-01T12:00", UTC unless it carries an offset).
-    Anything else, or a time in the future, raises UserInputError.
+
+def parse_when(value: str | datetime | date, *, option: str = "--since", now: datetime | None = None) -> datetime:
+    """A point in time given on the command line, as a timezone-aware datetime.
+
+    Accepts a duration back from now ("90m", "24h", "7d", "2w"), "today" or "yesterday"
+    (midnight UTC), an ISO date ("2019-10-01", midnight UTC) or an ISO datetime
+    ("2019-10-01T12:00", UTC unless it carries an offset). Anything else, or a time in the
+    future, raises UserInputError naming `option`.
     """
-    now = now or datetime.now(UTC)
+    now = now or current_time()
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
         return datetime.combine(value, time(), tzinfo=UTC)
     text = (value or "").strip()
     if not text:
-        raise UserInputError("--since is empty; use a duration like 24h, 7d or 2w, or a date like 2019-10-01")
+        raise UserInputError(f"{option} is empty; use a duration like 24h, 7d or 2w, today, or a date like 2019-10-01")
+    if text.lower() in ("today", "yesterday"):
+        midnight = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+        return midnight - timedelta(days=1 if text.lower() == "yesterday" else 0)
     m = _RELATIVE.fullmatch(text)
     if m:
         amount, unit = int(m.group(1)), m.group(2).lower()
         if amount <= 0:
-            raise UserInputError(f"--since {text!r} must be a positive duration, like 24h or 7d")
+            raise UserInputError(f"{option} {text!r} must be a positive duration, like 24h or 7d")
         try:
             return now - timedelta(seconds=amount * _UNIT_SECONDS[unit])
         except OverflowError:
-            raise UserInputError(f"--since {text!r} reaches too far back") from None
+            raise UserInputError(f"{option} {text!r} reaches too far back") from None
     try:
         parsed = datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text else text)
     except ValueError:
         raise UserInputError(
-            f"--since {text!r} is not a duration (90m, 24h, 7d, 2w) or an ISO date (2019-10-01, 2019-10-01T12:00)"
+            f"{option} {text!r} is not a duration (90m, 24h, 7d, 2w), today, yesterday or an ISO date "
+            "(2019-10-01, 2019-10-01T12:00)"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     if parsed > now:
-        raise UserInputError(f"--since {text!r} is in the future")
+        raise UserInputError(f"{option} {text!r} is in the future")
     return parsed
+
+
+def parse_since(value: str | datetime | date, *, now: datetime | None = None) -> datetime:
+    """`--since`: see parse_when."""
+    return parse_when(value, option="--since", now=now)
+
+
+LAST_RUN = "last-run"
+
+
+def arrival_window(conn: Any, value: str, *, now: datetime | None = None) -> tuple[datetime, datetime | None]:
+    """`--arrived`: when articles were discovered (not published), as [start, end].
+
+    `last-run`: from the start to the end of the latest ingest run that finished (CLI or
+    Airflow); otherwise a time as parse_when takes it ("today", "24h", a date) up to now.
+    """
+    if (value or "").strip().lower() != LAST_RUN:
+        return parse_when(value, option="--arrived", now=now), None
+    row = _one(conn, """SELECT run_key, started_at, finished_at FROM ingest_runs
+                         WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT 1""")
+    if row is None:
+        raise NotFound("no ingest run has finished yet; run `newsroom ingest --once` (or let Airflow run)")
+    return row["started_at"], row["finished_at"]
 
 
 def _aware(when: datetime | None, name: str) -> datetime | None:
@@ -120,6 +154,9 @@ _FRAGMENTS = {
                             WHERE at.article_id = a.id AND at.topic_id = %(topic)s::bigint)""",
     "entities": """AND EXISTS (SELECT 1 FROM article_entities ae
                                WHERE ae.article_id = a.id AND ae.entity_id = ANY(%(entities)s::bigint[]))""",
+    # discovery time: articles_discovered_idx
+    "arrived": """AND a.discovered_at >= %(arrived_from)s::timestamptz
+                  AND (%(arrived_to)s::timestamptz IS NULL OR a.discovered_at <= %(arrived_to)s::timestamptz)""",
 }
 
 
@@ -209,6 +246,9 @@ WITH matches AS (
      WHERE a.search @@ websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s))
        AND (%(since)s::timestamptz IS NULL
             OR a.published_effective >= %(since)s::timestamptz)
+       AND (%(until)s::timestamptz IS NULL
+            OR a.published_effective < %(until)s::timestamptz)
+       /*arrived*/
        /*topic*/
        /*entities*/
      ORDER BY a.published_effective DESC
@@ -243,14 +283,16 @@ SELECT b.id, a.title, a.url, f.name AS outlet, b.published_at, a.language, a.clu
 
 
 def search(conn: Any, text: str, *, topic: str | None = None, entity: str | None = None,
-           since: datetime | None = None, limit: int = 20,
+           since: datetime | None = None, until: datetime | None = None,
+           arrived: tuple[datetime, datetime | None] | None = None, limit: int = 20,
            max_candidates: int | None = MAX_CANDIDATES) -> list[dict[str, Any]]:
     """Full-text search (web-search syntax: `"exact phrase"`, `or`, `-excluded`) over titles and
     bodies, best first: text rank (title counts more than body) times a recency factor.
 
     Each row: id, title, url, outlet, published_at, language, cluster_id, is_original, rank (text
     only), score (with recency), snippet (matches in <b>...</b>), topics. `topic` (slug) and
-    `entity` (name, alias or Wikidata id) narrow the results; unknown ones raise NotFound. A query
+    `entity` (name, alias or Wikidata id) narrow the results; unknown ones raise NotFound;
+    [since, until) bounds publication time and `arrived` (from `arrival_window`) discovery. A query
     of only stop words ("the") matches nothing. When more than `max_candidates` articles match,
     only the most recent that many are ranked (None: rank every match, slower for common words).
     """
@@ -258,22 +300,68 @@ def search(conn: Any, text: str, *, topic: str | None = None, entity: str | None
     if not text:
         raise UserInputError("search text is empty; give some words to look for")
     params = {
-        "text": text, "since": _aware(since, "since"), "limit": _limit(limit), "headline": HEADLINE_OPTIONS,
+        "text": text, "limit": _limit(limit), "headline": HEADLINE_OPTIONS,
         "recency_days": RECENCY_DAYS, "candidates": max_candidates,
-        "topic": resolve_topic(conn, topic)["id"] if topic else None,
-        "entities": [e["id"] for e in resolve_entity(conn, entity)] if entity else None,
+        **_filters(conn, topic=topic, entity=entity, since=since, until=until, arrived=arrived),
     }
     if max_candidates is not None and (isinstance(max_candidates, bool) or not isinstance(max_candidates, int)
                                        or max_candidates < 1):
         raise UserInputError(f"max_candidates must be a positive whole number or None, got {max_candidates!r}")
-    query = _with(_SEARCH, topic=params["topic"] is not None, entities=params["entities"] is not None)
+    query = _with(_SEARCH, topic=params["topic"] is not None, entities=params["entities"] is not None,
+                  arrived=params["arrived_from"] is not None)
+    return _rows(conn, query, params)
+
+
+def _filters(conn: Any, *, topic: str | None, entity: str | None, since: datetime | None,
+             until: datetime | None, arrived: tuple[datetime, datetime | None] | None) -> dict[str, Any]:
+    """The query parameters of the filters every article listing shares, checked and resolved."""
+    since, until = _aware(since, "since"), _aware(until, "until")
+    if since is not None and until is not None and since >= until:
+        raise UserInputError(f"the period is empty: --since {since:%Y-%m-%d %H:%M} is not before "
+                             f"--until {until:%Y-%m-%d %H:%M}")
+    start, end = arrived if arrived else (None, None)
+    return {
+        "since": since, "until": until,
+        "arrived_from": _aware(start, "arrived"), "arrived_to": _aware(end, "arrived"),
+        "topic": resolve_topic(conn, topic)["id"] if topic else None,
+        "entities": [e["id"] for e in resolve_entity(conn, entity)] if entity else None,
+    }
+
+
+def articles(conn: Any, *, topic: str | None = None, entity: str | None = None,
+             since: datetime | None = None, until: datetime | None = None,
+             arrived: tuple[datetime, datetime | None] | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Articles matching the filters, without search text: newest first by publication time, or
+    by discovery time when `arrived` is given ("what came in today / in the last run").
+
+    Each row: id, published_at, discovered_at, outlet, title, url, status, language, cluster_id,
+    is_original, topics. Filters as in `search`.
+    """
+    params = {"limit": _limit(limit),
+              **_filters(conn, topic=topic, entity=entity, since=since, until=until, arrived=arrived)}
+    order = "a.discovered_at DESC, a.id DESC" if arrived else "a.published_effective DESC, a.id DESC"
+    query = _with(f"""
+        SELECT a.id, a.published_effective AS published_at, a.discovered_at, f.name AS outlet,
+               coalesce(a.title, a.url) AS title, a.url, a.status, a.language, a.cluster_id, a.is_original,
+               ARRAY(SELECT t.slug FROM article_topics at JOIN topics t ON t.id = at.topic_id
+                      WHERE at.article_id = a.id ORDER BY at.score DESC, t.slug) AS topics
+          FROM articles a
+          LEFT JOIN feeds f ON f.id = a.first_feed_id
+         WHERE (%(since)s::timestamptz IS NULL OR a.published_effective >= %(since)s::timestamptz)
+           AND (%(until)s::timestamptz IS NULL OR a.published_effective < %(until)s::timestamptz)
+           /*arrived*/
+           /*topic*/
+           /*entities*/
+         ORDER BY {order}
+         LIMIT %(limit)s""", topic=params["topic"] is not None,  # noqa: S608 (constant fragments only)
+                  entities=params["entities"] is not None, arrived=params["arrived_from"] is not None)
     return _rows(conn, query, params)
 
 
 # --- topics ---------------------------------------------------------------------------------
 
 def _window(since: datetime | None, until: datetime | None, *, required: bool = True) -> tuple[datetime | None, datetime]:
-    since, until = _aware(since, "since"), _aware(until, "until") or datetime.now(UTC)
+    since, until = _aware(since, "since"), _aware(until, "until") or current_time()
     if since is None and required:
         raise UserInputError("a start time (--since) is required")
     if since is not None and since >= until:

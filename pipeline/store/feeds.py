@@ -157,6 +157,11 @@ def feed_health(conn: psycopg.Connection) -> list[dict]:
     ).fetchall()
 
 
+def make_all_due(conn: psycopg.Connection) -> int:
+    """Every enabled feed due now (the demo's start: its site has just published). Returns how many."""
+    return conn.execute("UPDATE feeds SET next_poll_at = now() WHERE enabled AND next_poll_at > now()").rowcount
+
+
 def count_due_feeds(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(*) FROM feeds WHERE enabled AND next_poll_at <= now()").fetchone()[0]
 

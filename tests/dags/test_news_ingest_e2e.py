@@ -31,16 +31,17 @@ def test_news_ingest_end_to_end(airflow_env, db_dsn, tmp_path, conn):
 
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 -- fixed names
                   for t in ("articles", "article_sources", "raw_pages", "article_entities", "article_topics")}
-        assert counts["articles"] == 7 and counts["raw_pages"] == 7
+        n = demo.article_count()
+        assert counts["articles"] == n and counts["raw_pages"] == n
         assert counts["article_entities"] > 50 and counts["article_topics"] > 5
-        assert conn.execute("SELECT count(*) FROM articles WHERE status = 'tagged'").fetchone()[0] == 7
+        assert conn.execute("SELECT count(*) FROM articles WHERE status = 'tagged'").fetchone()[0] == n
         broken = conn.execute(
             """SELECT p.outcome, p.error_class FROM feed_polls p JOIN feeds f ON f.id = p.feed_id
                 WHERE f.url LIKE '%%/broken/%%'""").fetchall()
         assert broken == [("error", "http_5xx")]
         run = conn.execute("SELECT status, feeds_ok, feeds_failed, articles_new, articles_tagged FROM ingest_runs"
                            ).fetchall()
-        assert run == [("success", 2, 1, 7, 7)]
+        assert run == [("success", 2, 1, n, n)]
 
         conn.execute("UPDATE feeds SET next_poll_at = now()")  # all due again
         conn.commit()

@@ -33,13 +33,15 @@ NOW = datetime(2019, 10, 15, 12, 0, tzinfo=UTC)
     ("2019-10-01T06:30", datetime(2019, 10, 1, 6, 30, tzinfo=UTC)),
     ("2019-10-01 06:30", datetime(2019, 10, 1, 6, 30, tzinfo=UTC)),
     ("2019-10-01T06:30:00+03:00", datetime(2019, 10, 1, 3, 30, tzinfo=UTC)),
+    ("today", datetime(NOW.year, NOW.month, NOW.day, tzinfo=UTC)),
+    ("Yesterday", datetime(NOW.year, NOW.month, NOW.day, tzinfo=UTC) - timedelta(days=1)),
 ])
 def test_parse_since_accepts_durations_dates_and_datetimes(text, expected):
     got = queries.parse_since(text, now=NOW)
     assert got == expected and got.tzinfo is not None
 
 
-@pytest.mark.parametrize("text", ["", "   ", "yesterday", "7", "d7", "-7d", "0d", "7 days ago", "2019-13-01",
+@pytest.mark.parametrize("text", ["", "   ", "tomorrow", "7", "d7", "-7d", "0d", "7 days ago", "2019-13-01",
                                   "2019-10-01; DROP TABLE articles", "2020-01-01"])
 def test_parse_since_rejects_bad_input_with_a_clear_message(text):
     with pytest.raises(UserInputError) as exc:
