@@ -72,6 +72,7 @@ def db_start(settings: config.Settings) -> None:
 def db_stop(settings: config.Settings) -> None:
     """Stop the embedded server."""
     was_running = embedded.stop(settings.pgdata)
+    store.db.forget_dsn(settings)
     click.echo("stopped" if was_running else "not running")
 
 
@@ -374,6 +375,7 @@ def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool) -> None:
     settings = ctx.obj if ctx.obj.state_dir.name == config.DEMO_DIR else config.demo_settings(ctx.obj)
     if reset:
         click.echo(demo.reset(settings))
+        store.db.forget_dsn(settings)
     site = demo.DemoSite(port=port).start()
     try:
         settings.state_dir.mkdir(parents=True, exist_ok=True)

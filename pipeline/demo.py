@@ -46,7 +46,7 @@ def _articles(doc: dict, now: datetime) -> list[tuple[dict, dict, datetime, str]
     out = [(o, a, now - parse_age(a["age"]), a["slug"]) for o in doc["outlets"] for a in o["articles"]]
     b = doc.get("bulletin")
     if b:
-        out.append((outlets[b["outlet"]], b, now - parse_age(b["age"]), f"{b['slug']}-{now:%Y%m%d-%H%M}"))
+        out.append((outlets[b["outlet"]], b, now - parse_age(b["age"]), f"{b['slug']}-{now:%Y%m%d-%H%M%S}"))
     return out
 
 
@@ -55,7 +55,7 @@ def build_site(base: str, site_file: Path = SITE_FILE, *,
     """{path: (content type, body)} for every feed and page of the demo site, dated relative to
     `now` (default: the current time)."""
     doc = yaml.safe_load(site_file.read_text(encoding="utf-8"))
-    now = (now or datetime.now(UTC)).astimezone(UTC).replace(second=0, microsecond=0)
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     routes: dict[str, tuple[str, bytes]] = {
         "/robots.txt": ("text/plain", b"User-agent: *\nDisallow: /private/\n"),
     }

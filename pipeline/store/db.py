@@ -171,6 +171,11 @@ def resolve_dsn(settings: Settings) -> str:
     return _dsn_cache[key]
 
 
+def forget_dsn(settings: Settings) -> None:
+    """Drop the remembered DSN (the embedded server was stopped or removed in this process)."""
+    _dsn_cache.pop((settings.database_url, settings.pgdata), None)
+
+
 def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection:
     try:
         return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, application_name="newsroom")

@@ -213,3 +213,31 @@ def test_real_process_errors_are_one_line(db_dsn, tmp_path, corpus):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     missing = cli("article", "999999")
     assert missing.returncode == 1 and missing.stderr.strip() == "error: no article with id 999999"
+
+
+# --- articles, --until, --arrived -------------------------------------------------------------
+
+def test_articles_lists_without_search_text_in_every_format(run, corpus):
+    table = run("articles", "--topic", "idlib-conflict")
+    assert table.exit_code == 0, table.stderr
+    assert "Putin and Erdoğan discuss Idlib ceasefire in Sochi" in table.stdout
+    rows = json.loads(run("articles", "--entity", "Bashar al-Assad", "--format", "json").stdout)
+    assert [r["id"] for r in rows] == [corpus.ids["a4"]]
+    as_csv = list(csv.DictReader(io.StringIO(run("articles", "--since", "7d", "--format", "csv").stdout)))
+    assert {int(r["id"]) for r in as_csv} == {corpus.ids[k] for k in ("a1", "a2", "a3", "a7")}
+
+
+def test_until_and_arrived_on_the_listing_commands(run, corpus, conn):
+    rows = json.loads(run("search", "S-400", "--until", "7d", "--format", "json").stdout)
+    assert [r["id"] for r in rows] == [corpus.ids["a5"]]
+    assert run("topics", "--since", "30d", "--until", "7d").exit_code == 0
+    assert run("entities", "--since", "30d", "--until", "7d", "--format", "json").exit_code == 0
+    _one_line_error(run("articles", "--since", "7d", "--until", "30d"), 2, "period is empty")
+    _one_line_error(run("articles", "--until", "soon"), 2, "--until 'soon'")
+    _one_line_error(run("articles", "--arrived", "last-run"), 1, "no ingest run has finished yet")
+    conn.execute("INSERT INTO ingest_runs (run_key, trigger, status, started_at, finished_at) "
+                 "VALUES ('r', 'cli', 'success', now() - interval '1 hour', now())")
+    conn.commit()
+    arrived = json.loads(run("articles", "--arrived", "last-run", "--format", "json").stdout)
+    assert len(arrived) == len(corpus.ids)  # the corpus was just written
+    assert run("articles", "--arrived", "today", "--limit", "1").exit_code == 0

@@ -279,3 +279,57 @@ def test_broad_searches_rank_only_the_most_recent_candidates(conn, corpus):
     for bad in (0, -5, True, "10"):
         with pytest.raises(UserInputError, match="max_candidates"):
             queries.search(conn, "S-400", max_candidates=bad)
+
+
+# --- articles (no search text), --until, --arrived --------------------------------------------
+
+def test_articles_lists_a_topics_or_an_entitys_articles_newest_first(conn, corpus):
+    rows = queries.articles(conn, topic="idlib-conflict")
+    assert [r["id"] for r in rows] == [corpus.ids["a2"], corpus.ids["a4"]]
+    assert rows[0]["topics"] == ["idlib-conflict", "syria-war"] and rows[0]["outlet"]
+    assert [r["id"] for r in queries.articles(conn, entity="Bashar al-Assad")] == [corpus.ids["a4"]]
+    assert len(queries.articles(conn)) == len(corpus.ids)
+    assert len(queries.articles(conn, limit=2)) == 2
+
+
+def test_until_bounds_publication_time_on_every_listing(conn, corpus):
+    week_ago = corpus.now - timedelta(days=7)
+    assert {r["id"] for r in queries.articles(conn, until=week_ago)} == \
+        {corpus.ids[k] for k in ("a4", "a5", "a6")}
+    assert {r["id"] for r in queries.search(conn, "S-400", until=week_ago)} == {corpus.ids["a5"]}
+    both = queries.articles(conn, since=corpus.now - timedelta(days=30), until=week_ago)
+    assert {r["id"] for r in both} == {corpus.ids["a4"], corpus.ids["a6"]}
+    with pytest.raises(UserInputError, match="period is empty"):
+        queries.articles(conn, since=week_ago, until=week_ago - timedelta(days=1))
+    assert queries.parse_when("7d", option="--until", now=NOW) == NOW - timedelta(days=7)
+    with pytest.raises(UserInputError, match="--until"):
+        queries.parse_when("next week", option="--until", now=NOW)
+
+
+def test_arrived_asks_by_discovery_time_and_last_run_by_the_latest_finished_run(conn, corpus):
+    # Everything was discovered long ago except a2 and a4, which the latest run brought in.
+    conn.execute("UPDATE articles SET discovered_at = now() - interval '30 days'")
+    conn.execute("UPDATE articles SET discovered_at = now() - interval '5 minutes' WHERE id = ANY(%s)",
+                 ([corpus.ids["a2"], corpus.ids["a4"]],))
+    conn.execute("""INSERT INTO ingest_runs (run_key, trigger, status, started_at, finished_at) VALUES
+                    ('old', 'cli', 'success', now() - interval '31 days', now() - interval '30 days' + interval '1 minute'),
+                    ('new', 'cli', 'success', now() - interval '6 minutes', now() - interval '4 minutes'),
+                    ('running', 'cli', 'running', now() - interval '1 minute', NULL)""")
+    window = queries.arrival_window(conn, "last-run")
+    got = queries.articles(conn, arrived=window)
+    assert {r["id"] for r in got} == {corpus.ids["a2"], corpus.ids["a4"]}
+    assert got[0]["discovered_at"] >= got[1]["discovered_at"]  # newest discovered first
+    assert {r["id"] for r in queries.search(conn, "Idlib", arrived=window)} == {corpus.ids["a2"], corpus.ids["a4"]}
+    today = queries.arrival_window(conn, "24h")
+    assert today[1] is None and {r["id"] for r in queries.articles(conn, arrived=today)} == \
+        {corpus.ids["a2"], corpus.ids["a4"]}
+    # combined with a publication window: a4 was published ten days ago
+    assert [r["id"] for r in queries.articles(conn, arrived=window, since=corpus.now - timedelta(days=7))] == \
+        [corpus.ids["a2"]]
+
+
+def test_arrived_last_run_without_any_finished_run_says_so(conn, corpus):
+    with pytest.raises(NotFound, match="no ingest run has finished yet"):
+        queries.arrival_window(conn, "last-run")
+    with pytest.raises(UserInputError, match="--arrived"):
+        queries.arrival_window(conn, "the other day")
