@@ -205,11 +205,11 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
             if new_ids is None:
                 result.counts["stale"] += 1
                 return
-            result.counts[r.outcome] += 1
+            result.counts[r.outcome.value] += 1  # plain strings: these go to logs, XCom and JSON
             result.counts["entries"] += len(r.entries)
             result.counts["new_articles"] += len(new_ids)
             if r.error_class:
-                result.errors[r.error_class] += 1
+                result.errors[r.error_class.value] += 1
 
         def flush(batch: list) -> None:
             recorded = _all_or_each(
