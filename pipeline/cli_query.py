@@ -10,6 +10,7 @@ nothing matches, so scripts can parse stdout either way.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 import re
@@ -105,8 +106,39 @@ def _since(value: str | None) -> datetime | None:
 _SEARCH_COLUMNS = ["id", "score", "published_at", "outlet", "title", "url", "topics", "snippet"]
 
 
-@click.command("search")
-@click.argument("text")
+class _SearchCommand(click.Command):
+    """TEXT is every word left over, joined with spaces, and `-word` is one of them: web-search
+    syntax's exclusion (`Erdogan -Turkey`), not an option. Click would read `-Turkey` as the
+    short options -T -u -r ..., so before parsing, a word with one leading dash that is not this
+    command's own option name (nor an option's value) is marked as TEXT, and unmarked after. An
+    unknown `--word` is still an error; after `--`, every word is TEXT."""
+
+    _MARK = "\x00"  # never in a real argv
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        names: set[str] = set()
+        valued: set[str] = set()  # options that take the next word as their value
+        for p in self.get_params(ctx):
+            if isinstance(p, click.Option):
+                names.update(p.opts + p.secondary_opts)
+                if not p.is_flag and not p.count:
+                    valued.update(p.opts)
+        marked: list[str] = []
+        words = iter(args)
+        for word in words:
+            excluded = word[:1] == "-" and word[1:2] not in ("", "-") and word not in names
+            marked.append(self._MARK + word if excluded else word)
+            if word == "--":
+                marked.extend(words)
+            elif word in valued:
+                marked.extend(itertools.islice(words, 1))  # its value as written: --topic -x is a topic
+        rest = super().parse_args(ctx, marked)
+        ctx.params["text"] = " ".join(w.removeprefix(self._MARK) for w in ctx.params.get("text") or ())
+        return rest
+
+
+@click.command("search", cls=_SearchCommand)
+@click.argument("text", nargs=-1, required=True)
 @click.option("--topic", metavar="SLUG", help="Only articles tagged with this topic.")
 @click.option("--entity", metavar="NAME", help="Only articles mentioning this entity (name, alias or Wikidata id).")
 @click.option("--since", metavar="WHEN", help="Published since: 24h, 7d, 2w, or a date like 2019-10-01.")
@@ -118,9 +150,10 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
            limit: int, fmt: str) -> None:
     """Full-text search, best match first (recent articles weigh a little more).
 
-    TEXT uses web-search syntax: words, "an exact phrase", or, -excluded. When a very common
-    word matches more than 10,000 articles, the 10,000 most recent are ranked; narrow with
-    --since, --topic or --entity to reach further back.
+    TEXT is every word that is not an option, in web-search syntax: words, "an exact phrase",
+    or, -excluded (newsroom search Erdogan -Turkey --since 7d); after -- every word is TEXT.
+    When a very common word matches more than 10,000 articles, the 10,000 most recent are
+    ranked; narrow with --since, --topic or --entity to reach further back.
     """
     start = _since(since)
     with store.db.session(settings) as conn:

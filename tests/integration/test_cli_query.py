@@ -28,8 +28,8 @@ def run(db_dsn, tmp_path):
     env = {"NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_STATE_DIR": str(tmp_path / "state"),
            "NEWSROOM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
 
-    def invoke(*args: str):
-        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    def invoke(*args: str, columns: int = 200):
+        return CliRunner().invoke(main, list(args), env={**env, "COLUMNS": str(columns)}, catch_exceptions=False)
 
     return invoke
 
@@ -96,6 +96,39 @@ def test_sql_looking_search_is_just_text(run, corpus, conn):
     assert result.exit_code == 0
     assert [r["id"] for r in json.loads(result.stdout)] == [corpus.ids["a6"]]
     assert conn.execute("SELECT count(*) FROM articles").fetchone()[0] == 7
+
+
+def _ids(result) -> list[int]:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return [r["id"] for r in json.loads(result.stdout)]
+
+
+def test_search_excludes_dash_words_and_takes_options_anywhere(run, corpus):
+    ids = corpus.ids
+    # The web-search exclusion `-word`, as separate words or one quoted argument: the same search.
+    assert _ids(run("search", "Erdogan", "-Turkey", "--format", "json")) == [ids["a2"]]
+    assert _ids(run("search", "Erdogan -Turkey", "--format", "json")) == [ids["a2"]]
+    assert _ids(run("search", "-Turkey", "Erdogan", "--limit", "5", "--format", "json")) == [ids["a2"]]
+    assert set(_ids(run("search", "Erdogan", "--format", "json"))) == {ids["a1"], ids["a2"], ids["a3"]}
+    assert set(_ids(run("search", "S-400", "-sanctions", "--format", "json"))) == {ids["a2"], ids["a5"]}
+    # Options before, between and after the words; --name=value too.
+    assert _ids(run("search", "--format", "json", "--limit", "1", "S-400", "-sanctions")) == [ids["a2"]]
+    assert _ids(run("search", "S-400", "--format=json", "-sanctions", "--since", "7d")) == [ids["a2"]]
+    # An option's value is the option's, even when it starts with a dash.
+    _one_line_error(run("search", "Idlib", "--entity", "-Putin"), 1, "unknown entity '-Putin'")
+    # After --, every word is search text, even one that looks like an option.
+    assert _ids(run("search", "--format", "json", "--", "Erdogan", "-Turkey")) == [ids["a2"]]
+    _one_line_error(run("search", "--", "--format", "json"), 1, "no articles match '--format json'")
+    # All excluded: whatever does not mention it.
+    assert ids["a6"] in _ids(run("search", "-Turkey", "--format", "json", "--limit", "50"))
+
+
+def test_search_unknown_options_and_missing_text_are_errors(run, corpus):
+    typo = run("search", "--typo", "x")
+    assert typo.exit_code == 2 and "No such option '--typo'" in typo.stderr and not typo.stdout
+    assert run("search", "Idlib", "--limt", "5").exit_code == 2
+    assert "Missing argument" in run("search").stderr and run("search").exit_code == 2
+    assert run("search", "--format", "json").exit_code == 2  # options but no words
 
 
 # --- topics ---------------------------------------------------------------------------------
