@@ -4,7 +4,8 @@ Thin, like pipeline/cli.py: parse options, call one function in pipeline.queries
 pipeline.report, print. Exit codes as grep has them: 0 results printed, 1 nothing found (an
 unknown topic, entity or article, or no matching rows; the reason on stderr), 2 bad input (a
 malformed --since, say). Machine formats (json, csv) still print a valid empty document when
-nothing matches, so scripts can parse stdout either way.
+nothing matches, so scripts can parse stdout either way. Every csv cell is one line of text: no
+HTML tags, control characters or line breaks.
 """
 
 from __future__ import annotations
@@ -50,9 +51,33 @@ def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(columns)
     for r in rows:
-        out.writerow(["; ".join(map(str, v)) if isinstance(v, list) else
-                      v.isoformat() if isinstance(v, datetime | date) else "" if v is None else v
-                      for v in (r.get(c) for c in columns)])
+        out.writerow([_cell(r.get(c)) for c in columns])
+
+
+# An HTML tag (<b>, </b>, <script src=...>, <br/>), not a bare "<" as in "a < b".
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
+# Control characters that are not whitespace (NUL, escape, DEL, C1); whitespace is collapsed.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+
+
+def _cell(value: Any) -> Any:
+    """One CSV cell: lists as "a; b", dates as ISO 8601, None as empty, and text on one line:
+    HTML tags (a snippet's <b> marks included) and control characters removed, every run of
+    whitespace (line breaks and tabs too) one space."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "; ".join(str(_cell(v)) for v in value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as in json
+    if not isinstance(value, str):
+        return value
+    text = _CONTROL.sub("", value)
+    while (untagged := _TAG.sub("", text)) != text:  # "<<b>script>" is a tag once <b> is gone
+        text = untagged
+    return " ".join(text.split())
 
 
 def _when(value: datetime | None) -> str:

@@ -131,6 +131,17 @@ def test_search_unknown_options_and_missing_text_are_errors(run, corpus):
     assert run("search", "--format", "json").exit_code == 2  # options but no words
 
 
+# --- csv that parses back -------------------------------------------------------------------
+
+def test_csv_cell_rules():
+    from pipeline.cli_query import _cell
+
+    assert _cell("a\x00b\x85c\u2029d\x9be") == "ab c de"
+    assert _cell("<<b>script>alert(1)<</b>/script>") == "alert(1)"
+    assert _cell("1 < 2 and 3 > 2; <b>x</b>") == "1 < 2 and 3 > 2; x"
+    assert _cell(["a\nb", None, 3]) == "a b; ; 3" and _cell(True) == "true" and _cell(None) == ""
+
+
 # --- topics ---------------------------------------------------------------------------------
 
 def test_topics_table_json_csv(run, corpus):
