@@ -299,19 +299,39 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, si
 
 # --- article --------------------------------------------------------------------------------
 
+# csv: the article's own fields, then its lists as "a; b": topics as slugs, entities as names,
+# copies as ids (json has them whole).
+_ARTICLE_COLUMNS = ["id", "title", "url", "final_url", "outlet", "outlets", "published_at", "dated_by", "author",
+                    "language", "word_count", "status", "cluster_id", "is_original", "copies", "topics", "entities",
+                    "summary", "last_error", "discovered_at", "extracted_at", "tagged_at"]
+
+
 @click.command("article")
 @click.argument("article_id", metavar="ID", type=int)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"], case_sensitive=False), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
+@click.option("--full", is_flag=True, help="Also the extracted body: after the article's fields in the table, "
+              "as a last column `body` in csv (json always has it).")
 @click.pass_obj
 @friendly
-def article(settings: config.Settings, article_id: int, fmt: str) -> None:
-    """One article: where it came from, its entities, topics (with evidence) and copies."""
+def article(settings: config.Settings, article_id: int, fmt: str, full: bool) -> None:
+    """One article: where it came from, its entities, topics (with evidence) and copies.
+
+    json has everything, the extracted `body` included (null before extraction). csv is a header
+    and one row: the article's fields, with topics (slugs), entities (names), outlets and copies
+    (ids) joined with "; "; text on one line.
+    """
     with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
         a = queries.article(conn, article_id)
+        if fmt == "json" or full:
+            a["body"] = queries.article_body(conn, article_id)
     if fmt == "json":
         _json(a)
+        return
+    if fmt == "csv":
+        row = {**a, "topics": [t["slug"] for t in a["topic_tags"]], "entities": [e["name"] for e in a["entities"]],
+               "copies": [c["id"] for c in a["copies"]]}
+        _csv([row], _ARTICLE_COLUMNS + (["body"] if full else []))
         return
     from rich.table import Table
 
@@ -330,6 +350,10 @@ def article(settings: config.Settings, article_id: int, fmt: str) -> None:
         if value not in (None, ""):
             head.add_row(label, _text(value))
     console.print(head)
+    if full:
+        console.rule("body", align="left")
+        console.print(_text(a["body"] or f"(no body: the article is {a['status']})"))
+        console.rule()
     if a["topic_tags"]:
         t = Table(title="topics", title_justify="left")
         for col in ("topic", "score", "evidence", "rules"):

@@ -197,6 +197,29 @@ def test_article_table_and_json(run, corpus):
     assert [c["id"] for c in data["copies"]] == [corpus.ids["a3"]]
 
 
+def test_article_csv_json_body_and_full(run, corpus):
+    ids = corpus.ids
+    rows = list(csv.reader(io.StringIO(run("article", str(ids["a1"]), "--format", "csv").stdout)))
+    assert len(rows) == 2 and "body" not in rows[0]
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["id"] == str(ids["a1"]) and row["title"].startswith("Turkey says S-400")
+    assert row["topics"] == "s400-f35-dispute; russia-turkey-defence-cooperation"
+    assert row["entities"].split("; ")[:2] == ["Recep Tayyip Erdoğan", "S-400"]  # names, most mentioned first
+    assert row["copies"] == str(ids["a3"]) and row["is_original"] == "true" and row["outlets"] == "Daily Sabah"
+    full = list(csv.DictReader(io.StringIO(run("article", str(ids["a1"]), "--format", "csv", "--full").stdout)))
+    assert full[0]["body"].startswith("Turkish President Recep Tayyip Erdoğan said") and "\n" not in full[0]["body"]
+
+    data = json.loads(run("article", str(ids["a3"]), "--format", "json").stdout)
+    assert data["body"].endswith("The story was first reported by Daily Sabah.")  # json: always the body
+    assert json.loads(run("article", str(ids["a7"]), "--format", "json").stdout)["body"] is None  # not fetched
+
+    plain, full_table = run("article", str(ids["a3"])).stdout, run("article", str(ids["a3"]), "--full").stdout
+    assert "first reported by Daily Sabah" not in plain and "first reported by Daily Sabah" in full_table
+    assert full_table.index("first reported") < full_table.index("other copies of this story")
+    assert "(no body: the article is discovered)" in run("article", str(ids["a7"]), "--full").stdout
+    assert "json always has it" in " ".join(run("article", "--help").stdout.split())
+
+
 def test_article_not_found_and_bad_id(run, corpus):
     _one_line_error(run("article", "424242"), 1, "no article with id 424242")
     assert run("article", "abc").exit_code == 2
