@@ -5,7 +5,8 @@ pipeline.report, print. Exit codes as grep has them: 0 results printed, 1 nothin
 unknown topic, entity or article, or no matching rows; the reason on stderr), 2 bad input (a
 malformed --since, say). Machine formats (json, csv) still print a valid empty document when
 nothing matches, so scripts can parse stdout either way. Every csv cell is one line of text: no
-HTML tags, control characters or line breaks.
+HTML tags, control characters or line breaks. Tables fit the terminal's width (COLUMNS),
+leaving out their least needed columns rather than squeezing the rest.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -84,6 +85,14 @@ def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
 
 
+def _day(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d}" if value else ""
+
+
+def _clip(value: str | None, width: int) -> str:
+    return value if not value or len(value) <= width else value[:width - 1].rstrip() + "…"
+
+
 def _since_text(since: datetime) -> str:
     return f"since {since:%Y-%m-%d %H:%M} UTC"
 
@@ -94,11 +103,18 @@ def _console() -> Any:
     return Console(highlight=False)
 
 
-def _text(value: Any) -> Any:
-    # Text objects are never parsed as markup: a title with [brackets] prints as written.
+def _text(value: Any, *, lines: bool = False) -> Any:
+    """A table cell: on one line unless `lines` (a body's paragraphs), without the control
+    characters a terminal would act on. Text objects are never parsed as markup: a title with
+    [brackets] prints as written."""
     from rich.text import Text
 
-    return Text("" if value is None else str(value))
+    text = "" if value is None else _TERMINAL_UNSAFE.sub("", str(value))
+    return Text(text if lines else " ".join(text.split()))
+
+
+# Control characters a terminal would act on (escape sequences, bells); not \t or \n.
+_TERMINAL_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _snippet(snippet: str | None) -> Any:
@@ -110,8 +126,62 @@ def _snippet(snippet: str | None) -> Any:
     for i, part in enumerate((snippet or "").replace("</b>", "<b>").split("<b>")):
         if i:
             bold = not bold
-        out.append(re.sub(r"\s+", " ", part), style="bold yellow" if bold else None)  # keep spaces at the edges
+        out.append(re.sub(r"\s+", " ", _TERMINAL_UNSAFE.sub("", part)),  # keep spaces at the edges
+                   style="bold yellow" if bold else None)
     return out
+
+
+class _Col(NamedTuple):
+    """A table column: `wrap` False keeps each cell on one line (ids, dates, slugs, numbers),
+    True wraps it at spaces (titles, names; at least `least` wide), "fold" breaks it anywhere
+    (URLs)."""
+
+    name: str
+    justify: str = "left"
+    wrap: bool | str = False
+    least: int = 0
+
+
+def _fit(width: int, columns: Sequence[_Col], rows: Sequence[Mapping[str, Any]],
+         drop: Sequence[str] = ()) -> list[_Col]:
+    """The columns that fit `width` without cutting a one-line cell or a word: all of them, less
+    those named in `drop` (least wanted first) as long as they do not. Where even the rest are too
+    wide, their one-line text folds onto more lines (numbers stay whole)."""
+    from rich.cells import cell_len
+
+    def need(col: _Col) -> int:
+        texts = [col.name, *(getattr(r[col.name], "plain", str(r[col.name])) for r in rows)]
+        if col.wrap == "fold":
+            return min(12, max(map(cell_len, texts)))
+        pieces = [p for t in texts for p in (t.split() if col.wrap else t.splitlines())]
+        return max([col.least, *map(cell_len, pieces)])
+
+    needs = {c.name: need(c) for c in columns}
+    shown = list(columns)
+
+    def fits() -> bool:
+        return sum(needs[c.name] for c in shown) + 3 * len(shown) + 1 <= width  # padding and borders
+
+    for name in drop:
+        if fits():
+            break
+        shown = [c for c in shown if c.name != name]
+    if not fits():  # still too wide: one-line text (slugs) may fold rather than lose its end to "…"
+        shown = [c._replace(wrap="fold") if not c.wrap and c.justify == "left" else c for c in shown]
+    return shown
+
+
+def _table(columns: Sequence[_Col], rows: Sequence[Mapping[str, Any]], styles: Sequence[str | None] = (),
+           **options: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(**options)
+    for c in columns:
+        table.add_column(c.name, justify=c.justify, no_wrap=not c.wrap,  # type: ignore[arg-type]
+                         overflow="fold" if c.wrap == "fold" else "ellipsis")
+    for i, r in enumerate(rows):
+        table.add_row(*(r[c.name] for c in columns), style=styles[i] if styles else None)
+    return table
 
 
 def _empty(fmt: str, message: str, columns: Sequence[str] = ()) -> None:
@@ -179,6 +249,12 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
     or, -excluded (newsroom search Erdogan -Turkey --since 7d); after -- every word is TEXT.
     When a very common word matches more than 10,000 articles, the 10,000 most recent are
     ranked; narrow with --since, --topic or --entity to reach further back.
+
+    The table shows no score: the order is the ranking. json and csv carry `score`, the text
+    rank (0 to 1; title matches weigh more than body matches) times recency (1 today, 0.75 a
+    month ago, never below 0.5): it orders one search's results and means nothing across
+    searches. The `snippet` in json marks the matched words with <b>...</b> (the text around
+    them is the article's, not HTML-escaped); in csv it is plain text, without the marks.
     """
     start = _since(since)
     with store.db.session(settings) as conn:
@@ -194,23 +270,28 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
     elif fmt == "csv":
         _csv(rows, _SEARCH_COLUMNS)
     else:
-        from rich.table import Table
-
-        table = Table(title=f"search: {text}", show_lines=True)
-        table.add_column("id", justify="right")
-        table.add_column("published", no_wrap=True)
-        table.add_column("outlet")
-        table.add_column("article", ratio=1)
-        table.add_column("score", justify="right")
-        for r in rows:
-            cell = _text(r["title"] or r["url"])
-            cell.stylize("bold")
-            cell.append("\n")
-            cell.append_text(_snippet(r["snippet"]))
+        console = _console()
+        # The time when there is room, else the date; the outlet cut to fit; at widths where the
+        # article's column would get too narrow, the date and outlet go under its title instead.
+        wide = console.width >= 120
+        cells = [{"id": str(r["id"]), "published": _when(r["published_at"]) if wide else _day(r["published_at"]),
+                  "outlet": _text(r["outlet"] if wide else _clip(r["outlet"], 16)),
+                  "article": _text(r["title"] or r["url"])} for r in rows]
+        columns = _fit(console.width, [_Col("id", "right"), _Col("published"), _Col("outlet"),
+                                       _Col("article", wrap=True, least=36)], cells, drop=["outlet", "published"])
+        shown = {c.name for c in columns}
+        for cell, r in zip(cells, rows, strict=True):
+            article = cell["article"]
+            article.stylize("bold")
+            article.append("\n")
+            article.append_text(_snippet(r["snippet"]))
+            under = [x for name, x in (("published", cell["published"]), ("outlet", _text(r["outlet"]).plain))
+                     if x and name not in shown]
+            if under:
+                article.append("\n" + " · ".join(under), style="dim")
             if r["topics"]:
-                cell.append("\n" + ", ".join(r["topics"]), style="dim")
-            table.add_row(str(r["id"]), _when(r["published_at"]), _text(r["outlet"]), cell, f"{r['score']:.3f}")
-        _console().print(table)
+                article.append("\n" + ", ".join(r["topics"]), style="dim")
+        console.print(_table(columns, cells, title=_text(f"search: {text}"), show_lines=True))
 
 
 # --- topics ---------------------------------------------------------------------------------
@@ -240,18 +321,18 @@ def topics(settings: config.Settings, since: str, fmt: str) -> None:
     elif fmt == "csv":
         _csv(rows, _TOPIC_COLUMNS)
     else:
-        from rich.table import Table
-
-        table = Table(title=f"topics {_since_text(start)}")
-        for col, justify in (("topic", "left"), ("name", "left"), ("articles", "right"), ("originals", "right"),
-                             ("previous", "right"), ("change", "right"), ("trend", "left")):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        for r in rows:
-            pct = f" ({r['change_pct']:+.0f}%)" if r["change_pct"] is not None else ""
-            style = {"up": "green", "new": "green", "down": "red"}.get(r["trend"])
-            table.add_row(_text(r["slug"]), _text(r["name"]), str(r["articles"]), str(r["originals"]),
-                          str(r["previous"]), f"{r['change']:+d}{pct}", _ARROWS[r["trend"]], style=style)
-        _console().print(table)
+        # The slug is what --topic takes: never cut; the display name and the counts of originals and
+        # the previous period (change says how it moved) only when there is room for them.
+        console = _console()
+        cells = [{"topic": _text(r["slug"]), "name": _text(r["name"]), "articles": str(r["articles"]),
+                  "originals": str(r["originals"]), "previous": str(r["previous"]),
+                  "change": f"{r['change']:+d}" + ("" if r["change_pct"] is None else f" ({r['change_pct']:+.0f}%)"),
+                  "trend": _ARROWS[r["trend"]]} for r in rows]
+        columns = _fit(console.width, [_Col("topic"), _Col("name", wrap=True), _Col("articles", "right"),
+                                       _Col("originals", "right"), _Col("previous", "right"), _Col("change", "right"),
+                                       _Col("trend")], cells, drop=["name", "originals", "previous"])
+        styles = [{"up": "green", "new": "green", "down": "red"}.get(r["trend"]) for r in rows]
+        console.print(_table(columns, cells, styles, title=f"topics {_since_text(start)}"))
 
 
 # --- entities -------------------------------------------------------------------------------
@@ -284,17 +365,14 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, si
     elif fmt == "csv":
         _csv(rows, _ENTITY_COLUMNS)
     else:
-        from rich.table import Table
-
         parts = [p for p in (topic, label.upper() if label else None, _since_text(start) if start else None) if p]
-        table = Table(title="entities" + (f" ({', '.join(parts)})" if parts else ""))
-        for col, justify in (("#", "right"), ("entity", "left"), ("label", "left"), ("wikidata", "left"),
-                             ("articles", "right"), ("mentions", "right")):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        for i, r in enumerate(rows, 1):
-            table.add_row(str(i), _text(r["name"]), r["label"], r["wikidata_id"] or "", str(r["articles"]),
-                          str(r["mentions"]))
-        _console().print(table)
+        console = _console()
+        cells = [{"#": str(i), "entity": _text(r["name"]), "label": r["label"], "wikidata": r["wikidata_id"] or "",
+                  "articles": str(r["articles"]), "mentions": str(r["mentions"])} for i, r in enumerate(rows, 1)]
+        columns = _fit(console.width, [_Col("#", "right"), _Col("entity", wrap=True, least=16), _Col("label"),
+                                       _Col("wikidata"), _Col("articles", "right"), _Col("mentions", "right")],
+                       cells, drop=["wikidata", "mentions", "label"])
+        console.print(_table(columns, cells, title=_text("entities" + (f" ({', '.join(parts)})" if parts else ""))))
 
 
 # --- article --------------------------------------------------------------------------------
@@ -337,7 +415,7 @@ def article(settings: config.Settings, article_id: int, fmt: str, full: bool) ->
 
     console = _console()
     head = Table(show_header=False, title=f"article {a['id']}", title_justify="left")
-    head.add_column("field", style="bold")
+    head.add_column("field", style="bold", no_wrap=True)
     head.add_column("value", overflow="fold")
     for label, value in (
         ("title", a["title"]), ("url", a["url"]), ("outlet", ", ".join(a["outlets"]) or a["outlet"]),
@@ -352,38 +430,33 @@ def article(settings: config.Settings, article_id: int, fmt: str, full: bool) ->
     console.print(head)
     if full:
         console.rule("body", align="left")
-        console.print(_text(a["body"] or f"(no body: the article is {a['status']})"))
+        console.print(_text(a["body"] or f"(no body: the article is {a['status']})", lines=True))
         console.rule()
+    width = console.width
     if a["topic_tags"]:
-        t = Table(title="topics", title_justify="left")
-        for col in ("topic", "score", "evidence", "rules"):
-            t.add_column(col, overflow="fold")
-        for r in a["topic_tags"]:
-            t.add_row(_text(r["slug"]), f"{r['score']:.2f}", _text(queries.evidence_summary(r["evidence"])),
-                      _text(r["rules_version"]))
-        console.print(t)
+        cells = [{"topic": _text(r["slug"]), "score": f"{r['score']:.2f}",
+                  "evidence": _text(queries.evidence_summary(r["evidence"])), "rules": _text(r["rules_version"])}
+                 for r in a["topic_tags"]]
+        columns = _fit(width, [_Col("topic"), _Col("score", "right"), _Col("evidence", wrap=True, least=20),
+                               _Col("rules")], cells, drop=["rules"])
+        console.print(_table(columns, cells, title="topics", title_justify="left"))
     if a["entities"]:
-        t = Table(title="entities", title_justify="left")
-        for col in ("entity", "label", "wikidata", "mentions", "as written"):
-            t.add_column(col, overflow="fold")
-        for r in a["entities"]:
-            t.add_row(_text(r["name"]), r["label"], r["wikidata_id"] or "", str(r["mentions"]),
-                      _text(", ".join(r["surfaces"])))
-        console.print(t)
-    t = Table(title="sources", title_justify="left")
-    for col in ("feed", "entry url", "first seen"):
-        t.add_column(col, overflow="fold")
-    for r in a["sources"]:
-        t.add_row(_text(r["feed"]), _text(r["entry_url"]), _when(r["first_seen_at"]))
-    console.print(t)
+        cells = [{"entity": _text(r["name"]), "label": r["label"], "wikidata": r["wikidata_id"] or "",
+                  "mentions": str(r["mentions"]), "as written": _text(", ".join(r["surfaces"]))} for r in a["entities"]]
+        columns = _fit(width, [_Col("entity", wrap=True, least=16), _Col("label"), _Col("wikidata"),
+                               _Col("mentions", "right"), _Col("as written", wrap=True)], cells,
+                       drop=["as written", "wikidata"])
+        console.print(_table(columns, cells, title="entities", title_justify="left"))
+    cells = [{"feed": _text(r["feed"]), "entry url": _text(r["entry_url"]), "first seen": _when(r["first_seen_at"])}
+             for r in a["sources"]]
+    columns = [_Col("feed", wrap=True), _Col("entry url", wrap="fold"), _Col("first seen")]
+    console.print(_table(columns, cells, title="sources", title_justify="left"))
     if a["copies"]:
-        t = Table(title="other copies of this story", title_justify="left")
-        for col in ("id", "published", "outlet", "original", "title"):
-            t.add_column(col, overflow="fold")
-        for r in a["copies"]:
-            t.add_row(str(r["id"]), _when(r["published_at"]), _text(r["outlet"]), "yes" if r["is_original"] else "",
-                      _text(r["title"]))
-        console.print(t)
+        cells = [{"id": str(r["id"]), "published": _when(r["published_at"]), "outlet": _text(r["outlet"]),
+                  "original": "yes" if r["is_original"] else "", "title": _text(r["title"])} for r in a["copies"]]
+        columns = _fit(width, [_Col("id", "right"), _Col("published"), _Col("outlet", wrap=True),
+                               _Col("original"), _Col("title", wrap=True, least=20)], cells, drop=["original"])
+        console.print(_table(columns, cells, title="other copies of this story", title_justify="left"))
 
 
 # --- report ---------------------------------------------------------------------------------
