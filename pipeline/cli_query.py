@@ -4,21 +4,24 @@ Thin, like pipeline/cli.py: parse options, call one function in pipeline.queries
 pipeline.report, print. Exit codes as grep has them: 0 results printed, 1 nothing found (an
 unknown topic, entity or article, or no matching rows; the reason on stderr), 2 bad input (a
 malformed --since, say). Machine formats (json, csv) still print a valid empty document when
-nothing matches, so scripts can parse stdout either way.
+nothing matches, so scripts can parse stdout either way. Every csv cell is one line of text: no
+HTML tags, control characters or line breaks. Tables fit the terminal's width (COLUMNS),
+leaving out their least needed columns rather than squeezing the rest.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -49,13 +52,45 @@ def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(columns)
     for r in rows:
-        out.writerow(["; ".join(map(str, v)) if isinstance(v, list) else
-                      v.isoformat() if isinstance(v, datetime | date) else "" if v is None else v
-                      for v in (r.get(c) for c in columns)])
+        out.writerow([_cell(r.get(c)) for c in columns])
+
+
+# An HTML tag (<b>, </b>, <script src=...>, <br/>), not a bare "<" as in "a < b".
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
+# Control characters that are not whitespace (NUL, escape, DEL, C1); whitespace is collapsed.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+
+
+def _cell(value: Any) -> Any:
+    """One CSV cell: lists as "a; b", dates as ISO 8601, None as empty, and text on one line:
+    HTML tags (a snippet's <b> marks included) and control characters removed, every run of
+    whitespace (line breaks and tabs too) one space."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "; ".join(str(_cell(v)) for v in value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as in json
+    if not isinstance(value, str):
+        return value
+    text = _CONTROL.sub("", value)
+    while (untagged := _TAG.sub("", text)) != text:  # "<<b>script>" is a tag once <b> is gone
+        text = untagged
+    return " ".join(text.split())
 
 
 def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
+
+
+def _day(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d}" if value else ""
+
+
+def _clip(value: str | None, width: int) -> str:
+    return value if not value or len(value) <= width else value[:width - 1].rstrip() + "…"
 
 
 def _since_text(since: datetime) -> str:
@@ -68,11 +103,18 @@ def _console() -> Any:
     return Console(highlight=False)
 
 
-def _text(value: Any) -> Any:
-    # Text objects are never parsed as markup: a title with [brackets] prints as written.
+def _text(value: Any, *, lines: bool = False) -> Any:
+    """A table cell: on one line unless `lines` (a body's paragraphs), without the control
+    characters a terminal would act on. Text objects are never parsed as markup: a title with
+    [brackets] prints as written."""
     from rich.text import Text
 
-    return Text("" if value is None else str(value))
+    text = "" if value is None else _TERMINAL_UNSAFE.sub("", str(value))
+    return Text(text if lines else " ".join(text.split()))
+
+
+# Control characters a terminal would act on (escape sequences, bells); not \t or \n.
+_TERMINAL_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _snippet(snippet: str | None) -> Any:
@@ -84,8 +126,62 @@ def _snippet(snippet: str | None) -> Any:
     for i, part in enumerate((snippet or "").replace("</b>", "<b>").split("<b>")):
         if i:
             bold = not bold
-        out.append(re.sub(r"\s+", " ", part), style="bold yellow" if bold else None)  # keep spaces at the edges
+        out.append(re.sub(r"\s+", " ", _TERMINAL_UNSAFE.sub("", part)),  # keep spaces at the edges
+                   style="bold yellow" if bold else None)
     return out
+
+
+class _Col(NamedTuple):
+    """A table column: `wrap` False keeps each cell on one line (ids, dates, slugs, numbers),
+    True wraps it at spaces (titles, names; at least `least` wide), "fold" breaks it anywhere
+    (URLs)."""
+
+    name: str
+    justify: str = "left"
+    wrap: bool | str = False
+    least: int = 0
+
+
+def _fit(width: int, columns: Sequence[_Col], rows: Sequence[Mapping[str, Any]],
+         drop: Sequence[str] = ()) -> list[_Col]:
+    """The columns that fit `width` without cutting a one-line cell or a word: all of them, less
+    those named in `drop` (least wanted first) as long as they do not. Where even the rest are too
+    wide, their one-line text folds onto more lines (numbers stay whole)."""
+    from rich.cells import cell_len
+
+    def need(col: _Col) -> int:
+        texts = [col.name, *(getattr(r[col.name], "plain", str(r[col.name])) for r in rows)]
+        if col.wrap == "fold":
+            return min(12, max(map(cell_len, texts)))
+        pieces = [p for t in texts for p in (t.split() if col.wrap else t.splitlines())]
+        return max([col.least, *map(cell_len, pieces)])
+
+    needs = {c.name: need(c) for c in columns}
+    shown = list(columns)
+
+    def fits() -> bool:
+        return sum(needs[c.name] for c in shown) + 3 * len(shown) + 1 <= width  # padding and borders
+
+    for name in drop:
+        if fits():
+            break
+        shown = [c for c in shown if c.name != name]
+    if not fits():  # still too wide: one-line text (slugs) may fold rather than lose its end to "…"
+        shown = [c._replace(wrap="fold") if not c.wrap and c.justify == "left" else c for c in shown]
+    return shown
+
+
+def _table(columns: Sequence[_Col], rows: Sequence[Mapping[str, Any]], styles: Sequence[str | None] = (),
+           **options: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(**options)
+    for c in columns:
+        table.add_column(c.name, justify=c.justify, no_wrap=not c.wrap,  # type: ignore[arg-type]
+                         overflow="fold" if c.wrap == "fold" else "ellipsis")
+    for i, r in enumerate(rows):
+        table.add_row(*(r[c.name] for c in columns), style=styles[i] if styles else None)
+    return table
 
 
 def _empty(fmt: str, message: str, columns: Sequence[str] = ()) -> None:
@@ -121,8 +217,39 @@ def _period_text(start: datetime | None, end: datetime | None) -> str:
 _SEARCH_COLUMNS = ["id", "score", "published_at", "outlet", "title", "url", "topics", "snippet"]
 
 
-@click.command("search")
-@click.argument("text")
+class _SearchCommand(click.Command):
+    """TEXT is every word left over, joined with spaces, and `-word` is one of them: web-search
+    syntax's exclusion (`Erdogan -Turkey`), not an option. Click would read `-Turkey` as the
+    short options -T -u -r ..., so before parsing, a word with one leading dash that is not this
+    command's own option name (nor an option's value) is marked as TEXT, and unmarked after. An
+    unknown `--word` is still an error; after `--`, every word is TEXT."""
+
+    _MARK = "\x00"  # never in a real argv
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        names: set[str] = set()
+        valued: set[str] = set()  # options that take the next word as their value
+        for p in self.get_params(ctx):
+            if isinstance(p, click.Option):
+                names.update(p.opts + p.secondary_opts)
+                if not p.is_flag and not p.count:
+                    valued.update(p.opts)
+        marked: list[str] = []
+        words = iter(args)
+        for word in words:
+            excluded = word[:1] == "-" and word[1:2] not in ("", "-") and word not in names
+            marked.append(self._MARK + word if excluded else word)
+            if word == "--":
+                marked.extend(words)
+            elif word in valued:
+                marked.extend(itertools.islice(words, 1))  # its value as written: --topic -x is a topic
+        rest = super().parse_args(ctx, marked)
+        ctx.params["text"] = " ".join(w.removeprefix(self._MARK) for w in ctx.params.get("text") or ())
+        return rest
+
+
+@click.command("search", cls=_SearchCommand)
+@click.argument("text", nargs=-1, required=True)
 @click.option("--topic", metavar="SLUG", help="Only articles tagged with this topic.")
 @click.option("--entity", metavar="NAME", help="Only articles mentioning this entity (name, alias or Wikidata id).")
 @click.option("--since", metavar="WHEN", help=_SINCE_HELP)
@@ -136,9 +263,16 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
            until: str | None, arrived: str | None, limit: int, fmt: str) -> None:
     """Full-text search, best match first (recent articles weigh a little more).
 
-    TEXT uses web-search syntax: words, "an exact phrase", or, -excluded. When a very common
-    word matches more than 10,000 articles, the 10,000 most recent are ranked; narrow with
-    --since, --topic or --entity to reach further back.
+    TEXT is every word that is not an option, in web-search syntax: words, "an exact phrase",
+    or, -excluded (newsroom search Erdogan -Turkey --since 7d); after -- every word is TEXT.
+    When a very common word matches more than 10,000 articles, the 10,000 most recent are
+    ranked; narrow with --since, --topic or --entity to reach further back.
+
+    The table shows no score: the order is the ranking. json and csv carry `score`, the text
+    rank (0 to 1; title matches weigh more than body matches) times recency (1 today, 0.75 a
+    month ago, never below 0.5): it orders one search's results and means nothing across
+    searches. The `snippet` in json marks the matched words with <b>...</b> (the text around
+    them is the article's, not HTML-escaped); in csv it is plain text, without the marks.
     """
     start, end = _since(since), _until(until)
     with store.db.session(settings) as conn:
@@ -156,23 +290,28 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
     elif fmt == "csv":
         _csv(rows, _SEARCH_COLUMNS)
     else:
-        from rich.table import Table
-
-        table = Table(title=f"search: {text}", show_lines=True)
-        table.add_column("id", justify="right")
-        table.add_column("published", no_wrap=True)
-        table.add_column("outlet")
-        table.add_column("article", ratio=1)
-        table.add_column("score", justify="right")
-        for r in rows:
-            cell = _text(r["title"] or r["url"])
-            cell.stylize("bold")
-            cell.append("\n")
-            cell.append_text(_snippet(r["snippet"]))
+        console = _console()
+        # The time when there is room, else the date; the outlet cut to fit; at widths where the
+        # article's column would get too narrow, the date and outlet go under its title instead.
+        wide = console.width >= 120
+        cells = [{"id": str(r["id"]), "published": _when(r["published_at"]) if wide else _day(r["published_at"]),
+                  "outlet": _text(r["outlet"] if wide else _clip(r["outlet"], 16)),
+                  "article": _text(r["title"] or r["url"])} for r in rows]
+        columns = _fit(console.width, [_Col("id", "right"), _Col("published"), _Col("outlet"),
+                                       _Col("article", wrap=True, least=36)], cells, drop=["outlet", "published"])
+        shown = {c.name for c in columns}
+        for cell, r in zip(cells, rows, strict=True):
+            article = cell["article"]
+            article.stylize("bold")
+            article.append("\n")
+            article.append_text(_snippet(r["snippet"]))
+            under = [x for name, x in (("published", cell["published"]), ("outlet", _text(r["outlet"]).plain))
+                     if x and name not in shown]
+            if under:
+                article.append("\n" + " · ".join(under), style="dim")
             if r["topics"]:
-                cell.append("\n" + ", ".join(r["topics"]), style="dim")
-            table.add_row(str(r["id"]), _when(r["published_at"]), _text(r["outlet"]), cell, f"{r['score']:.3f}")
-        _console().print(table)
+                article.append("\n" + ", ".join(r["topics"]), style="dim")
+        console.print(_table(columns, cells, title=_text(f"search: {text}"), show_lines=True))
 
 
 # --- articles -------------------------------------------------------------------------------
@@ -214,23 +353,28 @@ def articles(settings: config.Settings, topic: str | None, entity: str | None, s
     elif fmt == "csv":
         _csv(rows, _ARTICLE_COLUMNS)
     else:
-        from rich.table import Table
-
-        when = "discovered_at" if arrived else "published_at"
-        table = Table(title=f"{len(rows)} article{'' if len(rows) == 1 else 's'}"
-                      + (f" ({', '.join(f for f in (topic, entity) if f)})" if topic or entity else ""))
-        table.add_column("id", justify="right")
-        table.add_column("arrived" if arrived else "published", no_wrap=True)
-        table.add_column("outlet", max_width=18)
-        table.add_column("article", ratio=1)
-        for r in rows:
-            cell = _text(r["title"])
-            if r["topics"]:
-                cell.append("\n" + ", ".join(r["topics"]), style="dim")
+        console = _console()
+        when, label = ("discovered_at", "arrived") if arrived else ("published_at", "published")
+        wide = console.width >= 120
+        cells = [{"id": str(r["id"]), label: _when(r[when]) if wide else _day(r[when]),
+                  "outlet": _text(r["outlet"] if wide else _clip(r["outlet"], 16)),
+                  "article": _text(r["title"])} for r in rows]
+        columns = _fit(console.width, [_Col("id", "right"), _Col(label), _Col("outlet"),
+                                       _Col("article", wrap=True, least=36)], cells, drop=["outlet", label])
+        shown = {c.name for c in columns}
+        for cell, r in zip(cells, rows, strict=True):
+            article = cell["article"]
+            under = [x for name, x in ((label, cell[label]), ("outlet", _text(r["outlet"]).plain))
+                     if x and name not in shown]
             if r["status"] != "tagged":
-                cell.append(f"  [{r['status']}]", style="dim")
-            table.add_row(str(r["id"]), _when(r[when]), _text(r["outlet"]), cell)
-        _console().print(table)
+                under.append(r["status"])
+            if under:
+                article.append("\n" + " · ".join(under), style="dim")
+            if r["topics"]:
+                article.append("\n" + ", ".join(r["topics"]), style="dim")
+        title = f"{len(rows)} article{'' if len(rows) == 1 else 's'}" + \
+            (f" ({', '.join(f for f in (topic, entity) if f)})" if topic or entity else "")
+        console.print(_table(columns, cells, title=_text(title)))
 
 
 # --- topics ---------------------------------------------------------------------------------
@@ -261,18 +405,18 @@ def topics(settings: config.Settings, since: str, until: str | None, fmt: str) -
     elif fmt == "csv":
         _csv(rows, _TOPIC_COLUMNS)
     else:
-        from rich.table import Table
-
-        table = Table(title=f"topics {_period_text(start, end)}")
-        for col, justify in (("topic", "left"), ("name", "left"), ("articles", "right"), ("originals", "right"),
-                             ("previous", "right"), ("change", "right"), ("trend", "left")):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        for r in rows:
-            pct = f" ({r['change_pct']:+.0f}%)" if r["change_pct"] is not None else ""
-            style = {"up": "green", "new": "green", "down": "red"}.get(r["trend"])
-            table.add_row(_text(r["slug"]), _text(r["name"]), str(r["articles"]), str(r["originals"]),
-                          str(r["previous"]), f"{r['change']:+d}{pct}", _ARROWS[r["trend"]], style=style)
-        _console().print(table)
+        # The slug is what --topic takes: never cut; the display name and the counts of originals and
+        # the previous period (change says how it moved) only when there is room for them.
+        console = _console()
+        cells = [{"topic": _text(r["slug"]), "name": _text(r["name"]), "articles": str(r["articles"]),
+                  "originals": str(r["originals"]), "previous": str(r["previous"]),
+                  "change": f"{r['change']:+d}" + ("" if r["change_pct"] is None else f" ({r['change_pct']:+.0f}%)"),
+                  "trend": _ARROWS[r["trend"]]} for r in rows]
+        columns = _fit(console.width, [_Col("topic"), _Col("name", wrap=True), _Col("articles", "right"),
+                                       _Col("originals", "right"), _Col("previous", "right"), _Col("change", "right"),
+                                       _Col("trend")], cells, drop=["name", "originals", "previous"])
+        styles = [{"up": "green", "new": "green", "down": "red"}.get(r["trend"]) for r in rows]
+        console.print(_table(columns, cells, styles, title=f"topics {_period_text(start, end)}"))
 
 
 # --- entities -------------------------------------------------------------------------------
@@ -306,40 +450,57 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, si
     elif fmt == "csv":
         _csv(rows, _ENTITY_COLUMNS)
     else:
-        from rich.table import Table
-
         parts = [p for p in (topic, label.upper() if label else None, _period_text(start, end)) if p]
-        table = Table(title="entities" + (f" ({', '.join(parts)})" if parts else ""))
-        for col, justify in (("#", "right"), ("entity", "left"), ("label", "left"), ("wikidata", "left"),
-                             ("articles", "right"), ("mentions", "right")):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        for i, r in enumerate(rows, 1):
-            table.add_row(str(i), _text(r["name"]), r["label"], r["wikidata_id"] or "", str(r["articles"]),
-                          str(r["mentions"]))
-        _console().print(table)
+        console = _console()
+        cells = [{"#": str(i), "entity": _text(r["name"]), "label": r["label"], "wikidata": r["wikidata_id"] or "",
+                  "articles": str(r["articles"]), "mentions": str(r["mentions"])} for i, r in enumerate(rows, 1)]
+        columns = _fit(console.width, [_Col("#", "right"), _Col("entity", wrap=True, least=16), _Col("label"),
+                                       _Col("wikidata"), _Col("articles", "right"), _Col("mentions", "right")],
+                       cells, drop=["wikidata", "mentions", "label"])
+        console.print(_table(columns, cells, title=_text("entities" + (f" ({', '.join(parts)})" if parts else ""))))
 
 
 # --- article --------------------------------------------------------------------------------
 
+# csv: the article's own fields, then its lists as "a; b": topics as slugs, entities as names,
+# copies as ids (json has them whole).
+_ARTICLE_COLUMNS = ["id", "title", "url", "final_url", "outlet", "outlets", "published_at", "dated_by", "author",
+                    "language", "word_count", "status", "cluster_id", "is_original", "copies", "topics", "entities",
+                    "summary", "last_error", "discovered_at", "extracted_at", "tagged_at"]
+
+
 @click.command("article")
 @click.argument("article_id", metavar="ID", type=int)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"], case_sensitive=False), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
+@click.option("--full", is_flag=True, help="Also the extracted body: after the article's fields in the table, "
+              "as a last column `body` in csv (json always has it).")
 @click.pass_obj
 @friendly
-def article(settings: config.Settings, article_id: int, fmt: str) -> None:
-    """One article: where it came from, its entities, topics (with evidence) and copies."""
+def article(settings: config.Settings, article_id: int, fmt: str, full: bool) -> None:
+    """One article: where it came from, its entities, topics (with evidence) and copies.
+
+    json has everything, the extracted `body` included (null before extraction). csv is a header
+    and one row: the article's fields, with topics (slugs), entities (names), outlets and copies
+    (ids) joined with "; "; text on one line.
+    """
     with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
         a = queries.article(conn, article_id)
+        if fmt == "json" or full:
+            a["body"] = queries.article_body(conn, article_id)
     if fmt == "json":
         _json(a)
+        return
+    if fmt == "csv":
+        row = {**a, "topics": [t["slug"] for t in a["topic_tags"]], "entities": [e["name"] for e in a["entities"]],
+               "copies": [c["id"] for c in a["copies"]]}
+        _csv([row], _ARTICLE_COLUMNS + (["body"] if full else []))
         return
     from rich.table import Table
 
     console = _console()
     head = Table(show_header=False, title=f"article {a['id']}", title_justify="left")
-    head.add_column("field", style="bold")
+    head.add_column("field", style="bold", no_wrap=True)
     head.add_column("value", overflow="fold")
     for label, value in (
         ("title", a["title"]), ("url", a["url"]), ("outlet", ", ".join(a["outlets"]) or a["outlet"]),
@@ -352,36 +513,35 @@ def article(settings: config.Settings, article_id: int, fmt: str) -> None:
         if value not in (None, ""):
             head.add_row(label, _text(value))
     console.print(head)
+    if full:
+        console.rule("body", align="left")
+        console.print(_text(a["body"] or f"(no body: the article is {a['status']})", lines=True))
+        console.rule()
+    width = console.width
     if a["topic_tags"]:
-        t = Table(title="topics", title_justify="left")
-        for col in ("topic", "score", "evidence", "rules"):
-            t.add_column(col, overflow="fold")
-        for r in a["topic_tags"]:
-            t.add_row(_text(r["slug"]), f"{r['score']:.2f}", _text(queries.evidence_summary(r["evidence"])),
-                      _text(r["rules_version"]))
-        console.print(t)
+        cells = [{"topic": _text(r["slug"]), "score": f"{r['score']:.2f}",
+                  "evidence": _text(queries.evidence_summary(r["evidence"])), "rules": _text(r["rules_version"])}
+                 for r in a["topic_tags"]]
+        columns = _fit(width, [_Col("topic"), _Col("score", "right"), _Col("evidence", wrap=True, least=20),
+                               _Col("rules")], cells, drop=["rules"])
+        console.print(_table(columns, cells, title="topics", title_justify="left"))
     if a["entities"]:
-        t = Table(title="entities", title_justify="left")
-        for col in ("entity", "label", "wikidata", "mentions", "as written"):
-            t.add_column(col, overflow="fold")
-        for r in a["entities"]:
-            t.add_row(_text(r["name"]), r["label"], r["wikidata_id"] or "", str(r["mentions"]),
-                      _text(", ".join(r["surfaces"])))
-        console.print(t)
-    t = Table(title="sources", title_justify="left")
-    for col in ("feed", "entry url", "first seen"):
-        t.add_column(col, overflow="fold")
-    for r in a["sources"]:
-        t.add_row(_text(r["feed"]), _text(r["entry_url"]), _when(r["first_seen_at"]))
-    console.print(t)
+        cells = [{"entity": _text(r["name"]), "label": r["label"], "wikidata": r["wikidata_id"] or "",
+                  "mentions": str(r["mentions"]), "as written": _text(", ".join(r["surfaces"]))} for r in a["entities"]]
+        columns = _fit(width, [_Col("entity", wrap=True, least=16), _Col("label"), _Col("wikidata"),
+                               _Col("mentions", "right"), _Col("as written", wrap=True)], cells,
+                       drop=["as written", "wikidata"])
+        console.print(_table(columns, cells, title="entities", title_justify="left"))
+    cells = [{"feed": _text(r["feed"]), "entry url": _text(r["entry_url"]), "first seen": _when(r["first_seen_at"])}
+             for r in a["sources"]]
+    columns = [_Col("feed", wrap=True), _Col("entry url", wrap="fold"), _Col("first seen")]
+    console.print(_table(columns, cells, title="sources", title_justify="left"))
     if a["copies"]:
-        t = Table(title="other copies of this story", title_justify="left")
-        for col in ("id", "published", "outlet", "original", "title"):
-            t.add_column(col, overflow="fold")
-        for r in a["copies"]:
-            t.add_row(str(r["id"]), _when(r["published_at"]), _text(r["outlet"]), "yes" if r["is_original"] else "",
-                      _text(r["title"]))
-        console.print(t)
+        cells = [{"id": str(r["id"]), "published": _when(r["published_at"]), "outlet": _text(r["outlet"]),
+                  "original": "yes" if r["is_original"] else "", "title": _text(r["title"])} for r in a["copies"]]
+        columns = _fit(width, [_Col("id", "right"), _Col("published"), _Col("outlet", wrap=True),
+                               _Col("original"), _Col("title", wrap=True, least=20)], cells, drop=["original"])
+        console.print(_table(columns, cells, title="other copies of this story", title_justify="left"))
 
 
 # --- report ---------------------------------------------------------------------------------

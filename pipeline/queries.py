@@ -577,3 +577,11 @@ def feed_health(conn: Any) -> list[dict[str, Any]]:
         SELECT * FROM v_feed_health
          ORDER BY array_position(ARRAY['failing', 'silent', 'new', 'ok', 'disabled'], status),
                   failure_streak DESC, name""")
+
+
+def article_body(conn: Any, article_id: int) -> str | None:
+    """An article's extracted body text (None before extraction); `article` leaves it out."""
+    row = _one(conn, "SELECT body FROM articles WHERE id = %s", (article_id,))
+    if row is None:
+        raise NotFound(f"no article with id {article_id}")
+    return row["body"]

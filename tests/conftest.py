@@ -68,6 +68,22 @@ def db_dsn(pg_admin, template_db):
     _drop_db(pg_admin, name)
 
 
+@pytest.fixture(scope="session")
+def make_db(pg_admin, template_db):
+    """For fixtures wider than one test: make_db() gives the DSN of a fresh migrated database,
+    dropped at the end of the session."""
+    made: list[str] = []
+
+    def make() -> str:
+        name, dsn = _fresh_db(pg_admin, template_db)
+        made.append(name)
+        return dsn
+
+    yield make
+    for name in made:
+        _drop_db(pg_admin, name)
+
+
 @pytest.fixture
 def empty_db_dsn(pg_admin):
     """A fresh database with no schema at all."""

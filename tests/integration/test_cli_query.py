@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -28,8 +29,8 @@ def run(db_dsn, tmp_path):
     env = {"NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_STATE_DIR": str(tmp_path / "state"),
            "NEWSROOM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
 
-    def invoke(*args: str):
-        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    def invoke(*args: str, columns: int = 200):
+        return CliRunner().invoke(main, list(args), env={**env, "COLUMNS": str(columns)}, catch_exceptions=False)
 
     return invoke
 
@@ -98,6 +99,165 @@ def test_sql_looking_search_is_just_text(run, corpus, conn):
     assert conn.execute("SELECT count(*) FROM articles").fetchone()[0] == 7
 
 
+def _ids(result) -> list[int]:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return [r["id"] for r in json.loads(result.stdout)]
+
+
+def test_search_excludes_dash_words_and_takes_options_anywhere(run, corpus):
+    ids = corpus.ids
+    # The web-search exclusion `-word`, as separate words or one quoted argument: the same search.
+    assert _ids(run("search", "Erdogan", "-Turkey", "--format", "json")) == [ids["a2"]]
+    assert _ids(run("search", "Erdogan -Turkey", "--format", "json")) == [ids["a2"]]
+    assert _ids(run("search", "-Turkey", "Erdogan", "--limit", "5", "--format", "json")) == [ids["a2"]]
+    assert set(_ids(run("search", "Erdogan", "--format", "json"))) == {ids["a1"], ids["a2"], ids["a3"]}
+    assert set(_ids(run("search", "S-400", "-sanctions", "--format", "json"))) == {ids["a2"], ids["a5"]}
+    # Options before, between and after the words; --name=value too.
+    assert _ids(run("search", "--format", "json", "--limit", "1", "S-400", "-sanctions")) == [ids["a2"]]
+    assert _ids(run("search", "S-400", "--format=json", "-sanctions", "--since", "7d")) == [ids["a2"]]
+    # An option's value is the option's, even when it starts with a dash.
+    _one_line_error(run("search", "Idlib", "--entity", "-Putin"), 1, "unknown entity '-Putin'")
+    # After --, every word is search text, even one that looks like an option.
+    assert _ids(run("search", "--format", "json", "--", "Erdogan", "-Turkey")) == [ids["a2"]]
+    _one_line_error(run("search", "--", "--format", "json"), 1, "no articles match '--format json'")
+    # All excluded: whatever does not mention it.
+    assert ids["a6"] in _ids(run("search", "-Turkey", "--format", "json", "--limit", "50"))
+
+
+def test_search_unknown_options_and_missing_text_are_errors(run, corpus):
+    typo = run("search", "--typo", "x")
+    assert typo.exit_code == 2 and "No such option '--typo'" in typo.stderr and not typo.stdout
+    assert run("search", "Idlib", "--limt", "5").exit_code == 2
+    assert "Missing argument" in run("search").stderr and run("search").exit_code == 2
+    assert run("search", "--format", "json").exit_code == 2  # options but no words
+
+
+def test_search_score_is_in_json_and_csv_not_in_the_table(run, corpus):
+    table = run("search", "S-400").stdout
+    header = next(line for line in table.splitlines() if "article" in line)
+    assert "score" not in header and "match" not in header
+    assert not re.search(r"\b0\.\d{3}\b", table)  # no raw rank floats
+    rows = json.loads(run("search", "S-400", "--format", "json").stdout)
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
+    assert all(r["score"] <= r["rank"] for r in rows)  # text rank times a recency factor of at most 1
+    lines = list(csv.DictReader(io.StringIO(run("search", "S-400", "--format", "csv").stdout)))
+    assert [float(r["score"]) for r in lines] == scores
+    helptext = run("search", "--help").stdout
+    assert "score" in helptext and "recency" in helptext and "<b>" in helptext
+
+
+# --- csv that parses back -------------------------------------------------------------------
+
+HOSTILE = ('Breaking:\n"Erdoğan", <script>alert(1)</script>\tsays\r\n S-400, \u2028 \x1b[31m\x07red; '
+           "<<b>img src=x onerror=alert(2)> 'deal'  done, ")
+
+
+def _hostile_corpus(conn, corpus) -> None:
+    ids = corpus.ids
+    conn.execute("UPDATE articles SET title = %s, summary = %s WHERE id = %s",
+                 (HOSTILE + "x" * 20_000, HOSTILE, ids["a1"]))
+    conn.execute("UPDATE articles SET title = %s, body = body || %s WHERE id = %s",
+                 ("Line one\nline two\r\n\tand, \"three\"", "\n\n" + HOSTILE + " S-400 <b>fake</b>", ids["a2"]))
+    conn.execute("UPDATE topics SET name = %s WHERE slug = 'syria-war'", (HOSTILE,))
+    conn.execute("UPDATE entities SET name = %s WHERE name = 'S-400'", ("S-400\n<script>x</script>,\t\"SAM\"",))
+    conn.execute("UPDATE feeds SET name = %s WHERE name = 'TASS'", ("TASS,\n<i>Moscow</i>",))
+    conn.commit()
+
+
+def _parse_csv(result, rows: int, columns: int) -> list[list[str]]:
+    assert result.exit_code == 0, result.stderr
+    parsed = list(csv.reader(io.StringIO(result.stdout, newline="")))
+    assert len(parsed) == rows + 1 and {len(r) for r in parsed} == {columns}, parsed
+    assert result.stdout.count("\n") == rows + 1  # one line per row: no line break inside a cell
+    for cell in (c for r in parsed for c in r):
+        assert not re.search(r"[\x00-\x1f\x7f\u2028]", cell), cell
+        assert not re.search(r"<[a-z/]", cell, re.IGNORECASE) and "  " not in cell and cell == cell.strip(), cell
+    return parsed
+
+
+def test_csv_of_hostile_text_parses_back_one_line_per_row(run, corpus, conn):
+    _hostile_corpus(conn, corpus)
+    ids = corpus.ids
+    rows = _parse_csv(run("search", "S-400", "--format", "csv"), 4, 8)
+    by_id = {int(r[0]): dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    title = by_id[ids["a1"]]["title"]
+    assert title.startswith('Breaking: "Erdoğan", alert(1) says S-400, [31mred; \'deal\' done, xxx')
+    assert title.endswith("x" * 20_000)
+    assert by_id[ids["a2"]]["title"] == 'Line one line two and, "three"'
+    assert by_id[ids["a2"]]["outlet"] == "TASS, Moscow"
+    assert "S-400" in by_id[ids["a2"]]["snippet"]  # the highlight marks gone, the words kept
+    as_json = {r["id"]: r for r in json.loads(run("search", "S-400", "--format", "json").stdout)}
+    assert "<b>" in as_json[ids["a2"]]["snippet"] and "\n" in as_json[ids["a1"]]["title"]  # json: as stored
+
+    _parse_csv(run("search", "says", "-nothing", "--format", "csv"), 2, 8)
+    _parse_csv(run("topics", "--format", "csv"), 6, 8)
+    entities = _parse_csv(run("entities", "--format", "csv"), 13, 6)
+    assert ["S-400 x, \"SAM\""] == [r[1] for r in entities if r[1].startswith("S-400")]
+    article = _parse_csv(run("article", str(ids["a2"]), "--format", "csv", "--full"), 1, 23)
+    assert article[0][-1] == "body" and HOSTILE.split()[0] in article[1][-1]
+
+
+def test_csv_cell_rules():
+    from pipeline.cli_query import _cell
+
+    assert _cell("a\x00b\x85c\u2029d\x9be") == "ab c de"
+    assert _cell("<<b>script>alert(1)<</b>/script>") == "alert(1)"
+    assert _cell("1 < 2 and 3 > 2; <b>x</b>") == "1 < 2 and 3 > 2; x"
+    assert _cell(["a\nb", None, 3]) == "a b; ; 3" and _cell(True) == "true" and _cell(None) == ""
+
+
+# --- tables at 80 columns -------------------------------------------------------------------
+
+def _fits(result, width: int, *needles: str) -> str:
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    too_long = [line for line in out.splitlines() if len(line) > width]
+    assert not too_long, "\n".join(too_long)
+    for n in needles:
+        assert n in out, (n, out)
+    return out
+
+
+def _headers(out: str) -> list[str]:
+    return [h.strip() for line in out.splitlines() if line.startswith("┃") for h in line.strip("┃").split("┃")]
+
+
+def test_tables_fit_80_columns(run, corpus):
+    ids = corpus.ids
+    out = _fits(run("search", "S-400", columns=80), 80, f"│  {ids['a1']} │", "Turkey says S-400 deliveries",
+                "Erdoğan: S-400 deliveries will go ahead", "Daily Sabah", corpus.published["a1"].strftime("%Y-%m-%d"),
+                "russia-turkey-defence-cooperation")
+    assert _headers(out) == ["id", "published", "outlet", "article"]
+    out = _fits(run("topics", columns=80), 80, "russia-turkey-defence-cooperation", "s400-f35-dispute", "▲ up",
+                "+1 (+100%)")
+    assert "…" not in out and {"topic", "articles", "change", "trend"} <= set(_headers(out))
+    out = _fits(run("entities", columns=80), 80, "Recep Tayyip Erdoğan", "Hayat Tahrir al-Sham", "Q39259")
+    assert _headers(out) == ["#", "entity", "label", "wikidata", "articles", "mentions"] and "…" not in out
+    out = _fits(run("articles", "--topic", "idlib-conflict", columns=80), 80, f"│  {ids['a2']} │",
+                "Putin and Erdoğan discuss", corpus.published["a4"].strftime("%Y-%m-%d"))
+    assert _headers(out) == ["id", "published", "outlet", "article"]
+    out = _fits(run("article", str(ids["a3"]), "--full", columns=80), 80, "Erdoğan: S-400 deliveries will go ahead",
+                "russia-turkey-defence-cooperation", "Recep Tayyip Erdoğan ×3", "first reported by Daily Sabah",
+                "http://127.0.0.1/news/a3?utm_source=rss")
+    assert "…" not in out
+
+
+def test_tables_stay_within_narrow_and_hostile_widths(run, corpus, conn):
+    _hostile_corpus(conn, corpus)
+    for width in (80, 60, 40):
+        for args in (("search", "S-400"), ("search", "Idlib"), ("topics",), ("entities",), ("articles",),
+                     ("articles", "--arrived", "today"),
+                     ("article", str(corpus.ids["a1"]), "--full"), ("article", str(corpus.ids["a2"]))):
+            out = _fits(run(*args, columns=width), width)
+            assert "\x1b" not in out and "\x07" not in out, args  # stored escape codes never reach the terminal
+            if width >= 60:
+                for header in _headers(out):
+                    assert len(header) > 2 or header in ("id", "#"), (args, width, header)  # no squeezed column
+    # In a table too, a title is one line (its line breaks and tabs collapsed), shown as written.
+    assert 'Breaking: "Erdoğan", <script>alert(1)</script> says S-400, [31mred;' in run("search", "S-400").stdout
+
+
 # --- topics ---------------------------------------------------------------------------------
 
 def test_topics_table_json_csv(run, corpus):
@@ -151,6 +311,29 @@ def test_article_table_and_json(run, corpus):
     assert {"entities", "topic_tags", "sources", "copies"} <= set(data)
     assert data["topic_tags"][0]["evidence"]["required"]
     assert [c["id"] for c in data["copies"]] == [corpus.ids["a3"]]
+
+
+def test_article_csv_json_body_and_full(run, corpus):
+    ids = corpus.ids
+    rows = list(csv.reader(io.StringIO(run("article", str(ids["a1"]), "--format", "csv").stdout)))
+    assert len(rows) == 2 and "body" not in rows[0]
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["id"] == str(ids["a1"]) and row["title"].startswith("Turkey says S-400")
+    assert row["topics"] == "s400-f35-dispute; russia-turkey-defence-cooperation"
+    assert row["entities"].split("; ")[:2] == ["Recep Tayyip Erdoğan", "S-400"]  # names, most mentioned first
+    assert row["copies"] == str(ids["a3"]) and row["is_original"] == "true" and row["outlets"] == "Daily Sabah"
+    full = list(csv.DictReader(io.StringIO(run("article", str(ids["a1"]), "--format", "csv", "--full").stdout)))
+    assert full[0]["body"].startswith("Turkish President Recep Tayyip Erdoğan said") and "\n" not in full[0]["body"]
+
+    data = json.loads(run("article", str(ids["a3"]), "--format", "json").stdout)
+    assert data["body"].endswith("The story was first reported by Daily Sabah.")  # json: always the body
+    assert json.loads(run("article", str(ids["a7"]), "--format", "json").stdout)["body"] is None  # not fetched
+
+    plain, full_table = run("article", str(ids["a3"])).stdout, run("article", str(ids["a3"]), "--full").stdout
+    assert "first reported by Daily Sabah" not in plain and "first reported by Daily Sabah" in full_table
+    assert full_table.index("first reported") < full_table.index("other copies of this story")
+    assert "(no body: the article is discovered)" in run("article", str(ids["a7"]), "--full").stdout
+    assert "json always has it" in " ".join(run("article", "--help").stdout.split())
 
 
 def test_article_not_found_and_bad_id(run, corpus):

@@ -18,7 +18,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
-from conftest import _drop_db, _fresh_db
 
 from pipeline import demo, ingest, queries
 from pipeline.cli import main
@@ -65,9 +64,9 @@ def cli_examples() -> list[tuple[str, list[str]]]:
 
 
 @pytest.fixture(scope="module")
-def demo_dsn(pg_admin, template_db, tmp_path_factory):
+def demo_dsn(make_db, tmp_path_factory):
     """A database holding what the demo site publishes at NOW, run through the whole pipeline."""
-    name, dsn = _fresh_db(pg_admin, template_db)
+    dsn = make_db()
     tmp = tmp_path_factory.mktemp("demo")
     site = demo.DemoSite(port=0, now=NOW).start()
     try:
@@ -84,8 +83,7 @@ def demo_dsn(pg_admin, template_db, tmp_path_factory):
         conn.execute("CREATE SCHEMA test_clock")
         conn.execute(f"CREATE FUNCTION test_clock.now() RETURNS timestamptz LANGUAGE sql IMMUTABLE "
                      f"AS $$ SELECT '{NOW.isoformat()}'::timestamptz $$")
-    yield dsn
-    _drop_db(pg_admin, name)
+    return dsn
 
 
 @pytest.fixture
