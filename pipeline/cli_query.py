@@ -64,7 +64,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 def _cell(value: Any) -> Any:
     """One CSV cell: lists as "a; b", dates as ISO 8601, None as empty, and text on one line:
     HTML tags (a snippet's <b> marks included) and control characters removed, every run of
-    whitespace (line breaks and tabs too) one space."""
+    whitespace (line breaks and tabs too) one space, and no text read as a spreadsheet formula."""
     if value is None:
         return ""
     if isinstance(value, list):
@@ -78,7 +78,10 @@ def _cell(value: Any) -> Any:
     text = _CONTROL.sub("", value)
     while (untagged := _TAG.sub("", text)) != text:  # "<<b>script>" is a tag once <b> is gone
         text = untagged
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    # A stranger's title starting with = + - @ would be a formula in a spreadsheet
+    # (=HYPERLINK(...)): quoted with ' as OWASP advises, so it shows as text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _when(value: datetime | None) -> str:

@@ -205,6 +205,10 @@ def test_csv_cell_rules():
     assert _cell("<<b>script>alert(1)<</b>/script>") == "alert(1)"
     assert _cell("1 < 2 and 3 > 2; <b>x</b>") == "1 < 2 and 3 > 2; x"
     assert _cell(["a\nb", None, 3]) == "a b; ; 3" and _cell(True) == "true" and _cell(None) == ""
+    # a stranger's text never becomes a spreadsheet formula; numbers stay numbers
+    assert [_cell(t) for t in ("=HYPERLINK(\"http://x\")", " +1", "-Turkey", "@SUM(A1)", "a=b")] == \
+        ["'=HYPERLINK(\"http://x\")", "'+1", "'-Turkey", "'@SUM(A1)", "a=b"]
+    assert _cell(-3) == -3 and _cell(0.5) == 0.5
 
 
 # --- tables at 80 columns -------------------------------------------------------------------
