@@ -386,14 +386,16 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
 
     t0 = time.monotonic()
     result = StageResult("tag")
-    rules = topics.load_rules(settings.topics_file)
-    version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
+    rules = topics.load_rules(settings.topics_file)  # a broken rules file fails the stage even when idle
+    version: str | None = None  # the model loads (seconds, hundreds of MB) only once there is work
     with _working(settings) as (conn, hb):
         topic_ids = store.annotations.upsert_topics(conn, topics.topic_defs(rules))
         conn.commit()
         batches = _claimed_batches(conn, settings, Stage.TAG, result, hb, owner=_owner(run_key, "tag"),
                                    limit=limit, batch_size=batch_size, ids=ids)
         for claim, claimed in batches:
+            if version is None:
+                version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
 
             def failed(article_id: int, error: str, *, transient: bool, error_class: ErrorClass,
                        token: str = claim.token) -> None:
@@ -411,7 +413,8 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 lambda: failed(i, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR), lambda _e: None))
             conn.commit()
 
-            def write(ids: list[int], token: str = claim.token, annotations: dict = annotations) -> dict:
+            def write(ids: list[int], token: str = claim.token, annotations: dict = annotations,
+                      nlp_version: str = version) -> dict:
                 """The annotations of `ids` (those still ours), replacing the old ones: {id: (mentions
                 written, topic tags)}, or None for an article whose claim ran out."""
                 held = store.queue.holding(conn, token, ids)
@@ -425,11 +428,11 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 # One entity upsert, one DELETE and one COPY for all mentions (the per-article
                 # path was 3x slower).
                 entity_ids = store.annotations.upsert_entities(conn, (m for ms in mentions.values() for m in ms))
-                written = store.annotations.replace_mentions_many(conn, mentions, version, entity_ids)
+                written = store.annotations.replace_mentions_many(conn, mentions, nlp_version, entity_ids)
                 for i in mentions:
                     tags = annotations[i][1]
                     store.annotations.replace_topics(conn, i, tags, rules.version, topic_ids)
-                    store.articles.mark_tagged(conn, i, nlp_version=version, rules_version=rules.version)
+                    store.articles.mark_tagged(conn, i, nlp_version=nlp_version, rules_version=rules.version)
                     out[i] = (written[i], tags)
                 return out
 
@@ -451,8 +454,11 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
             conn.commit()
             progress("tag", len(claimed))
     result.seconds = time.monotonic() - t0
-    log.info("tagged %d articles with %d mentions and %d topic tags (%s, rules %s)", result.counts["tagged"],
-             result.counts["mentions"], result.counts["topic_tags"], version, rules.version)
+    if version is None:
+        log.info("nothing to tag: no extracted article is waiting (the model was not loaded)")
+    else:
+        log.info("tagged %d articles with %d mentions and %d topic tags (%s, rules %s)", result.counts["tagged"],
+                 result.counts["mentions"], result.counts["topic_tags"], version, rules.version)
     return result
 
 
