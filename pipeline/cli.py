@@ -73,13 +73,20 @@ def db_stop(settings: config.Settings) -> None:
     click.echo("stopped" if was_running else "not running")
 
 
+_STATUS_TIMEOUT = 5  # seconds `db status` waits for a server before calling it unreachable
+
+
 @db.command("status")
 @click.pass_obj
 @friendly
 def db_status(settings: config.Settings) -> None:
-    """Show whether the embedded server runs, and where its data lives."""
+    """Whether the database answers, its server version and migrations; for the embedded server
+    also where its data lives. Exit 1 when an external server is unreachable (the reason on
+    stderr), 3 when the embedded server is not running."""
     if not settings.embedded:
-        click.echo(f"external database: {store.db.redact(settings.database_url)}")
+        dsn = store.db.resolve_dsn(settings)  # a malformed or non-PostgreSQL URL: exit 2
+        click.echo(f"external database: {store.db.redact(dsn)}")
+        _db_details(dsn)
         return
     st = embedded.status(settings.pgdata)
     state = "running" if st.running else ("stopped" if st.initialised else "not initialised")
@@ -87,8 +94,25 @@ def db_status(settings: config.Settings) -> None:
     click.echo(f"data: {st.pgdata}")
     if st.running:
         click.echo(f"pid: {st.pid}")
+        _db_details(store.db.resolve_dsn(settings))
     if not st.running:
         sys.exit(3)
+
+
+def _db_details(dsn: str) -> None:
+    """Connect (briefly) and say what answered; DatabaseUnavailable (exit 1) when nothing does."""
+    with store.db.connect(dsn, autocommit=True, timeout=_STATUS_TIMEOUT) as conn:
+        version = store.db.server_version(conn)
+        applied, pending, unknown = store.migrations.migration_status(conn)
+    click.echo(f"reachable: yes (PostgreSQL {version})")
+    if pending:
+        click.echo(f"migrations: {len(applied)} applied, {len(pending)} pending ({', '.join(pending)}); "
+                   "run `newsroom db migrate`")
+    else:
+        click.echo(f"migrations: all {len(applied)} applied")
+    if unknown:
+        click.echo(f"migrations this Newsroom does not know (a newer version migrated the database): "
+                   f"{', '.join(unknown)}")
 
 
 @db.command("migrate")
