@@ -9,50 +9,25 @@ nothing matches, so scripts can parse stdout either way.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import re
-import sys
-from collections.abc import Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from pipeline import config, queries, store
-from pipeline.cli_support import EXIT_NOT_FOUND, fail, friendly
+from pipeline.cli_support import FORMATS as _FORMATS
+from pipeline.cli_support import empty_result as _empty
+from pipeline.cli_support import fail, friendly
+from pipeline.cli_support import print_csv as _csv
+from pipeline.cli_support import print_json as _json
 
 log = logging.getLogger(__name__)
 
-_FORMATS = click.Choice(["table", "json", "csv"], case_sensitive=False)
 
-
-# --- output ---------------------------------------------------------------------------------
-
-def _plain(value: Any) -> Any:
-    """JSON-able: datetimes as ISO 8601, decimals as floats."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _json(data: Any) -> None:
-    click.echo(json.dumps(data, default=_plain, ensure_ascii=False, indent=2))
-
-
-def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(columns)
-    for r in rows:
-        out.writerow(["; ".join(map(str, v)) if isinstance(v, list) else
-                      v.isoformat() if isinstance(v, datetime | date) else "" if v is None else v
-                      for v in (r.get(c) for c in columns)])
-
+# --- output (--format's helpers are in cli_support, shared with cli) --------------------------
 
 def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
@@ -86,14 +61,6 @@ def _snippet(snippet: str | None) -> Any:
             bold = not bold
         out.append(re.sub(r"\s+", " ", part), style="bold yellow" if bold else None)  # keep spaces at the edges
     return out
-
-
-def _empty(fmt: str, message: str, columns: Sequence[str] = ()) -> None:
-    if fmt == "json":
-        _json([])
-    elif fmt == "csv":
-        _csv([], columns)
-    fail(message, EXIT_NOT_FOUND, prefix="")
 
 
 def _since(value: str | None) -> datetime | None:
