@@ -565,6 +565,58 @@ def _stage_counts(results: Sequence[dict], stage: str) -> Counter:
     return total
 
 
+def _duration(seconds: float) -> str:
+    """ "45 s", "12 min", "2 h 5 min", "3 days": how long until something, for a person."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    if seconds < 2 * 86400:
+        hours, minutes = divmod(round(seconds / 60), 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{round(seconds / 86400)} days"
+
+
+def polling_note(poll: Counter, schedule: dict | None = None) -> str | None:
+    """Why a run brought in nothing new, in words a user who has just triggered it can act on,
+    from the poll stage's counts (summed over its shards) and, when no feed was polled,
+    `store.feeds.poll_schedule`. None when the run found new articles."""
+    polled = poll["polled"]
+    if polled and poll["new_articles"]:
+        return None
+    if polled:
+        feeds_polled = f"{polled} feed{'' if polled == 1 else 's'} polled, nothing new"
+        if poll[PollOutcome.NOT_MODIFIED] == polled:
+            return f"{feeds_polled} (all not modified since their last poll: 304 Not Modified or the same body)"
+        if poll[PollOutcome.ERROR] == polled:
+            return f"{feeds_polled} (all failed; `newsroom feeds status --failing` says why)"
+        parts = [f"{poll[PollOutcome.NOT_MODIFIED]} not modified" if poll[PollOutcome.NOT_MODIFIED] else "",
+                 f"{poll[PollOutcome.OK]} carried only entries already stored" if poll[PollOutcome.OK] else "",
+                 f"{poll[PollOutcome.ERROR]} failed" if poll[PollOutcome.ERROR] else "",
+                 f"{poll['stale']} lost their claim to another worker" if poll["stale"] else ""]
+        return f"{feeds_polled} ({', '.join(p for p in parts if p)})"
+    if poll["leased_elsewhere"]:
+        n = poll["leased_elsewhere"]
+        return (f"no feed was polled: {n} feed{' is' if n == 1 else 's are'} being polled by another run right "
+                "now; its run brings their news")
+    if schedule is None:
+        return "no feed was polled"
+    if not schedule["enabled"]:
+        return ("no feed was polled: no feed is enabled (list feeds in the file NEWSROOM_FEEDS names; "
+                "`newsroom feeds sync` applies it)")
+    if schedule["due"]:
+        n = schedule["due"]
+        return (f"no feed was polled, and {n} feed{' is' if n == 1 else 's are'} due now (they came due during "
+                "this run, or its poll task failed); trigger again")
+    if schedule["next_at"] is None:
+        return "no feed was due"
+    wait = _duration((schedule["next_at"] - schedule["now"]).total_seconds())
+    name = " ".join(str(schedule["next_name"] or "").split())[:100]
+    return (f"no feed was due: the next poll is due in {wait} ({name}); trigger again after that or wait "
+            "for the schedule")
+
+
 def check_quality(settings: Settings, results: Sequence[dict]) -> list[quality.Check]:
     poll, extract = _stage_counts(results, "poll"), _stage_counts(results, "extract")
     with store.db.session(settings) as conn:
@@ -583,11 +635,21 @@ def check_quality(settings: Settings, results: Sequence[dict]) -> list[quality.C
     return checks
 
 
+def poll_counts(results: Sequence[dict]) -> Counter:
+    """The poll stage's counts, summed over its shards."""
+    return _stage_counts(results, "poll")
+
+
+def poll_schedule(settings: Settings) -> dict:
+    with store.db.session(settings) as conn:
+        return store.feeds.poll_schedule(conn)
+
+
 def record_run(settings: Settings, run_key: str, results: Sequence[dict], *, status: str,
-               checks: Sequence[quality.Check] = (), with_outcome: bool = False):
+               checks: Sequence[quality.Check] = (), with_outcome: bool = False, polling: str | None = None):
     """Final counts of a run into its `ingest_runs` row; returns them. With `with_outcome`,
     returns (counts, final status, reasons of failed tasks): a run that a failed task marked
-    failed stays failed."""
+    failed stays failed. `polling` (polling_note) goes into the row's details."""
     poll, fetched = _stage_counts(results, "poll"), _stage_counts(results, "fetch")
     extracted, tagged = _stage_counts(results, "extract"), _stage_counts(results, "tag")
     counts = {
@@ -608,6 +670,7 @@ def record_run(settings: Settings, run_key: str, results: Sequence[dict], *, sta
                                  durations={k: round(v, 3) for k, v in durations.items()}, errors=errors,
                                  details={"stages": [dict(r) for r in results],
                                           "checks": [{"name": c.name, "severity": c.severity, "message": c.message}
-                                                     for c in checks]})
+                                                     for c in checks],
+                                          **({"polling": polling} if polling else {})})
         reasons = store.runs.failed_task_reasons(conn, run_key) if with_outcome else []
     return (counts, final, reasons) if with_outcome else counts
