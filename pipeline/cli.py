@@ -8,7 +8,14 @@ import sys
 import click
 
 from pipeline import config, embedded, feeds, ingest, quality, store
-from pipeline.cli_support import friendly
+from pipeline.cli_support import (
+    FORMATS,
+    empty_result,
+    friendly,
+    print_csv,
+    print_json,
+    terminal_text,
+)
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -76,13 +83,20 @@ def db_stop(settings: config.Settings) -> None:
     click.echo("stopped" if was_running else "not running")
 
 
+_STATUS_TIMEOUT = 5  # seconds `db status` waits for a server before calling it unreachable
+
+
 @db.command("status")
 @click.pass_obj
 @friendly
 def db_status(settings: config.Settings) -> None:
-    """Show whether the embedded server runs, and where its data lives."""
+    """Whether the database answers, its server version and migrations; for the embedded server
+    also where its data lives. Exit 1 when an external server is unreachable (the reason on
+    stderr), 3 when the embedded server is not running."""
     if not settings.embedded:
-        click.echo(f"external database: {store.db.redact(settings.database_url)}")
+        dsn = store.db.resolve_dsn(settings)  # a malformed or non-PostgreSQL URL: exit 2
+        click.echo(f"external database: {store.db.redact(dsn)}")
+        _db_details(dsn)
         return
     st = embedded.status(settings.pgdata)
     state = "running" if st.running else ("stopped" if st.initialised else "not initialised")
@@ -90,8 +104,25 @@ def db_status(settings: config.Settings) -> None:
     click.echo(f"data: {st.pgdata}")
     if st.running:
         click.echo(f"pid: {st.pid}")
+        _db_details(store.db.resolve_dsn(settings))
     if not st.running:
         sys.exit(3)
+
+
+def _db_details(dsn: str) -> None:
+    """Connect (briefly) and say what answered; DatabaseUnavailable (exit 1) when nothing does."""
+    with store.db.connect(dsn, autocommit=True, timeout=_STATUS_TIMEOUT) as conn:
+        version = store.db.server_version(conn)
+        applied, pending, unknown = store.migrations.migration_status(conn)
+    click.echo(f"reachable: yes (PostgreSQL {version})")
+    if pending:
+        click.echo(f"migrations: {len(applied)} applied, {len(pending)} pending ({', '.join(pending)}); "
+                   "run `newsroom db migrate`")
+    else:
+        click.echo(f"migrations: all {len(applied)} applied")
+    if unknown:
+        click.echo(f"migrations this Newsroom does not know (a newer version migrated the database): "
+                   f"{', '.join(unknown)}")
 
 
 @db.command("migrate")
@@ -126,35 +157,71 @@ def feeds_sync(settings: config.Settings) -> None:
                f"{c['disabled']} disabled (from {settings.feeds_file})")
 
 
+_FEED_COLUMNS = ["id", "name", "url", "state", "enabled", "tags", "last_status", "last_http_status",
+                 "last_polled_at", "last_success_at", "last_new_article_at", "next_poll_at",
+                 "consecutive_failures", "last_error_class", "last_error", "articles", "created_at"]
+_STATE_STYLES = {"failing": "red", "silent": "yellow", "disabled": "dim", "ok": "green"}
+
+
 @feeds_group.command("status")
 @click.option("--failing", is_flag=True, help="Only feeds that are failing or silent.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.pass_obj
 @friendly
-def feeds_status(settings: config.Settings, failing: bool) -> None:
-    """Every feed's health: state, last poll, failure streak, last error."""
-    from rich.console import Console
-    from rich.table import Table
+def feeds_status(settings: config.Settings, failing: bool, fmt: str) -> None:
+    """Every feed's health: state, last poll, failure streak, last error.
 
+    Exit 1 when there is no feed to show (none synced, or none failing with --failing); json
+    and csv still print a valid empty document then."""
     with store.db.session(settings) as conn:
         rows = store.feeds.feed_health(conn)
         now = store.db.now(conn)
-    table = Table(title="Feeds", show_lines=False)
-    for col in ("state", "name", "last poll", "http", "fails", "newest article", "next poll", "articles", "last error"):
-        table.add_column(col, overflow="fold")
-    shown = 0
     for r in rows:
-        state = feeds.health(r, now)
-        if failing and state not in ("failing", "silent"):
-            continue
-        shown += 1
-        style = {"failing": "red", "silent": "yellow", "disabled": "dim", "ok": "green"}.get(state)
-        table.add_row(state, r["name"], _ago(r["last_polled_at"], now), str(r["last_http_status"] or ""),
+        r["state"] = feeds.health(r, now)
+    shown = [r for r in rows if not failing or r["state"] in ("failing", "silent")]
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(feeds.summarise(rows, now).items()))
+    if not shown:
+        empty_result(fmt, f"no feed is failing or silent ({summary})" if rows and failing
+                     else "no feeds; run `newsroom feeds sync`", _FEED_COLUMNS)
+    if fmt == "json":
+        print_json([{c: r[c] for c in _FEED_COLUMNS} for r in shown])
+        return
+    if fmt == "csv":
+        print_csv(shown, _FEED_COLUMNS)
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    # Fits 80 columns: the short columns never wrap (about 63 characters with the gaps), the feed
+    # column (its name, and its last error below it) takes what is left and folds; a long error
+    # is cut to about three lines of it (json and csv carry it whole).
+    console = Console(highlight=False)
+    error_chars = min(300, max(60, 3 * (console.width - 63)))
+    table = Table(title="Feeds", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False,
+                  show_edge=False)
+    table.add_column("state", no_wrap=True)
+    table.add_column("feed", min_width=16, overflow="fold")
+    for col in ("polled", "http", "fails", "newest", "next", "articles"):
+        table.add_column(col, no_wrap=True, justify="left" if col in ("polled", "newest", "next") else "right")
+    for r in shown:
+        feed = Text(terminal_text(r["name"] or r["url"]))  # never parsed as markup
+        if r["last_error"]:
+            error = terminal_text(f"{r['last_error_class']}: {r['last_error']}")
+            cut = error if len(error) <= error_chars else error[:error_chars - 1] + "…"
+            feed.append("\n" + cut, style="red" if r["state"] == "failing" else "dim")
+        table.add_row(r["state"], feed, _ago(r["last_polled_at"], now), str(r["last_http_status"] or ""),
                       str(r["consecutive_failures"] or ""), _ago(r["last_new_article_at"], now),
-                      _ago(r["next_poll_at"], now), str(r["articles"]),
-                      f"{r['last_error_class']}: {r['last_error']}" if r["last_error"] else "", style=style)
-    Console().print(table)
-    summary = feeds.summarise(rows, now)
-    click.echo(", ".join(f"{v} {k}" for k, v in sorted(summary.items())) or "no feeds; run `newsroom feeds sync`")
+                      _next_poll(r, now), str(r["articles"]), style=_STATE_STYLES.get(r["state"]))
+    console.print(table)
+    click.echo(summary)
+
+
+def _next_poll(row: dict, now) -> str:
+    if not row["enabled"]:
+        return ""
+    return "due" if row["next_poll_at"] <= now else _ago(row["next_poll_at"], now)
 
 
 def _ago(when, now) -> str:
@@ -163,8 +230,9 @@ def _ago(when, now) -> str:
     secs = (now - when).total_seconds()
     future = secs < 0
     secs = abs(secs)
-    text = (f"{secs:.0f}s" if secs < 120 else f"{secs / 60:.0f}m" if secs < 7200
-            else f"{secs / 3600:.0f}h" if secs < 172800 else f"{secs / 86400:.0f}d")
+    # at most 7 characters with " ago": "59s ago", "59m ago", "47h ago", "12d ago"
+    text = (f"{secs:.0f}s" if secs < 59.5 else f"{secs / 60:.0f}m" if secs < 3570
+            else f"{secs / 3600:.0f}h" if secs < 171_000 else f"{secs / 86400:.0f}d")
     return f"in {text}" if future else f"{text} ago"
 
 

@@ -11,78 +11,28 @@ leaving out their least needed columns rather than squeezing the rest.
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
 import logging
 import re
-import sys
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import click
 
 from pipeline import config, queries, store
-from pipeline.cli_support import EXIT_NOT_FOUND, fail, friendly
+from pipeline.cli_support import FORMATS as _FORMATS
+from pipeline.cli_support import UNPRINTABLE as _TERMINAL_UNSAFE
+from pipeline.cli_support import empty_result as _empty
+from pipeline.cli_support import fail, friendly
+from pipeline.cli_support import print_csv as _csv
+from pipeline.cli_support import print_json as _json
 
 log = logging.getLogger(__name__)
 
-_FORMATS = click.Choice(["table", "json", "csv"], case_sensitive=False)
 
-
-# --- output ---------------------------------------------------------------------------------
-
-def _plain(value: Any) -> Any:
-    """JSON-able: datetimes as ISO 8601, decimals as floats."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _json(data: Any) -> None:
-    click.echo(json.dumps(data, default=_plain, ensure_ascii=False, indent=2))
-
-
-def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(columns)
-    for r in rows:
-        out.writerow([_cell(r.get(c)) for c in columns])
-
-
-# An HTML tag (<b>, </b>, <script src=...>, <br/>), not a bare "<" as in "a < b".
-_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
-# Control characters that are not whitespace (NUL, escape, DEL, C1); whitespace is collapsed.
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
-
-
-def _cell(value: Any) -> Any:
-    """One CSV cell: lists as "a; b", dates as ISO 8601, None as empty, and text on one line:
-    HTML tags (a snippet's <b> marks included) and control characters removed, every run of
-    whitespace (line breaks and tabs too) one space, and no text read as a spreadsheet formula."""
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return "; ".join(str(_cell(v)) for v in value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"  # as in json
-    if not isinstance(value, str):
-        return value
-    text = _CONTROL.sub("", value)
-    while (untagged := _TAG.sub("", text)) != text:  # "<<b>script>" is a tag once <b> is gone
-        text = untagged
-    text = " ".join(text.split())
-    # A stranger's title starting with = + - @ would be a formula in a spreadsheet
-    # (=HYPERLINK(...)): quoted with ' as OWASP advises, so it shows as text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
+# --- output (--format's helpers are in cli_support, shared with cli) --------------------------
 
 def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
@@ -116,8 +66,6 @@ def _text(value: Any, *, lines: bool = False) -> Any:
     return Text(text if lines else " ".join(text.split()))
 
 
-# Control characters a terminal would act on (escape sequences, bells); not \t or \n.
-_TERMINAL_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _snippet(snippet: str | None) -> Any:
@@ -185,14 +133,6 @@ def _table(columns: Sequence[_Col], rows: Sequence[Mapping[str, Any]], styles: S
     for i, r in enumerate(rows):
         table.add_row(*(r[c.name] for c in columns), style=styles[i] if styles else None)
     return table
-
-
-def _empty(fmt: str, message: str, columns: Sequence[str] = ()) -> None:
-    if fmt == "json":
-        _json([])
-    elif fmt == "csv":
-        _csv([], columns)
-    fail(message, EXIT_NOT_FOUND, prefix="")
 
 
 def _since(value: str | None) -> datetime | None:

@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
-from pipeline.config_files import ConfigFile, FileKind, Model, load
+from pipeline.config_files import ConfigFile, FileKind, Model, load, problem, short
 from pipeline.errors import ItemFailed
 from pipeline.records import FeedEntry, FeedSpec
 from pipeline.text import safe_text, truncate_utf8
@@ -40,14 +40,40 @@ SILENT_AFTER = timedelta(days=7)
 
 # --- the feed list --------------------------------------------------------------------------
 
+MAX_TAGS = 50
+MAX_TAG_CHARS = 100
+
+
+def _tags(value: Any) -> Any:
+    """Tags as written: `tags: world, europe` and `tags: [world, europe]` alike (each item may
+    hold commas too), stripped, without empties and repeats. Anything but a string or a list of
+    strings (a number counts as its text, as in `name`) is left for the model to refuse, naming
+    the field."""
+    if not value:
+        return []
+    items = [value] if isinstance(value, str | int | float) and not isinstance(value, bool) else value
+    if not isinstance(items, list):
+        return value
+    items = [str(t) if isinstance(t, int | float) and not isinstance(t, bool) else t for t in items]
+    if not all(isinstance(t, str) for t in items):
+        return items
+    tags = list(dict.fromkeys(t.strip() for item in items for t in item.split(",") if t.strip()))
+    if len(tags) > MAX_TAGS:
+        raise problem(f"at most {MAX_TAGS} tags, got {len(tags)}")
+    for t in tags:
+        if len(t) > MAX_TAG_CHARS:
+            raise problem(f"a tag is at most {MAX_TAG_CHARS} characters, got {short(t)} ({len(t)} characters)")
+    return tags
+
+
 class _Feed(Model):
     model_config = ConfigDict(coerce_numbers_to_str=True)  # for `name: 1945`, as before
 
     url: Annotated[str, AfterValidator(canonical_url)] = Field(description="every feed needs a 'url'")
     # Left out or empty (null, "", 0): the URL.
     name: Annotated[str | None, Field(strict=False), BeforeValidator(lambda v: v or None)] = None
-    # One tag may be written alone; left out or empty: none.
-    tags: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) and v else v or [])] = []
+    # A list, or one string of comma-separated tags; left out or empty: none.
+    tags: Annotated[list[str], BeforeValidator(_tags)] = []
     poll_interval: Annotated[int | None, BeforeValidator(lambda v: None if v is None else parse_interval(v))] = None
 
 
@@ -68,7 +94,8 @@ class FeedsFile(ConfigFile):
 
     @classmethod
     def entry_name(cls, n: int, raw: Any) -> str:
-        return f"feed entry {n}"
+        url = raw.get("url") if isinstance(raw, dict) else None
+        return f"feed entry {n} ({short(url.strip())})" if isinstance(url, str) and url.strip() else f"feed entry {n}"
 
 
 def load_feed_list(path: Path) -> list[FeedSpec]:

@@ -386,14 +386,16 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
 
     t0 = time.monotonic()
     result = StageResult("tag")
-    rules = topics.load_rules(settings.topics_file)
-    version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
+    rules = topics.load_rules(settings.topics_file)  # a broken rules file fails the stage even when idle
+    version: str | None = None  # the model loads (seconds, hundreds of MB) only once there is work
     with _working(settings) as (conn, hb):
         topic_ids = store.annotations.upsert_topics(conn, topics.topic_defs(rules))
         conn.commit()
         batches = _claimed_batches(conn, settings, Stage.TAG, result, hb, owner=_owner(run_key, "tag"),
                                    limit=limit, batch_size=batch_size, ids=ids)
         for claim, claimed in batches:
+            if version is None:
+                version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
 
             def failed(article_id: int, error: str, *, transient: bool, error_class: ErrorClass,
                        token: str = claim.token) -> None:
@@ -411,7 +413,8 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 lambda: failed(i, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR), lambda _e: None))
             conn.commit()
 
-            def write(ids: list[int], token: str = claim.token, annotations: dict = annotations) -> dict:
+            def write(ids: list[int], token: str = claim.token, annotations: dict = annotations,
+                      nlp_version: str = version) -> dict:
                 """The annotations of `ids` (those still ours), replacing the old ones: {id: (mentions
                 written, topic tags)}, or None for an article whose claim ran out."""
                 held = store.queue.holding(conn, token, ids)
@@ -425,11 +428,11 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 # One entity upsert, one DELETE and one COPY for all mentions (the per-article
                 # path was 3x slower).
                 entity_ids = store.annotations.upsert_entities(conn, (m for ms in mentions.values() for m in ms))
-                written = store.annotations.replace_mentions_many(conn, mentions, version, entity_ids)
+                written = store.annotations.replace_mentions_many(conn, mentions, nlp_version, entity_ids)
                 for i in mentions:
                     tags = annotations[i][1]
                     store.annotations.replace_topics(conn, i, tags, rules.version, topic_ids)
-                    store.articles.mark_tagged(conn, i, nlp_version=version, rules_version=rules.version)
+                    store.articles.mark_tagged(conn, i, nlp_version=nlp_version, rules_version=rules.version)
                     out[i] = (written[i], tags)
                 return out
 
@@ -451,8 +454,11 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
             conn.commit()
             progress("tag", len(claimed))
     result.seconds = time.monotonic() - t0
-    log.info("tagged %d articles with %d mentions and %d topic tags (%s, rules %s)", result.counts["tagged"],
-             result.counts["mentions"], result.counts["topic_tags"], version, rules.version)
+    if version is None:
+        log.info("nothing to tag: no extracted article is waiting (the model was not loaded)")
+    else:
+        log.info("tagged %d articles with %d mentions and %d topic tags (%s, rules %s)", result.counts["tagged"],
+                 result.counts["mentions"], result.counts["topic_tags"], version, rules.version)
     return result
 
 
@@ -559,6 +565,58 @@ def _stage_counts(results: Sequence[dict], stage: str) -> Counter:
     return total
 
 
+def _duration(seconds: float) -> str:
+    """ "45 s", "12 min", "2 h 5 min", "3 days": how long until something, for a person."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    if seconds < 2 * 86400:
+        hours, minutes = divmod(round(seconds / 60), 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{round(seconds / 86400)} days"
+
+
+def polling_note(poll: Counter, schedule: dict | None = None) -> str | None:
+    """Why a run brought in nothing new, in words a user who has just triggered it can act on,
+    from the poll stage's counts (summed over its shards) and, when no feed was polled,
+    `store.feeds.poll_schedule`. None when the run found new articles."""
+    polled = poll["polled"]
+    if polled and poll["new_articles"]:
+        return None
+    if polled:
+        feeds_polled = f"{polled} feed{'' if polled == 1 else 's'} polled, nothing new"
+        if poll[PollOutcome.NOT_MODIFIED] == polled:
+            return f"{feeds_polled} (all not modified since their last poll: 304 Not Modified or the same body)"
+        if poll[PollOutcome.ERROR] == polled:
+            return f"{feeds_polled} (all failed; `newsroom feeds status --failing` says why)"
+        parts = [f"{poll[PollOutcome.NOT_MODIFIED]} not modified" if poll[PollOutcome.NOT_MODIFIED] else "",
+                 f"{poll[PollOutcome.OK]} carried only entries already stored" if poll[PollOutcome.OK] else "",
+                 f"{poll[PollOutcome.ERROR]} failed" if poll[PollOutcome.ERROR] else "",
+                 f"{poll['stale']} lost their claim to another worker" if poll["stale"] else ""]
+        return f"{feeds_polled} ({', '.join(p for p in parts if p)})"
+    if poll["leased_elsewhere"]:
+        n = poll["leased_elsewhere"]
+        return (f"no feed was polled: {n} feed{' is' if n == 1 else 's are'} being polled by another run right "
+                "now; its run brings their news")
+    if schedule is None:
+        return "no feed was polled"
+    if not schedule["enabled"]:
+        return ("no feed was polled: no feed is enabled (list feeds in the file NEWSROOM_FEEDS names; "
+                "`newsroom feeds sync` applies it)")
+    if schedule["due"]:
+        n = schedule["due"]
+        return (f"no feed was polled, and {n} feed{' is' if n == 1 else 's are'} due now (they came due during "
+                "this run, or its poll task failed); trigger again")
+    if schedule["next_at"] is None:
+        return "no feed was due"
+    wait = _duration((schedule["next_at"] - schedule["now"]).total_seconds())
+    name = " ".join(str(schedule["next_name"] or "").split())[:100]
+    return (f"no feed was due: the next poll is due in {wait} ({name}); trigger again after that or wait "
+            "for the schedule")
+
+
 def check_quality(settings: Settings, results: Sequence[dict]) -> list[quality.Check]:
     poll, extract = _stage_counts(results, "poll"), _stage_counts(results, "extract")
     with store.db.session(settings) as conn:
@@ -577,11 +635,21 @@ def check_quality(settings: Settings, results: Sequence[dict]) -> list[quality.C
     return checks
 
 
+def poll_counts(results: Sequence[dict]) -> Counter:
+    """The poll stage's counts, summed over its shards."""
+    return _stage_counts(results, "poll")
+
+
+def poll_schedule(settings: Settings) -> dict:
+    with store.db.session(settings) as conn:
+        return store.feeds.poll_schedule(conn)
+
+
 def record_run(settings: Settings, run_key: str, results: Sequence[dict], *, status: str,
-               checks: Sequence[quality.Check] = (), with_outcome: bool = False):
+               checks: Sequence[quality.Check] = (), with_outcome: bool = False, polling: str | None = None):
     """Final counts of a run into its `ingest_runs` row; returns them. With `with_outcome`,
     returns (counts, final status, reasons of failed tasks): a run that a failed task marked
-    failed stays failed."""
+    failed stays failed. `polling` (polling_note) goes into the row's details."""
     poll, fetched = _stage_counts(results, "poll"), _stage_counts(results, "fetch")
     extracted, tagged = _stage_counts(results, "extract"), _stage_counts(results, "tag")
     counts = {
@@ -602,6 +670,7 @@ def record_run(settings: Settings, run_key: str, results: Sequence[dict], *, sta
                                  durations={k: round(v, 3) for k, v in durations.items()}, errors=errors,
                                  details={"stages": [dict(r) for r in results],
                                           "checks": [{"name": c.name, "severity": c.severity, "message": c.message}
-                                                     for c in checks]})
+                                                     for c in checks],
+                                          **({"polling": polling} if polling else {})})
         reasons = store.runs.failed_task_reasons(conn, run_key) if with_outcome else []
     return (counts, final, reasons) if with_outcome else counts

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -163,24 +164,61 @@ def wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 300) -> Non
     raise AirflowError(f"Airflow's API server did not answer at {base} within {timeout:.0f}s")
 
 
+STOP_TIMEOUT = 60.0  # seconds Airflow gets to stop before what is left of its process group is killed
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Stopped(BaseException):
+    """Ctrl-C or SIGTERM arrived: stop Airflow, exit 0. A BaseException (like KeyboardInterrupt),
+    so no `except Exception` on the way swallows it."""
+
+
 def up(settings: Settings, *, port: int = 8080, trigger: bool = True, echo=print) -> int:
-    """Run Airflow standalone in the foreground until interrupted; return its exit code."""
+    """Run Airflow standalone in the foreground until it exits (its exit code) or Ctrl-C or
+    SIGTERM stops it (0, no traceback). Either way Airflow's whole process group is stopped:
+    SIGTERM, then SIGKILL after STOP_TIMEOUT seconds or at a second Ctrl-C. The embedded
+    database is left running (other commands use it), and the user is told so."""
+
+    def stop_requested(signum: int, frame: object) -> None:
+        raise _Stopped(signum)
+
+    previous = _set_handlers(stop_requested)
+    try:
+        return _foreground(settings, port=port, trigger=trigger, echo=echo)
+    except _Stopped:
+        return 0
+    finally:
+        _restore_handlers(previous)
+        if settings.embedded:
+            echo("The embedded database keeps running; `newsroom db stop` stops it.")
+
+
+def _set_handlers(handler) -> dict:
+    """Install `handler` for SIGINT and SIGTERM (main thread only); return the previous ones."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, handler) for s in _STOP_SIGNALS}
+
+
+def _restore_handlers(previous: dict) -> None:
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+
+
+def _foreground(settings: Settings, *, port: int, trigger: bool, echo) -> int:
     env = airflow_env(settings, port=port)
     echo(f"Newsroom state: {settings.state_dir.resolve()}  (Airflow home: {env['AIRFLOW_HOME']})")
     prepare(settings, env)
     logfile = Path(env["AIRFLOW_HOME"]) / "standalone.log"
     echo(f"starting Airflow (scheduler, dag-processor, api-server, triggerer); its output: {logfile}")
     exe = shutil.which("airflow", path=env["PATH"])
+    if exe is None:
+        raise AirflowError("the `airflow` command is not installed in this environment (run `make install`)")
+    base = f"http://localhost:{port}"
     with open(logfile, "ab") as out:
+        # Its own session: a Ctrl-C in the terminal reaches only us, and we stop the group in order.
         proc = subprocess.Popen([exe, "standalone"], env={**os.environ, **env}, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop(*_):
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    base = f"http://localhost:{port}"
     try:
         wait_healthy(base, proc)
         password = admin_password(env)
@@ -196,13 +234,45 @@ def up(settings: Settings, *, port: int = 8080, trigger: bool = True, echo=print
         echo(f"  Database:    psql \"$(newsroom db url)\"   ({store.db.redact(store.db.resolve_dsn(settings))})")
         echo("  Stop:        Ctrl-C")
         echo("")
-        return proc.wait()
-    except KeyboardInterrupt:
+        code = proc.wait()
+        return code if code >= 0 else 128 - code  # killed by a signal: as a shell reports it
+    except _Stopped:
         echo("stopping Airflow ...")
-        return 0
+        raise
     finally:
-        stop()
+        stop_group(proc, STOP_TIMEOUT)
+
+
+def stop_group(proc: subprocess.Popen, timeout: float) -> None:
+    """Stop `proc` and its process group: SIGTERM, then SIGKILL after `timeout` seconds (or at
+    once on another SIGINT/SIGTERM); then SIGKILL for any member left once `proc` has exited."""
+
+    def kill_now(signum: int, frame: object) -> None:
+        _signal_group(proc.pid, signal.SIGKILL)
+
+    previous = _set_handlers(kill_now)
+    try:
+        _signal_group(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            log.warning("Airflow did not stop within %.0fs; killing it", timeout)
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+        deadline = time.monotonic() + min(timeout, 10)
+        while _signal_group(proc.pid, 0) and time.monotonic() < deadline:
+            time.sleep(0.2)  # its own children may take a moment more
+        _signal_group(proc.pid, signal.SIGKILL)
+    finally:
+        _restore_handlers(previous)
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to a process group; False when the group is gone."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member we may not signal: nothing more we can do
+        return True
+    return True

@@ -99,26 +99,48 @@ def check(run_key: str, results: Sequence) -> list[dict]:
 def summarise(run_key: str, results: Sequence, checks: Sequence[dict] | None) -> dict:
     """Write the run's `ingest_runs` row and log a compact table; return the counts. Raises
     RunFailed when a task of the run failed (its reason is already on the row), so the run ends
-    failed although every stage that could run did."""
+    failed although every stage that could run did. A run that brought in nothing new says why
+    (no feed was due and when the next is, or what the polled feeds answered), in the log and
+    in the row's details."""
     settings = _settings()
     flat = _flatten(results)
     # No verdicts when quality_checks itself failed: judge again, so the row keeps them.
     verdicts = [quality.Check(**c) for c in checks] if checks is not None else ingest.check_quality(settings, flat)
+    poll = ingest.poll_counts(flat)
+    polling = ingest.polling_note(poll, ingest.poll_schedule(settings) if not poll["polled"] else None)
     counts, status, reasons = ingest.record_run(settings, run_key, flat, status=RunStatus.SUCCESS, checks=verdicts,
-                                                with_outcome=True)
+                                                with_outcome=True, polling=polling)
     with store.db.session(settings) as conn:
         top = store.runs.top_topics_of_run(conn, run_key)
-    lines = [f"Newsroom run {run_key}", f"{'feeds ok / failed':<22}{counts['feeds_ok']} / {counts['feeds_failed']}",
-             f"{'new articles':<22}{counts['articles_new']}", f"{'pages fetched':<22}{counts['pages_fetched']}",
-             f"{'extracted':<22}{counts['articles_extracted']}", f"{'tagged':<22}{counts['articles_tagged']}",
-             f"{'failed':<22}{counts['articles_failed']}"]
-    lines += [f"{'topic ' + slug:<22}{n}" for slug, n in top]
-    lines += [f"{'check ' + c.name:<22}{c.severity}: {c.message}" for c in verdicts if c.severity != "ok"]
-    lines += [f"{'failed task':<22}{r}" for r in reasons]
-    log.info("\n%s", "\n".join(lines))
+    log.info("\n%s", "\n".join(summary_lines(run_key, counts, top, verdicts, reasons, polling)))
     if status == RunStatus.FAILED:
         raise RunFailed("; ".join(reasons) or "a task of this run failed (see ingest_runs.errors)")
-    return {**counts, "top_topics": dict(top)}
+    return {**counts, "top_topics": dict(top), **({"polling": polling} if polling else {})}
+
+
+def summary_lines(run_key: str, counts: dict, top: Sequence[tuple[str, int]], verdicts: Sequence[quality.Check],
+                  reasons: Sequence[str], polling: str | None) -> list[str]:
+    """The summary table of a run, for the task log: a label column as wide as its longest
+    label, then the values; topic slugs come after their right-aligned counts, so a long slug
+    never pushes a column."""
+    rows: list[tuple[str, str]] = [
+        ("feeds ok / failed", f"{counts['feeds_ok']} / {counts['feeds_failed']}"),
+        ("new articles", str(counts["articles_new"])), ("pages fetched", str(counts["pages_fetched"])),
+        ("extracted", str(counts["articles_extracted"])), ("tagged", str(counts["articles_tagged"])),
+        ("failed", str(counts["articles_failed"])),
+    ]
+    if polling:
+        rows.append(("nothing new", _one_line(polling)))
+    digits = max((len(str(n)) for _, n in top), default=0)
+    rows += [("top topics" if i == 0 else "", f"{n:>{digits}}  {slug}") for i, (slug, n) in enumerate(top)]
+    rows += [(f"check {c.name}", _one_line(f"{c.severity}: {c.message}")) for c in verdicts if c.severity != "ok"]
+    rows += [("failed task", _one_line(r)) for r in reasons]
+    width = max(len(label) for label, _ in rows) + 2
+    return [f"Newsroom run {run_key}"] + [f"  {label:<{width}}{value}" for label, value in rows]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def mark_failed(run_key: str, reason: str) -> None:

@@ -122,14 +122,30 @@ def is_infrastructure(exc: BaseException) -> bool:
     return False
 
 
+_ACCEPTED_FORMS = ("postgresql://user:pass@host:5432/db, postgres://..., "
+                   "or a key=value DSN like 'host=db.example dbname=newsroom user=newsroom'")
+# A URL's scheme (RFC 3986: a letter, then letters, digits, + - .), before the first colon.
+_SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):")
+
+
 def _validate_dsn(url: str) -> str:
-    # Accept SQLAlchemy-style URLs users copy from Airflow settings.
-    url = re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)
+    if safe_text(url) != url:
+        # libpq would cut the string at a NUL; bytes that are not UTF-8 arrive as lone surrogates
+        raise ConfigError(f"NEWSROOM_DATABASE_URL contains a NUL or bytes that are not UTF-8 text; use {_ACCEPTED_FORMS}")
+    # Accept SQLAlchemy-style URLs users copy from Airflow settings (postgresql+psycopg://),
+    # and the scheme in any case.
+    url = re.sub(r"^\s*postgres(ql)?(\+\w+)?://", "postgresql://", url, flags=re.I)
+    scheme = _SCHEME.match(url)
+    if scheme and scheme.group(1).lower() not in ("postgresql", "postgres"):
+        # libpq would read "mysql://..." as a malformed key=value string and say so confusingly.
+        name = scheme.group(1) if len(scheme.group(1)) <= 20 else scheme.group(1)[:20] + "..."
+        raise ConfigError(f"NEWSROOM_DATABASE_URL is not a PostgreSQL DSN (it starts with {name + ':'!r}); "
+                          f"use {_ACCEPTED_FORMS}")
     try:
         conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
         reason = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
-        raise ConfigError(f"NEWSROOM_DATABASE_URL is malformed ({reason}); expected postgresql://user:pass@host:5432/db") from None
+        raise ConfigError(f"NEWSROOM_DATABASE_URL is malformed ({reason}); expected {_ACCEPTED_FORMS}") from None
     return url
 
 
@@ -176,9 +192,10 @@ def forget_dsn(settings: Settings) -> None:
     _dsn_cache.pop((settings.database_url, settings.pgdata), None)
 
 
-def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection:
+def connect(dsn: str, *, autocommit: bool = False, timeout: int = 10) -> psycopg.Connection:
+    """A connection to `dsn`, given up after `timeout` seconds (libpq's connect_timeout: at least 2)."""
     try:
-        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, application_name="newsroom")
+        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=timeout, application_name="newsroom")
     except psycopg.OperationalError as exc:
         reason = scrub("; ".join(line.strip() for line in str(exc).strip().splitlines()) or "no reason given", dsn)
         raise DatabaseUnavailable(
@@ -206,6 +223,11 @@ def session(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg
         if is_transient(exc):
             raise TransientError(f"database error {exc.sqlstate or ''}: {str(exc).strip()[:300]}") from exc
         raise
+
+
+def server_version(conn: psycopg.Connection) -> str:
+    """The server's version as it says it ("16.4")."""
+    return conn.execute("SHOW server_version").fetchone()[0]
 
 
 def now(conn: psycopg.Connection) -> datetime:

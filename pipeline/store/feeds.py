@@ -162,6 +162,21 @@ def make_all_due(conn: psycopg.Connection) -> int:
     return conn.execute("UPDATE feeds SET next_poll_at = now() WHERE enabled AND next_poll_at > now()").rowcount
 
 
+def poll_schedule(conn: psycopg.Connection) -> dict:
+    """How polling stands now: enabled feeds, how many are due, and the next one to come due
+    (`next_at`, `next_name`; None when none is waiting), with the database's `now`."""
+    return conn.cursor(row_factory=dict_row).execute(
+        """SELECT now() AS now,
+                  (SELECT count(*) FROM feeds WHERE enabled) AS enabled,
+                  (SELECT count(*) FROM feeds WHERE enabled AND next_poll_at <= now()) AS due,
+                  n.next_poll_at AS next_at, n.name AS next_name
+             FROM (SELECT 1) one
+             LEFT JOIN LATERAL (SELECT next_poll_at, name FROM feeds
+                                 WHERE enabled AND next_poll_at > now()
+                                 ORDER BY next_poll_at, id LIMIT 1) n ON true"""
+    ).fetchone()
+
+
 def count_due_feeds(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(*) FROM feeds WHERE enabled AND next_poll_at <= now()").fetchone()[0]
 

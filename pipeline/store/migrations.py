@@ -90,3 +90,17 @@ def migrate(conn: psycopg.Connection, root: Path | None = None) -> list[str]:
 
 def applied_migrations(conn: psycopg.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
+
+
+def migration_status(conn: psycopg.Connection, root: Path | None = None) -> tuple[list[str], list[str], list[str]]:
+    """(applied, pending, unknown) migration file names, reading only: pending are the files not
+    applied yet (all of them in a database never migrated), unknown the applied ones this code
+    has no file for (the database was migrated by a newer Newsroom)."""
+    files = [p.name for p in _migration_files((root or sql_dir()) / "migrations")]
+    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+        return [], files, []
+    applied = applied_migrations(conn)
+    done = {name[:4] for name in applied}
+    known = {name[:4] for name in files}
+    return ([a for a in applied if a[:4] in known], [f for f in files if f[:4] not in done],
+            [a for a in applied if a[:4] not in known])

@@ -79,3 +79,64 @@ def test_too_long_state_dir_is_refused_clearly(tmp_path):
     deep = tmp_path / ("d" * 120)
     out = _run("db", "url", env={"NEWSROOM_STATE_DIR": str(deep), "NEWSROOM_DATABASE_URL": ""})
     assert out.returncode == 2 and "NEWSROOM_STATE_DIR" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_status_of_an_external_database_connects_and_reports_version_and_migrations(db_dsn, tmp_path):
+    out = _run("db", "status", env={"NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_STATE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "external database: postgresql://" in out.stdout
+    assert "reachable: yes (PostgreSQL 16" in out.stdout
+    assert "migrations: all" in out.stdout and "pending" not in out.stdout
+
+
+def test_status_of_an_unmigrated_database_names_the_pending_migrations(empty_db_dsn, tmp_path):
+    out = _run("db", "status", env={"NEWSROOM_DATABASE_URL": empty_db_dsn, "NEWSROOM_STATE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "reachable: yes" in out.stdout
+    assert "migrations: 0 applied" in out.stdout and "0001_initial.sql" in out.stdout
+    assert "newsroom db migrate" in out.stdout
+
+
+def test_status_names_migrations_this_code_does_not_know(db_dsn, conn, tmp_path):
+    conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES ('9999', '9999_future.sql', 'x')")
+    conn.commit()
+    out = _run("db", "status", env={"NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_STATE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "9999_future.sql" in out.stdout and "newer" in out.stdout
+
+
+def test_status_of_an_unreachable_database_exits_1_with_one_line(tmp_path):
+    dsn = "postgresql://someone:s3cret-pw@127.0.0.1:9/nowhere"
+    out = _run("db", "status", env={"NEWSROOM_DATABASE_URL": dsn, "NEWSROOM_STATE_DIR": str(tmp_path)})
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0 and "cannot connect" in out.stderr
+    assert "NEWSROOM_DATABASE_URL" in out.stderr and "Traceback" not in out.stderr
+    assert "s3cret-pw" not in out.stderr + out.stdout
+
+
+def test_status_gives_up_on_a_server_that_never_answers_within_seconds(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        start = time.monotonic()
+        out = _run("db", "status", env={"NEWSROOM_DATABASE_URL": f"postgresql://u:pw@127.0.0.1:{port}/db",
+                                        "NEWSROOM_STATE_DIR": str(tmp_path)})
+        took = time.monotonic() - start
+    assert out.returncode == 1 and "cannot connect" in out.stderr and "timeout" in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    assert took < 30
+
+
+def test_a_mysql_url_is_refused_naming_the_setting_and_the_accepted_forms(tmp_path):
+    for command in (("db", "status"), ("db", "migrate")):
+        out = _run(*command, env={"NEWSROOM_DATABASE_URL": "mysql://newsroom:s3cret-pw@db.example/newsroom",
+                                  "NEWSROOM_STATE_DIR": str(tmp_path)})
+        assert out.returncode == 2, out
+        assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+        assert "NEWSROOM_DATABASE_URL" in out.stderr and "'mysql:'" in out.stderr
+        assert "postgresql://" in out.stderr and "postgres://" in out.stderr and "key=value" in out.stderr
+        assert "s3cret-pw" not in out.stderr + out.stdout

@@ -199,7 +199,7 @@ def test_csv_of_hostile_text_parses_back_one_line_per_row(run, corpus, conn):
 
 
 def test_csv_cell_rules():
-    from pipeline.cli_query import _cell
+    from pipeline.cli_support import csv_cell as _cell
 
     assert _cell("a\x00b\x85c\u2029d\x9be") == "ab c de"
     assert _cell("<<b>script>alert(1)<</b>/script>") == "alert(1)"

@@ -89,3 +89,46 @@ def test_extract_and_tag_files(tmp_path, db_dsn):
 
     missing = _cli(["extract", str(tmp_path / "nope.html")])
     assert missing.returncode == 1 and b"Traceback" not in missing.stderr
+
+
+def test_nothing_waiting_means_the_model_is_never_loaded(settings, monkeypatch, conn):
+    from pipeline import nlp
+
+    calls: list[tuple] = []
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("the spaCy model was loaded with nothing to tag")
+
+    monkeypatch.setattr(nlp, "load_nlp", spy)
+    monkeypatch.setattr(nlp, "tag_entities", spy)
+    result = ingest.tag_articles(settings)
+    assert calls == []
+    assert result.counts["claimed"] == 0 and result.counts["tagged"] == 0 and not result.errors
+    # articles waiting for another stage are not tag work either
+    conn.execute("INSERT INTO articles (url, first_url, status, pipeline_version) VALUES ('https://a.example/1', "
+                 "'https://a.example/1', 'fetched', 'test')")
+    conn.commit()
+    assert ingest.tag_articles(settings).counts["claimed"] == 0
+    assert calls == []
+
+
+def test_the_model_loads_once_when_there_is_work(settings, site, feeds_file, monkeypatch):
+    from pipeline import nlp
+
+    s = replace(settings, feeds_file=feeds_file([site.url("/f.xml")]))
+    a = site.add("/s400.html", _page("Erdogan stands by S-400", STORY), content_type="text/html")
+    site.add("/f.xml", rss([(a, "Erdogan stands by S-400")]), content_type="application/rss+xml")
+    ingest.sync_feeds(s)
+    ingest.poll_feeds(s)
+    ingest.fetch_pages(s)
+    ingest.extract_pages(s)
+    real, calls = nlp.load_nlp, []
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nlp, "load_nlp", spy)
+    assert ingest.tag_articles(s, batch_size=1).counts["tagged"] == 1
+    assert len(calls) == 1

@@ -137,6 +137,55 @@ def test_feed_list_forms(tmp_path):
     assert a.name == "http://a.example/rss" and b.tags == ("world",) and b.poll_interval == 7200
 
 
+@pytest.mark.parametrize(("written", "tags"), [
+    ("tags: world", ("world",)),
+    ("tags: world, europe", ("world", "europe")),  # one string: comma-separated tags
+    ("tags: ' world ,, europe , world ,'", ("world", "europe")),  # stripped, no empties or repeats
+    ("tags: [world, europe]", ("world", "europe")),
+    ("tags:\n      - world\n      - ' europe '\n      - world", ("world", "europe")),
+    ("tags: ['world, europe', middle east]", ("world", "europe", "middle east")),  # an item may hold commas
+    ("tags: 1945", ("1945",)),
+    ("tags: [1945, world]", ("1945", "world")),
+    ("tags: ''", ()), ("tags: ', ,'", ()), ("tags: []", ()), ("tags:", ()), ("tags: ~", ()),
+    ("tags: Türkiye, 東京", ("Türkiye", "東京")),
+])
+def test_tags_as_a_string_or_a_list(tmp_path, written, tags):
+    path = tmp_path / "feeds.yaml"
+    path.write_text(f"feeds:\n  - url: http://a.example/rss\n    {written}\n", encoding="utf-8")
+    (feed,) = feeds.load_feed_list(path)
+    assert feed.tags == tags
+
+
+@pytest.mark.parametrize(("written", "parts"), [
+    ("tags: [[a]]", ["field 'tags[1]'", "string"]),
+    ("tags: [world, {a: b}]", ["field 'tags", "string"]),
+    ("tags: [true]", ["field 'tags", "string"]),
+    ("tags: true", ["field 'tags'", "list"]),
+    ("tags: {world: 1}", ["field 'tags'", "list"]),
+    ("tags: " + "x" * 1_000_000, ["field 'tags'", "at most 100 characters", "1000000 characters"]),
+    ("tags: [ok, " + "y" * 101 + "]", ["field 'tags'", "at most 100 characters"]),
+    ("tags: " + ",".join(f"t{i}" for i in range(100_000)), ["field 'tags'", "at most 50 tags", "100000"]),
+    ("tags: [" + ", ".join(f"t{i}" for i in range(51)) + "]", ["field 'tags'", "at most 50 tags"]),
+])
+def test_hostile_tags_are_one_error_naming_file_feed_and_field(tmp_path, written, parts):
+    path = tmp_path / "feeds.yaml"
+    path.write_text(f"feeds:\n  - url: http://a.example/rss\n  - url: http://b.example/rss\n    {written}\n")
+    with pytest.raises(ConfigError) as info:
+        feeds.load_feed_list(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: feed entry 2 ('http://b.example/rss'): ")
+    assert "NEWSROOM_FEEDS" in message and "\n" not in message and len(message) < 1000
+    for part in parts:
+        assert part in message, (part, message)
+
+
+def test_a_huge_string_of_repeated_tags_is_one_tag(tmp_path):
+    path = tmp_path / "feeds.yaml"
+    path.write_text("feeds:\n  - url: http://a.example/rss\n    tags: " + "world, " * 200_000 + "\n")
+    (feed,) = feeds.load_feed_list(path)
+    assert feed.tags == ("world",)
+
+
 def test_missing_feed_list_names_the_setting(tmp_path):
     with pytest.raises(ConfigError, match="NEWSROOM_FEEDS"):
         feeds.load_feed_list(tmp_path / "nope.yaml")

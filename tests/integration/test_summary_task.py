@@ -1,0 +1,63 @@
+"""The `summary` task (pipeline.tasks.summarise) against a real database: a run that brought in
+nothing new says why, in the task log and in the run's `ingest_runs.details`, e.g. when a user
+triggers news_ingest right after `newsroom demo --once` and no feed is due yet."""
+
+import logging
+
+import pytest
+
+from pipeline import ingest, tasks
+
+
+@pytest.fixture
+def env(db_dsn, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEWSROOM_DATABASE_URL", db_dsn)
+    monkeypatch.setenv("NEWSROOM_STATE_DIR", str(tmp_path))
+    return tasks._settings()
+
+
+def _feeds(conn, *rows):
+    for name, next_in in rows:
+        conn.execute("INSERT INTO feeds (url, name, next_poll_at) VALUES (%s, %s, now() + %s::interval)",
+                     (f"https://{len(name)}.example/{name}", name, next_in))
+    conn.commit()
+
+
+def _run(settings, run_key, poll: dict, caplog):
+    ingest.begin_run(settings, run_key, "manual")
+    results = [{"stage": "sync", "counts": {}}, [{"stage": "poll", "counts": poll, "errors": {}}],
+               {"stage": "fetch", "counts": {}}, [], [], {"stage": "cluster", "counts": {}}]
+    with caplog.at_level(logging.INFO, logger="pipeline.tasks"):
+        return tasks.summarise(run_key, results, [])
+
+
+def test_no_feed_due_says_when_the_next_is_and_which(env, conn, caplog):
+    _feeds(conn, ("Later", "3 hours"), ("Demo Outlet", "12 minutes 20 seconds"), ("Off", "-1 hour"))
+    conn.execute("UPDATE feeds SET enabled = false WHERE name = 'Off'")
+    conn.commit()
+    out = _run(env, "manual__1", {}, caplog)
+    expected = ("no feed was due: the next poll is due in 12 min (Demo Outlet); trigger again after that or "
+                "wait for the schedule")
+    assert out["polling"] == expected
+    assert expected in caplog.text and "nothing new" in caplog.text
+    details = conn.execute("SELECT details->>'polling' FROM ingest_runs WHERE run_key = 'manual__1'").fetchone()[0]
+    assert details == expected
+
+
+def test_feeds_polled_but_nothing_new_says_what_they_answered(env, conn, caplog):
+    _feeds(conn, ("A", "30 minutes"), ("B", "30 minutes"), ("C", "30 minutes"))
+    out = _run(env, "manual__2", {"polled": 3, "not_modified": 3}, caplog)
+    assert out["polling"].startswith("3 feeds polled, nothing new (all not modified")
+    assert "3 feeds polled, nothing new" in caplog.text
+
+
+def test_a_run_with_news_has_no_note(env, conn, caplog):
+    _feeds(conn, ("A", "30 minutes"))
+    out = _run(env, "manual__3", {"polled": 1, "ok": 1, "new_articles": 4}, caplog)
+    assert "polling" not in out and "nothing new" not in caplog.text
+    assert conn.execute("SELECT details ? 'polling' FROM ingest_runs WHERE run_key = 'manual__3'").fetchone()[0] is False
+
+
+def test_no_feeds_at_all(env, conn, caplog):
+    out = _run(env, "manual__4", {}, caplog)
+    assert "no feed is enabled" in out["polling"] and "NEWSROOM_FEEDS" in out["polling"]
