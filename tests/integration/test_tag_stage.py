@@ -42,6 +42,17 @@ def test_mentions_point_into_the_stored_body_and_topics_have_evidence(settings, 
     assert "idlib-conflict" not in topics
 
 
+def test_the_gazetteers_names_become_entity_aliases(settings, site, feeds_file, conn):
+    # An entity stored by an earlier release, before the gazetteer's names were merged: the run
+    # adds them although no article names Putin; the entities it creates get them at once.
+    conn.execute("INSERT INTO entities (key, name, label, wikidata_id) VALUES ('Q7747', 'Vladimir Putin', 'PERSON', 'Q7747')")
+    conn.commit()
+    _ingest(settings, site, feeds_file)
+    aliases = dict(conn.execute("SELECT wikidata_id, aliases FROM entities WHERE wikidata_id IS NOT NULL").fetchall())
+    assert {"Putin", "Wladimir Putin", "Vladimir V. Putin"} <= set(aliases["Q7747"])
+    assert {"Erdoğan", "Tayyip Erdoğan", "Recep Erdoğan"} <= set(aliases["Q39259"])
+
+
 def test_retag_replaces_annotations_without_duplicates(settings, site, feeds_file, conn):
     s = _ingest(settings, site, feeds_file)
     before = conn.execute("SELECT count(*) FROM article_entities").fetchone()[0]
