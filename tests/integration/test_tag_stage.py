@@ -10,7 +10,7 @@ from dataclasses import replace
 from localsite import rss
 from test_extract_stage import STORY, _page
 
-from pipeline import ingest
+from pipeline import ingest, queries
 
 
 def _ingest(settings, site, feeds_file):
@@ -51,6 +51,8 @@ def test_the_gazetteers_names_become_entity_aliases(settings, site, feeds_file, 
     aliases = dict(conn.execute("SELECT wikidata_id, aliases FROM entities WHERE wikidata_id IS NOT NULL").fetchall())
     assert {"Putin", "Wladimir Putin", "Vladimir V. Putin"} <= set(aliases["Q7747"])
     assert {"Erdoğan", "Tayyip Erdoğan", "Recep Erdoğan"} <= set(aliases["Q39259"])
+    assert [r["name"] for r in queries.resolve_entity(conn, "Tayyip Erdogan")] == ["Recep Tayyip Erdoğan"]
+    assert [r["name"] for r in queries.resolve_entity(conn, "Wladimir Putin")] == ["Vladimir Putin"]
 
 
 def test_retag_replaces_annotations_without_duplicates(settings, site, feeds_file, conn):
