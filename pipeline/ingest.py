@@ -388,8 +388,13 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
     result = StageResult("tag")
     rules = topics.load_rules(settings.topics_file)  # a broken rules file fails the stage even when idle
     version: str | None = None  # the model loads (seconds, hundreds of MB) only once there is work
+    # The gazetteer's names of each entity, merged into entities.aliases: here for the entities
+    # stored already (a no-op once done), in upsert_entities for those the run creates. Only the
+    # YAML file is read for this, not the model.
+    known = nlp.entity_aliases(nlp.load_gazetteer(settings.gazetteer_file))
     with _working(settings) as (conn, hb):
         topic_ids = store.annotations.upsert_topics(conn, topics.topic_defs(rules))
+        store.annotations.merge_aliases(conn, known)
         conn.commit()
         batches = _claimed_batches(conn, settings, Stage.TAG, result, hb, owner=_owner(run_key, "tag"),
                                    limit=limit, batch_size=batch_size, ids=ids)
@@ -427,7 +432,8 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                     return out
                 # One entity upsert, one DELETE and one COPY for all mentions (the per-article
                 # path was 3x slower).
-                entity_ids = store.annotations.upsert_entities(conn, (m for ms in mentions.values() for m in ms))
+                entity_ids = store.annotations.upsert_entities(conn, (m for ms in mentions.values() for m in ms),
+                                                               known)
                 written = store.annotations.replace_mentions_many(conn, mentions, nlp_version, entity_ids)
                 for i in mentions:
                     tags = annotations[i][1]

@@ -26,7 +26,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem, short
 from pipeline.errors import ConfigError
 from pipeline.records import Mention
-from pipeline.text import fold, name_key
+from pipeline.text import entity_key, fold, name_key
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -78,6 +78,7 @@ class GazetteerEntry:
     wikidata_id: str | None = None
     aliases: tuple[str, ...] = ()  # every surface form to match, the name included
     case_sensitive: bool = False
+    listed: tuple[str, ...] = ()  # the name and aliases as the file lists them (no plurals added)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -111,6 +112,14 @@ def _plurals(alias: str, label: str) -> list[str]:
     if label == "WEAPON" and not alias.endswith("s"):
         return [alias, alias + "s"]
     return [alias]
+
+
+def entity_aliases(gazetteer: Gazetteer) -> dict[str, tuple[str, ...]]:
+    """{entity key: the names the gazetteer lists for it} (text.entity_key of its canonical name
+    and Wikidata id, the key its mentions are stored under): the tag stage merges them into
+    `entities.aliases`, so a look-up by any listed spelling finds the entity even before an
+    article has used that spelling."""
+    return {entity_key(e.name, e.wikidata_id): e.listed for e in gazetteer.entries}
 
 
 def _has_letters(form: str) -> str:
@@ -165,7 +174,9 @@ def load_gazetteer(path: Path) -> Gazetteer:
     pipeline/data/gazetteer.yaml). Raises ConfigError naming the file, entry and field."""
     raw, doc = load(path, GazetteerFile)
     entries = tuple(GazetteerEntry(name=e.name, label=e.label, wikidata_id=e.wikidata, aliases=tuple(e.forms),
-                                   case_sensitive=e.case_sensitive) for e in doc.entities)
+                                   case_sensitive=e.case_sensitive,
+                                   listed=tuple(dict.fromkeys([e.name, *(e.aliases or ())])))
+                    for e in doc.entities)
     index = {name_key(form): entry for entry in entries for form in entry.aliases}
     exact = frozenset(_exact_key(form) for entry in entries if entry.case_sensitive for form in entry.aliases)
     digest = hashlib.sha256(raw).hexdigest()[:8]
@@ -332,6 +343,11 @@ def load_nlp(model: str, gazetteer: Path) -> Language:
     """The spaCy pipeline `model` trimmed to what NER needs, with an entity ruler fed from the
     gazetteer before "ner". Loaded once per process per (model, gazetteer path)."""
     return _load(model, gazetteer)[0]
+
+
+def loaded_gazetteer(model: str, gazetteer: Path) -> Gazetteer:
+    """The gazetteer `load_nlp(model, gazetteer)` tags with (loading both if need be)."""
+    return _load(model, gazetteer)[1]
 
 
 def _load(model: str, gazetteer: Path) -> tuple[Language, Gazetteer]:

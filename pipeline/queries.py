@@ -196,9 +196,14 @@ def resolve_topic(conn: Any, topic: str) -> dict[str, Any]:
 
 
 def resolve_entity(conn: Any, name: str) -> list[dict[str, Any]]:
-    """Entities a user means by `name`: canonical name, else an alias (both ignoring case), else a
-    Wikidata id. Several when one name is several entities ("Georgia" the country, with its
-    Wikidata id, and a person of that name without one)."""
+    """Entities a user means by `name`, ignoring case and accents ("erdogan" = "Erdoğan"):
+    1. a Wikidata id ("Q39259");
+    2. else every entity with that canonical name or alias (the spellings seen in text and the
+       gazetteer's names and aliases): several when one name is several entities ("Georgia" the
+       country and a person of that name), those named so first;
+    3. else, for one word, the one person whose name ends with it ("Assad": "Bashar al-Assad");
+       when several people share that surname, NotFound names them.
+    Lookups use the indexes of migration 0005 (newsroom_entity_names, newsroom_surname_key)."""
     text = " ".join((name or "").split())
     if not text:
         raise UserInputError("entity name is empty")
@@ -207,14 +212,27 @@ def resolve_entity(conn: Any, name: str) -> list[dict[str, Any]]:
         if rows:
             return rows
     rows = _rows(conn, """SELECT id, name, label, wikidata_id FROM entities
-                           WHERE lower(name) = lower(%s) ORDER BY label, id""", (text,))
+                           WHERE newsroom_entity_names(name, aliases) @> ARRAY[newsroom_entity_key(%(t)s, NULL)]
+                           ORDER BY newsroom_entity_key(name, NULL) = newsroom_entity_key(%(t)s, NULL) DESC,
+                                    label, id""", {"t": text})
     if rows:
         return rows
-    rows = _rows(conn, """SELECT id, name, label, wikidata_id FROM entities
-                           WHERE EXISTS (SELECT 1 FROM unnest(aliases) al WHERE lower(al) = lower(%s))
-                           ORDER BY label, id""", (text,))
-    if rows:
-        return rows
+    if " " not in text:
+        rows = _rows(conn, """SELECT e.id, e.name, e.label, e.wikidata_id,
+                                     (SELECT count(DISTINCT article_id) FROM article_entities ae
+                                       WHERE ae.entity_id = e.id) AS articles
+                                FROM entities e
+                               WHERE e.label = 'PERSON' AND newsroom_surname_key(e.name) = newsroom_surname_key(%s)
+                                 AND btrim(e.name) ~ '\\s'
+                               ORDER BY articles DESC, e.name, e.id LIMIT 11""", (text,))
+        if len(rows) == 1:
+            return [{k: v for k, v in rows[0].items() if k != "articles"}]
+        if rows:
+            people = ", ".join(f"{r['name']} ({r['articles']} article{'' if r['articles'] == 1 else 's'})"
+                               for r in rows[:10])
+            more = " and more" if len(rows) > 10 else ""
+            raise NotFound(f"entity {text!r} is ambiguous: the surname of {people}{more}; "
+                           "give the full name or the Wikidata id")
     like = "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"  # the user's text is literal, not a pattern
     near = _rows(conn, """SELECT name FROM entities WHERE name ILIKE %s
                            ORDER BY length(name), name LIMIT 5""", (like,))

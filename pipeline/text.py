@@ -41,7 +41,8 @@ def truncate_utf8(text: str, max_bytes: int) -> str:
 # query use) is generated from the tables below by `sql_fold_function()` and lands as a
 # migration; tests/integration/test_fold.py checks on a corpus of names that Python and the
 # database agree. Changing a table here means a new migration with the new function (and a
-# rewrite of the search column), never an edit of a landed one.
+# rewrite of the search column, and a REINDEX of the entity look-up indexes built on it:
+# entities_names_idx and entities_surname_idx, migration 0005), never an edit of a landed one.
 
 # Letters Unicode decomposition leaves alone (ø, ł, ß, æ, ı ...) and punctuation variants.
 # Sources: the Latin letters of the languages news names come from (Nordic, Polish, Croatian,

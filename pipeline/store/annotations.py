@@ -3,7 +3,7 @@ and each article's topic tags. Every write replaces an article's annotations as 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -13,18 +13,24 @@ from pipeline.store.db import clean
 from pipeline.text import entity_key
 
 
-def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention]) -> dict[str, int]:
-    """Make sure each mention's canonical entity exists; return {key: id}. Aliases accumulate.
+def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention],
+                    known: Mapping[str, Iterable[str]] | None = None) -> dict[str, int]:
+    """Make sure each mention's canonical entity exists; return {key: id}. Aliases accumulate:
+    the mentions' surfaces, and for an entity whose key is in `known` (the gazetteer's entries,
+    nlp.entity_aliases) the names listed there.
 
     Set-based (three statements for any number of entities) and in key order, so concurrent
     taggers take row locks in the same order.
     """
+    known = known or {}
     wanted: dict[str, tuple[str, str, str | None, set[str]]] = {}
     for m in mentions:
         key = entity_key(m.canonical, m.wikidata_id)
-        _, _, _, aliases = wanted.setdefault(key, (clean(m.canonical), m.label, m.wikidata_id, set()))
+        if key not in wanted:
+            wanted[key] = (clean(m.canonical), m.label, m.wikidata_id,
+                           {clean(a) for a in known.get(key, ()) if a != m.canonical})
         if m.surface != m.canonical:
-            aliases.add(clean(m.surface))
+            wanted[key][3].add(clean(m.surface))
     if not wanted:
         return {}
     keys = sorted(wanted)
@@ -63,6 +69,26 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention]) -> di
                 raise RuntimeError(f"entity {k!r} could not be stored")
             ids[k] = row[0]
     return ids
+
+
+def merge_aliases(conn: psycopg.Connection, known: Mapping[str, Iterable[str]]) -> int:
+    """Add to each stored entity keyed in `known` the names listed there that it lacks (its own
+    name aside); entities not stored yet are left for upsert_entities. Returns the entities
+    changed: none once merged, so running it before every tag run costs one statement per
+    entry and no writes. Key order, like upsert_entities, so concurrent taggers do not deadlock."""
+    rows = [(k, sorted({clean(a) for a in known[k]})) for k in sorted(known)]
+    rows = [(k, a) for k, a in rows if a]
+    if not rows:
+        return 0
+    with conn.cursor() as cur:
+        cur.executemany(
+            """UPDATE entities
+                  SET aliases = ARRAY(SELECT DISTINCT x FROM unnest(aliases || %(a)s::text[]) x
+                                       WHERE x <> name ORDER BY 1),
+                      updated_at = now()
+                WHERE key = %(k)s AND NOT (%(a)s::text[] <@ (aliases || name))""",
+            [{"k": k, "a": a} for k, a in rows])
+        return cur.rowcount
 
 
 def replace_mentions(conn: psycopg.Connection, article_id: int, mentions: Sequence[Mention], model_version: str,

@@ -61,7 +61,7 @@ def test_0004_upgrades_a_database_with_data(empty_db_dsn, tmp_path):
                                "label, model_version) VALUES (%s, %s, %s, %s, %s, %s, 'm')", mentions)
 
     with psycopg.connect(empty_db_dsn, autocommit=True) as c:
-        assert store.migrations.migrate(c) == ["0004_fold_and_publication_time.sql"]
+        assert store.migrations.migrate(c)[0] == "0004_fold_and_publication_time.sql"  # and any after it
 
     with psycopg.connect(empty_db_dsn) as c:
         assert c.execute("SELECT id, published_effective FROM articles ORDER BY id").fetchall() == [

@@ -145,7 +145,7 @@ def test_unknown_topic_and_entity_name_what_exists(conn, corpus):
         queries.search(conn, "Idlib", topic="idlib")
     assert "unknown topic 'idlib'" in str(exc.value) and "idlib-conflict" in str(exc.value)
     with pytest.raises(NotFound) as exc:
-        queries.search(conn, "Idlib", entity="Assad")
+        queries.search(conn, "Idlib", entity="Bashar")
     assert "Bashar al-Assad" in str(exc.value)  # a suggestion
     with pytest.raises(NotFound, match="no entities with label 'TANK'"):
         queries.top_entities(conn, label="tank")

@@ -107,16 +107,16 @@ def test_extraction_mentions_and_topics_twice_are_one_set(conn):
     store.articles.save_extraction(conn, aid, Extraction(text=text, title="T", word_count=12, content_hash="h"))
     mentions = [
         Mention(start=0, end=20, surface="Recep Tayyip Erdoğan", label="PERSON", canonical="Recep Tayyip Erdoğan",
-                wikidata_id="Q39723"),
+                wikidata_id="Q39259"),
         Mention(start=48, end=53, surface="S-400", label="WEAPON", canonical="S-400"),
         Mention(start=55, end=62, surface="Erdogan", label="PERSON", canonical="Recep Tayyip Erdoğan",
-                wikidata_id="Q39723"),
+                wikidata_id="Q39259"),
     ]
     assert store.annotations.replace_mentions(conn, aid, mentions, "m1") == 3
     assert store.annotations.replace_mentions(conn, aid, mentions, "m1") == 3
     assert store.db.count_rows(conn, "article_entities") == 3
     assert store.db.count_rows(conn, "entities") == 2
-    aliases = conn.execute("SELECT aliases FROM entities WHERE wikidata_id = 'Q39723'").fetchone()[0]
+    aliases = conn.execute("SELECT aliases FROM entities WHERE wikidata_id = 'Q39259'").fetchone()[0]
     assert aliases == ["Erdogan"]
     ids = store.annotations.upsert_topics(conn, [TopicDef(slug="s400-f35-dispute", name="S-400", rules_version="r1")])
     assert store.annotations.upsert_topics(conn, [TopicDef(slug="s400-f35-dispute", name="S-400", rules_version="r1")]) == ids

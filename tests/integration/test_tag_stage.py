@@ -10,7 +10,7 @@ from dataclasses import replace
 from localsite import rss
 from test_extract_stage import STORY, _page
 
-from pipeline import ingest
+from pipeline import ingest, queries
 
 
 def _ingest(settings, site, feeds_file):
@@ -40,6 +40,19 @@ def test_mentions_point_into_the_stored_body_and_topics_have_evidence(settings, 
         "SELECT t.slug, at.evidence FROM article_topics at JOIN topics t ON t.id = at.topic_id").fetchall())
     assert "s400-f35-dispute" in topics and topics["s400-f35-dispute"]
     assert "idlib-conflict" not in topics
+
+
+def test_the_gazetteers_names_become_entity_aliases(settings, site, feeds_file, conn):
+    # An entity stored by an earlier release, before the gazetteer's names were merged: the run
+    # adds them although no article names Putin; the entities it creates get them at once.
+    conn.execute("INSERT INTO entities (key, name, label, wikidata_id) VALUES ('Q7747', 'Vladimir Putin', 'PERSON', 'Q7747')")
+    conn.commit()
+    _ingest(settings, site, feeds_file)
+    aliases = dict(conn.execute("SELECT wikidata_id, aliases FROM entities WHERE wikidata_id IS NOT NULL").fetchall())
+    assert {"Putin", "Wladimir Putin", "Vladimir V. Putin"} <= set(aliases["Q7747"])
+    assert {"Erdoğan", "Tayyip Erdoğan", "Recep Erdoğan"} <= set(aliases["Q39259"])
+    assert [r["name"] for r in queries.resolve_entity(conn, "Tayyip Erdogan")] == ["Recep Tayyip Erdoğan"]
+    assert [r["name"] for r in queries.resolve_entity(conn, "Wladimir Putin")] == ["Vladimir Putin"]
 
 
 def test_retag_replaces_annotations_without_duplicates(settings, site, feeds_file, conn):

@@ -105,7 +105,7 @@ def test_shipped_gazetteer():
     assert gz.lookup("Maarat al-Numan") is gz.lookup("Ma'arrat al-Nu'man")
     assert gz.lookup("Idlib province").name == "Idlib Governorate" != gz.lookup("Idlib").name
     assert gz.lookup("F-35s").name == "F-35"  # weapons match in the plural
-    ids = {"Recep Tayyip Erdogan": "Q39723", "Vladimir Putin": "Q7747", "Bashar al-Assad": "Q44329",
+    ids = {"Recep Tayyip Erdogan": "Q39259", "Vladimir Putin": "Q7747", "Bashar al-Assad": "Q44329",
            "Donald Trump": "Q22686"}
     for name, qid in ids.items():
         assert gz.lookup(name).wikidata_id == qid
@@ -184,7 +184,7 @@ def test_diacritic_and_transliteration_variants_meet_in_one_entity():
     text = "Erdogan met Erdoğan's aides; Recep Tayyip Erdoğan and Tayyip Erdogan are one man."
     got = normalise(_raw(text, ("Erdogan", "PERSON"), ("Erdoğan's", "PERSON"),
                          ("Recep Tayyip Erdoğan", "PERSON"), ("Tayyip Erdogan", "ORG")), gz)
-    assert {(m.canonical, m.label, m.wikidata_id) for m in got} == {("Recep Tayyip Erdoğan", "PERSON", "Q39723")}
+    assert {(m.canonical, m.label, m.wikidata_id) for m in got} == {("Recep Tayyip Erdoğan", "PERSON", "Q39259")}
     # Without a gazetteer, accent-folding alone joins the spellings, keeping the accented one.
     text = "Ahmet Davutoglu resigned. Ahmet Davutoğlu founded a party. Davutoğlu and Davutoglu."
     got = normalise(_raw(text, ("Ahmet Davutoglu", "PERSON"), ("Ahmet Davutoğlu", "PERSON"),
@@ -305,7 +305,7 @@ def test_leaders_are_normalised_end_to_end(tagged):
     assert by_canonical["Bashar al-Assad"] == {"Bashar al-Assad", "Assad"}
     assert by_canonical["John Mitchell"] == {"John Mitchell", "Mitchell"}  # not in the gazetteer
     ids = {m.canonical: m.wikidata_id for m in mentions}
-    assert ids["Vladimir Putin"] == "Q7747" and ids["Recep Tayyip Erdoğan"] == "Q39723"
+    assert ids["Vladimir Putin"] == "Q7747" and ids["Recep Tayyip Erdoğan"] == "Q39259"
     assert ids["Bashar al-Assad"] == "Q44329" and ids["Mike Pompeo"] is None
     idlib = [m for m in mentions if m.canonical == "Idlib"]
     assert len(idlib) == 3 and {m.label for m in idlib} == {"GPE"}
