@@ -440,7 +440,7 @@ def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool) -> None:
     to now, and each start publishes one new bulletin, so every run has something to do."""
     from pipeline import demo, runner
 
-    settings = ctx.obj if ctx.obj.state_dir.name == config.DEMO_DIR else config.demo_settings(ctx.obj)
+    settings = ctx.obj if config.is_demo(ctx.obj) else config.demo_settings(ctx.obj)
     if reset:
         click.echo(demo.reset(settings))
         store.db.forget_dsn(settings)

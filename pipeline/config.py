@@ -206,5 +206,11 @@ def demo_settings(settings: Settings) -> Settings:
                    allow_private_networks=True, per_host_delay=min(settings.per_host_delay, 0.2))
 
 
+def is_demo(settings: Settings) -> bool:
+    """Whether these are the demo's settings (what demo_settings made, or its state dir passed on
+    to Airflow's tasks)."""
+    return settings.state_dir.name == DEMO_DIR
+
+
 def load() -> Settings:
     return Settings.from_env()

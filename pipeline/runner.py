@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from pipeline import store
-from pipeline.config import Settings, to_env
+from pipeline.config import Settings, is_demo, to_env
 from pipeline.errors import ConfigError, NewsroomError
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,12 @@ def up(settings: Settings, *, port: int = 8080, trigger: bool = True, echo=print
     finally:
         _restore_handlers(previous)
         if settings.embedded:
-            echo("The embedded database keeps running; `newsroom db stop` stops it.")
+            echo(f"The embedded database keeps running; `{_newsroom(settings)} db stop` stops it.")
+
+
+def _newsroom(settings: Settings) -> str:
+    """The command that reaches this installation's database: the demo's has its own."""
+    return "newsroom --demo" if is_demo(settings) else "newsroom"
 
 
 def _set_handlers(handler) -> dict:
@@ -231,7 +236,8 @@ def _foreground(settings: Settings, *, port: int, trigger: bool, echo) -> int:
         echo("")
         echo(f"  Airflow UI:  {base}    user: admin    password: {password}")
         echo(f"  Runs:        {base}/dags/news_ingest")
-        echo(f"  Database:    psql \"$(newsroom db url)\"   ({store.db.redact(store.db.resolve_dsn(settings))})")
+        echo(f"  Database:    psql \"$({_newsroom(settings)} db url)\"   "
+             f"({store.db.redact(store.db.resolve_dsn(settings))})")
         echo("  Stop:        Ctrl-C")
         echo("")
         code = proc.wait()
