@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 
 import click
 
@@ -275,6 +276,10 @@ def ingest_cmd(settings: config.Settings, once: bool, no_progress: bool) -> None
         table.add_row(r.stage, ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()) if v),
                       ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())), f"{r.seconds:.1f}")
     Console().print(table)
+    poll = Counter(next((r.counts for r in results if r.stage == "poll"), {}))
+    note = ingest.polling_note(poll, ingest.poll_schedule(settings) if not poll["polled"] else None)
+    if note:
+        click.echo(f"nothing new: {note}", err=True)
     for c in checks:
         if c.severity != "ok":
             click.echo(f"{c.severity}: {c.name}: {c.message}", err=True)

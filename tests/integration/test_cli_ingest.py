@@ -22,8 +22,10 @@ def test_ingest_twice_then_feeds_status(db_dsn, site, feeds_file, tmp_path, conn
     first = _run(["ingest", "--once", "--no-progress"], env)
     assert first.returncode == 0, first.stderr
     assert "ingest run" in first.stdout and "fetched 1" in first.stdout
+    assert "nothing new" not in first.stderr
     second = _run(["ingest", "--once", "--no-progress"], env)
     assert second.returncode == 0, second.stderr
+    assert "nothing new: no feed was due: the next poll is due in" in second.stderr  # and why
     assert conn.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
     assert conn.execute("SELECT count(*) FROM ingest_runs WHERE status = 'success'").fetchone()[0] == 2
 
