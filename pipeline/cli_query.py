@@ -150,6 +150,29 @@ _ARRIVED_HELP = ("Discovered by Newsroom since then (not published): today, 24h,
                  "the latest ingest run brought in.")
 
 
+def _article_filters(command: Any) -> Any:
+    """The options that narrow a list of articles, the same on every command that lists them."""
+    for option in reversed((
+        click.option("--topic", metavar="SLUG", help="Only articles tagged with this topic."),
+        click.option("--entity", metavar="NAME",
+                     help="Only articles mentioning this entity (name, alias, surname or Wikidata id)."),
+        click.option("--since", metavar="WHEN", help=_SINCE_HELP),
+        click.option("--until", metavar="WHEN", help=_UNTIL_HELP),
+        click.option("--arrived", metavar="WHEN", help=_ARRIVED_HELP),
+    )):
+        command = option(command)
+    return command
+
+
+def _filters_text(topic: str | None, entity: str | None, start: datetime | None, end: datetime | None,
+                  arrived: str | None) -> str:
+    """The filters in force, for a "nothing found" message: " (topic x, since ...)" or ""."""
+    parts = [f"topic {topic}" if topic else "", f"entity {entity}" if entity else "",
+             _period_text(start, end), f"arrived {arrived}" if arrived else ""]
+    extra = ", ".join(p for p in parts if p)
+    return f" ({extra})" if extra else ""
+
+
 def _period_text(start: datetime | None, end: datetime | None) -> str:
     return " ".join(p for p in (_since_text(start) if start else "", f"until {end:%Y-%m-%d %H:%M} UTC" if end else "")
                     if p)
@@ -193,11 +216,7 @@ class _SearchCommand(click.Command):
 
 @click.command("search", cls=_SearchCommand)
 @click.argument("text", nargs=-1, required=True)
-@click.option("--topic", metavar="SLUG", help="Only articles tagged with this topic.")
-@click.option("--entity", metavar="NAME", help="Only articles mentioning this entity (name, alias or Wikidata id).")
-@click.option("--since", metavar="WHEN", help=_SINCE_HELP)
-@click.option("--until", metavar="WHEN", help=_UNTIL_HELP)
-@click.option("--arrived", metavar="WHEN", help=_ARRIVED_HELP)
+@_article_filters
 @click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=20, show_default=True)
 @click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
 @click.pass_obj
@@ -224,10 +243,8 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
         rows = queries.search(conn, text, topic=topic, entity=entity, since=start, until=end, arrived=window,
                               limit=limit)
     if not rows:
-        filters = [f"topic {topic}" if topic else "", f"entity {entity}" if entity else "",
-                   _period_text(start, end), f"arrived {arrived}" if arrived else ""]
-        extra = ", ".join(f for f in filters if f)
-        _empty(fmt, f"no articles match {text!r}" + (f" ({extra})" if extra else ""), _SEARCH_COLUMNS)
+        _empty(fmt, f"no articles match {text!r}" + _filters_text(topic, entity, start, end, arrived),
+               _SEARCH_COLUMNS)
     if fmt == "json":
         _json(rows)
     elif fmt == "csv":
@@ -263,11 +280,7 @@ _ARTICLE_COLUMNS = ["id", "published_at", "discovered_at", "outlet", "title", "u
 
 
 @click.command("articles")
-@click.option("--topic", metavar="SLUG", help="Only articles tagged with this topic.")
-@click.option("--entity", metavar="NAME", help="Only articles mentioning this entity (name, alias or Wikidata id).")
-@click.option("--since", metavar="WHEN", help=_SINCE_HELP)
-@click.option("--until", metavar="WHEN", help=_UNTIL_HELP)
-@click.option("--arrived", metavar="WHEN", help=_ARRIVED_HELP)
+@_article_filters
 @click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=50, show_default=True)
 @click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
 @click.pass_obj
@@ -287,10 +300,7 @@ def articles(settings: config.Settings, topic: str | None, entity: str | None, s
         rows = queries.articles(conn, topic=topic, entity=entity, since=start, until=end, arrived=window,
                                 limit=limit)
     if not rows:
-        filters = [f"topic {topic}" if topic else "", f"entity {entity}" if entity else "",
-                   _period_text(start, end), f"arrived {arrived}" if arrived else ""]
-        extra = ", ".join(f for f in filters if f)
-        _empty(fmt, "no articles" + (f" ({extra})" if extra else ""), _ARTICLE_COLUMNS)
+        _empty(fmt, "no articles" + _filters_text(topic, entity, start, end, arrived), _ARTICLE_COLUMNS)
     if fmt == "json":
         _json(rows)
     elif fmt == "csv":
