@@ -91,8 +91,8 @@ def bucket_starts(since: datetime, until: datetime, bucket: Bucket) -> list[date
 
 
 def bucket_edges(since: datetime, until: datetime, bucket: Bucket) -> list[datetime]:
-    """The buckets' edges clipped to the period: since, the starts after the first, until (one
-    more than bucket_starts). A bucket only partly in the period is drawn only as wide as that part,
-    so a short bar at either end reads as a part-bucket rather than a quiet one."""
-    since, until = _period(since, until)
-    return [since, *bucket_starts(since, until, bucket)[1:], until]
+    """The buckets' edges for drawing them: every start, then the end of the last bucket (one
+    more than bucket_starts). Buckets at either end may reach outside the period; they are drawn
+    whole, so the latest week is as wide as the others rather than a sliver."""
+    starts = bucket_starts(since, until, bucket)
+    return [*starts, next_start(starts[-1], bucket)]

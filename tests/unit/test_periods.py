@@ -123,15 +123,17 @@ def test_bucket_starts_list_every_bucket_of_the_period():
     assert len(eight_years) == 96 and eight_years[-1] == utc(2018, 12, 1)
 
 
-def test_bucket_edges_clip_the_end_buckets_to_the_period():
+def test_bucket_edges_are_the_starts_and_the_end_of_the_last_bucket():
     since, until = utc(2019, 12, 20, 8), utc(2020, 1, 15)
-    assert bucket_edges(since, until, Bucket.WEEK) == [since, utc(2019, 12, 23), utc(2019, 12, 30),
-                                                        utc(2020, 1, 6), utc(2020, 1, 13), until]
-    assert bucket_edges(T0, T0 + timedelta(minutes=1), Bucket.DAY) == [T0, T0 + timedelta(minutes=1)]
+    assert bucket_edges(since, until, Bucket.WEEK) == [utc(2019, 12, 16), utc(2019, 12, 23), utc(2019, 12, 30),
+                                                        utc(2020, 1, 6), utc(2020, 1, 13), utc(2020, 1, 20)]
+    assert bucket_edges(T0, T0 + timedelta(minutes=1), Bucket.DAY) == [utc(2019, 10, 9), utc(2019, 10, 10)]
+    assert bucket_edges(utc(2019, 11, 15), utc(2020, 1, 1), Bucket.MONTH) == [
+        utc(2019, 11, 1), utc(2019, 12, 1), utc(2020, 1, 1)]
     for bucket in Bucket:
         edges = bucket_edges(since, until, bucket)
-        assert len(edges) == len(bucket_starts(since, until, bucket)) + 1
-        assert edges == sorted(set(edges))
+        assert edges[:-1] == bucket_starts(since, until, bucket)
+        assert edges[0] <= since and edges[-1] >= until and edges == sorted(set(edges))
 
 
 def test_bucket_values_are_postgres_date_trunc_units():
