@@ -15,7 +15,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import click
 
 from pipeline import config, queries, store
 from pipeline.cli_support import EXIT_NOT_FOUND, fail, friendly
+from pipeline.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -306,22 +307,41 @@ def article(settings: config.Settings, article_id: int, fmt: str) -> None:
 
 # --- report ---------------------------------------------------------------------------------
 
+REPORT_DAYS = 30  # the report's period when --since is not given: the 30 days before --until
+
+
+def _until(value: str) -> datetime:
+    """--until as parse_since reads --since, its errors naming --until."""
+    try:
+        return queries.parse_since(value)
+    except UserInputError as exc:
+        raise UserInputError(str(exc).replace("--since", "--until", 1)) from None
+
+
 @click.command("report")
-@click.option("--since", default="30d", show_default=True, metavar="WHEN",
-              help="Period start: 24h, 7d, 2w, or a date like 2019-10-01.")
+@click.option("--since", default=None, metavar="WHEN",
+              help="Period start: 24h, 7d, 2w (back from now), or a date like 2019-10-01. "
+                   f"Default: {REPORT_DAYS} days before --until.")
+@click.option("--until", default=None, metavar="WHEN",
+              help="Period end (excluded), in the same forms as --since. Default: now.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory to write index.html and the PNG charts to (created if missing).")
 @click.pass_obj
 @friendly
-def report(settings: config.Settings, since: str, out_dir: Path) -> None:
-    """An HTML report with charts: topic volume over time, top entities per topic, feed health."""
+def report(settings: config.Settings, since: str | None, until: str | None, out_dir: Path) -> None:
+    """An HTML report with charts: topic volume over time (per day, week or month as the period
+    grows), top entities per topic, feed health."""
     from pipeline.report import build_report
 
-    start = queries.parse_since(since)
+    end = _until(until) if until is not None else datetime.now(UTC)
+    start = queries.parse_since(since) if since is not None else end - timedelta(days=REPORT_DAYS)
+    if start >= end:
+        raise UserInputError(f"--since {since!r} ({start.astimezone(UTC):%Y-%m-%d %H:%M} UTC) must be before "
+                             f"--until {until!r} ({end.astimezone(UTC):%Y-%m-%d %H:%M} UTC)")
     with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
         try:
-            index = build_report(conn, start, out_dir)
+            index = build_report(conn, start, out_dir, until=end)
         except OSError as exc:  # an unwritable --out is the user's to fix, not a crash
             fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}", 2)
     click.echo(str(index))
