@@ -15,7 +15,7 @@ import itertools
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,6 +28,7 @@ from pipeline.cli_support import empty_result as _empty
 from pipeline.cli_support import fail, friendly
 from pipeline.cli_support import print_csv as _csv
 from pipeline.cli_support import print_json as _json
+from pipeline.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -499,22 +500,33 @@ def article(settings: config.Settings, article_id: int, fmt: str, full: bool) ->
 
 # --- report ---------------------------------------------------------------------------------
 
+REPORT_DAYS = 30  # the report's period when --since is not given: the 30 days before --until
+
+
 @click.command("report")
-@click.option("--since", default="30d", show_default=True, metavar="WHEN",
-              help="Period start: 24h, 7d, 2w, or a date like 2019-10-01.")
+@click.option("--since", default=None, metavar="WHEN",
+              help="Period start: 24h, 7d, 2w (back from now), or a date like 2019-10-01. "
+                   f"Default: {REPORT_DAYS} days before --until.")
+@click.option("--until", default=None, metavar="WHEN",
+              help="Period end (excluded), in the same forms as --since. Default: now.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory to write index.html and the PNG charts to (created if missing).")
 @click.pass_obj
 @friendly
-def report(settings: config.Settings, since: str, out_dir: Path) -> None:
-    """An HTML report with charts: topic volume over time, top entities per topic, feed health."""
+def report(settings: config.Settings, since: str | None, until: str | None, out_dir: Path) -> None:
+    """An HTML report with charts: topic volume over time (per day, week or month as the period
+    grows), top entities per topic, feed health."""
     from pipeline.report import build_report
 
-    start = queries.parse_since(since)
+    end = _until(until) or queries.current_time()
+    start = queries.parse_since(since) if since is not None else end - timedelta(days=REPORT_DAYS)
+    if start >= end:
+        raise UserInputError(f"--since {since!r} ({start.astimezone(UTC):%Y-%m-%d %H:%M} UTC) must be before "
+                             f"--until {until!r} ({end.astimezone(UTC):%Y-%m-%d %H:%M} UTC)")
     with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
         try:
-            index = build_report(conn, start, out_dir)
+            index = build_report(conn, start, out_dir, until=end)
         except OSError as exc:  # an unwritable --out is the user's to fix, not a crash
             fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}", 2)
     click.echo(str(index))

@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pipeline.errors import NotFound, UserInputError
+from pipeline.periods import Bucket
 
 log = logging.getLogger(__name__)
 
@@ -430,13 +431,16 @@ def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None) 
 
 
 def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
-                   topic: str | None = None) -> list[dict[str, Any]]:
-    """Tagged articles per topic per UTC day in [since, until): day, slug, name, articles,
-    originals. Days without articles are left out."""
+                   topic: str | None = None, bucket: Bucket = Bucket.DAY) -> list[dict[str, Any]]:
+    """Tagged articles per topic per UTC day, ISO week or month (`bucket`; periods.choose_bucket
+    picks one for a period) in [since, until): bucket (its start, midnight UTC, as
+    periods.bucket_start gives it), slug, name, articles, originals. Empty buckets are left out.
+
+    The window is a range on articles_when_idx; the buckets are date_trunc in UTC."""
     start, end = _window(since, until)
     topic_id = resolve_topic(conn, topic)["id"] if topic else None
-    return _rows(conn, """
-        SELECT (a.published_effective AT TIME ZONE 'UTC')::date AS day,
+    rows = _rows(conn, """
+        SELECT date_trunc(%(unit)s, a.published_effective, 'UTC') AS bucket,
                t.slug, t.name, count(*) AS articles,
                count(*) FILTER (WHERE a.is_original IS NOT FALSE) AS originals
           FROM articles a
@@ -446,7 +450,10 @@ def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
            AND a.published_effective < %(until)s
            AND (%(topic)s::bigint IS NULL OR at.topic_id = %(topic)s::bigint)
          GROUP BY 1, t.id, t.slug, t.name
-         ORDER BY 1, t.slug""", {"since": start, "until": end, "topic": topic_id})
+         ORDER BY 1, t.slug""", {"since": start, "until": end, "topic": topic_id, "unit": Bucket(bucket).value})
+    for r in rows:  # psycopg gives them in the session's TimeZone; shown in UTC, as periods gives them
+        r["bucket"] = r["bucket"].astimezone(UTC)
+    return rows
 
 
 # --- entities -------------------------------------------------------------------------------

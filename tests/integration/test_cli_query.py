@@ -382,6 +382,40 @@ def test_report_needs_out_and_a_writable_place(run, corpus, tmp_path):
     _one_line_error(run("report", "--out", str(blocker / "sub")), 2, "cannot write the report")
 
 
+def test_report_over_years_counts_per_month_and_until_ends_the_period(run, corpus, tmp_path):
+    years = run("report", "--since", "2920d", "--out", str(tmp_path / "years"))
+    assert years.exit_code == 0, years.stderr
+    page = (tmp_path / "years" / "index.html").read_text(encoding="utf-8")
+    assert "One bar per month (UTC)" in page and "S-400 and F-35 dispute" in page
+
+    old = run("report", "--since", "2011-01-01", "--until", "2019-01-01", "--out", str(tmp_path / "old"))
+    assert old.exit_code == 0, old.stderr
+    page = (tmp_path / "old" / "index.html").read_text(encoding="utf-8")
+    assert "2011-01-01 00:00 to 2019-01-01 00:00 UTC" in page and "No tagged articles in this period" in page
+    assert all(_is_png(tmp_path / "old" / p) for p in ("topic_volume.png", "top_entities.png", "feed_health.png"))
+
+    # --until alone: the 30 days before it; durations count back from now, as --since's do
+    alone = run("report", "--until", "2019-01-01", "--out", str(tmp_path / "alone"))
+    assert alone.exit_code == 0, alone.stderr
+    assert "2018-12-02 00:00 to 2019-01-01 00:00 UTC" in (tmp_path / "alone" / "index.html").read_text(encoding="utf-8")
+    weeks = run("report", "--since", "14d", "--until", "7d", "--out", str(tmp_path / "weeks"))
+    assert weeks.exit_code == 0, weeks.stderr
+    assert "One bar per day (UTC)" in (tmp_path / "weeks" / "index.html").read_text(encoding="utf-8")
+
+
+def test_report_until_errors_are_one_line(run, tmp_path):
+    out = str(tmp_path / "r")
+    _one_line_error(run("report", "--since", "2019-02-01", "--until", "2019-01-01", "--out", out), 2,
+                    "--since '2019-02-01'", "must be before --until '2019-01-01'")
+    _one_line_error(run("report", "--since", "2019-01-01", "--until", "2019-01-01", "--out", out), 2,
+                    "must be before --until")
+    _one_line_error(run("report", "--since", "7d", "--until", "30d", "--out", out), 2, "must be before --until")
+    _one_line_error(run("report", "--until", "next tuesday", "--out", out), 2, "--until 'next tuesday' is not a")
+    _one_line_error(run("report", "--until", "2999-01-01", "--out", out), 2, "--until '2999-01-01' is in the future")
+    _one_line_error(run("report", "--since", "soon", "--out", out), 2, "--since 'soon' is not a")
+    assert not (tmp_path / "r").exists()
+
+
 # --- as a real process ----------------------------------------------------------------------
 
 def test_real_process_errors_are_one_line(db_dsn, tmp_path, corpus):

@@ -3,13 +3,15 @@ bad input and unknown names."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from test_views import build_corpus
 
 from pipeline import queries
 from pipeline.errors import ConfigError, NotFound, UserInputError
+from pipeline.periods import Bucket, bucket_start
 
 
 @pytest.fixture
@@ -180,10 +182,37 @@ def test_topic_volumes_window_and_bad_periods(conn, corpus):
         queries.topic_volumes(conn, corpus.now + timedelta(days=1))
 
 
-def test_topic_timeline_is_per_utc_day(conn, corpus):
+def test_topic_timeline_is_per_utc_day_by_default(conn, corpus):
     rows = queries.topic_timeline(conn, corpus.now - timedelta(days=30), topic="syria-war")
-    assert [(r["day"], r["articles"]) for r in rows] == sorted(
-        [(corpus.published["a4"].astimezone(UTC).date(), 1), (corpus.published["a2"].astimezone(UTC).date(), 1)])
+    assert [(r["bucket"], r["articles"]) for r in rows] == sorted(
+        [(bucket_start(corpus.published["a4"], Bucket.DAY), 1), (bucket_start(corpus.published["a2"], Bucket.DAY), 1)])
+    assert all(r["bucket"].tzinfo is UTC and r["bucket"].time() == time() for r in rows)
+
+
+@pytest.mark.parametrize("bucket", list(Bucket))
+def test_topic_timeline_by_week_and_month_counts_each_bucket_once(conn, corpus, bucket):
+    since = corpus.now - timedelta(days=60)
+    rows = queries.topic_timeline(conn, since, bucket=bucket)
+    tagged = conn.execute("""SELECT t.slug, a.published_effective FROM articles a
+                               JOIN article_topics at ON at.article_id = a.id JOIN topics t ON t.id = at.topic_id
+                              WHERE a.published_effective >= %s""", (since,)).fetchall()
+    expected = Counter((bucket_start(when, bucket), slug) for slug, when in tagged)
+    assert {(r["bucket"], r["slug"]): r["articles"] for r in rows} == expected
+    assert [(r["bucket"], r["slug"]) for r in rows] == sorted(expected)  # by bucket, then topic
+    assert queries.topic_timeline(conn, since, bucket=bucket.value) == rows  # its name will do too
+
+
+def test_sql_buckets_are_the_ones_periods_computes(conn):
+    # date_trunc(unit, ts, 'UTC') as topic_timeline groups, in a session far from UTC, against
+    # periods.bucket_start: every 7 hours over two years (Monday midnights, month and year ends).
+    conn.execute("SET TimeZone = 'Asia/Kolkata'")
+    for bucket in Bucket:
+        got = conn.execute("""SELECT ts, date_trunc(%s, ts, 'UTC')
+                                FROM generate_series(timestamptz '2019-12-01 00:00+00',
+                                                     timestamptz '2021-12-31 00:00+00', interval '7 hours') ts""",
+                           (bucket.value,)).fetchall()
+        assert len(got) > 2000
+        assert [(ts, start) for ts, start in got if start != bucket_start(ts, bucket)] == []
 
 
 # --- entities -------------------------------------------------------------------------------

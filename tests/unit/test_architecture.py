@@ -3,6 +3,7 @@ code imports nothing the table does not allow (nor third-party packages where th
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,7 @@ def test_third_party_packages_stay_at_their_edge(package, only):
 def test_domain_and_foundation_do_no_io():
     io = {"fetch", "store", "embedded", "runner", "demo"}
     for module in ("states", "errors", "records", "text", "urls", "config", "config_files", "quality",
-                   "feeds", "extract", "nlp", "topics", "dedup"):
+                   "periods", "feeds", "extract", "nlp", "topics", "dedup"):
         mods, _ = _imports(_modules()[module])
         assert not {m.split(".")[0] for m in mods} & io, module
 
@@ -95,3 +96,9 @@ def test_dag_files_reach_pipeline_only_through_tasks():
         assert mods <= {"tasks"}, f"{path.name} imports {sorted(mods)}"
         assert packages <= {"__future__", "pendulum", "airflow", "os", "logging", "pipeline"}, \
             f"{path.name} imports {sorted(packages)}"
+
+
+def test_periods_is_standard_library_only():
+    # Its rule is shared by the report and, later, the Airflow UI pages: no matplotlib, no database.
+    _, packages = _imports(_modules()["periods"])
+    assert packages <= set(sys.stdlib_module_names) | {"__future__"}, sorted(packages)
