@@ -184,7 +184,13 @@ def test_hostile_corpus_two_cycles(settings, hostile_site, tmp_path, subtests):
         assert not [h.path for h in hostile_site.hits("a") if h.path.startswith("/private/")]
 
     with subtests.test(msg="the second cycle duplicates nothing and ends the same way"):
-        assert cycles[1].articles_after == cycles[0].articles_after
+        # A feed whose poll timed out in cycle 1 (a loaded machine, 1 s timeouts) brings its
+        # articles in cycle 2; otherwise cycle 2 finds nothing new.
+        poll_1 = next(r for r in cycles[0].results if r.stage == "poll")
+        if poll_1.errors.get("timeout"):
+            assert cycles[1].articles_after >= cycles[0].articles_after
+        else:
+            assert cycles[1].articles_after == cycles[0].articles_after
         dup = _rows(dsn, "SELECT url, count(*) FROM articles GROUP BY url HAVING count(*) > 1")
         assert not dup
         assert (type(cycles[0].error), cycles[0].run_status) == (type(cycles[1].error), cycles[1].run_status)
