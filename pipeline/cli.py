@@ -32,7 +32,7 @@ def _setup_logging(level: str) -> None:
     root.setLevel(level)
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 @click.option("--demo", is_flag=True,
               help="Use the demo's own database and feeds (what `newsroom demo` wrote), not yours.")
@@ -445,13 +445,15 @@ def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool) -> None:
     to now, and each start publishes one new bulletin, so every run has something to do."""
     from pipeline import demo, runner
 
-    settings = ctx.obj if config.is_demo(ctx.obj) else config.demo_settings(ctx.obj)
+    # `newsroom --demo demo` has the demo's settings already; otherwise they are made here, always
+    # (never inferred from a state directory's name: the demo writes its own feed list).
+    settings = ctx.obj if ctx.find_root().params.get("demo") else config.demo_settings(ctx.obj)
     if reset:
         click.echo(demo.reset(settings))
         store.db.forget_dsn(settings)
     site = demo.DemoSite(port=port).start()
     try:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        demo.prepare_state(settings)
         settings.feeds_file.write_text(demo.feeds_yaml(site.base))
         click.echo(f"demo site: {site.base}/  (state: {settings.state_dir.resolve()})")
         _migrate_quietly(settings)

@@ -36,11 +36,12 @@ log = logging.getLogger(__name__)
 # --- output (--format's helpers are in cli_support, shared with cli) --------------------------
 
 def _when(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M}" if value else ""
+    # In UTC, like every filter (the server's or the session's time zone may be any other).
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M}" if value else ""
 
 
 def _day(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d}" if value else ""
+    return f"{value.astimezone(UTC):%Y-%m-%d}" if value else ""
 
 
 def _clip(value: str | None, width: int) -> str:
@@ -141,12 +142,12 @@ def _since(value: str | None) -> datetime | None:
 
 
 def _until(value: str | None) -> datetime | None:
-    return queries.parse_when(value, option="--until") if value else None
+    return queries.parse_when(value, option="--until", future=True) if value else None
 
 
 # The same spelling and meaning on every command that has them.
 _SINCE_HELP = "Published since: 24h, 7d, 2w, today, or a date like 2019-10-01."
-_UNTIL_HELP = "Published before: same forms as --since (7d = until a week ago)."
+_UNTIL_HELP = "Published before: same forms as --since (7d = until a week ago; a date may be ahead)."
 _ARRIVED_HELP = ("Discovered by Newsroom since then (not published): today, 24h, a date, or last-run for what "
                  "the latest ingest run brought in.")
 
@@ -277,7 +278,7 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
 
 # --- articles -------------------------------------------------------------------------------
 
-_ARTICLE_COLUMNS = ["id", "published_at", "discovered_at", "outlet", "title", "url", "status", "topics"]
+_LISTING_COLUMNS = ["id", "published_at", "discovered_at", "outlet", "title", "url", "status", "topics"]
 
 
 @click.command("articles")
@@ -301,11 +302,11 @@ def articles(settings: config.Settings, topic: str | None, entity: str | None, s
         rows = queries.articles(conn, topic=topic, entity=entity, since=start, until=end, arrived=window,
                                 limit=limit)
     if not rows:
-        _empty(fmt, "no articles" + _filters_text(topic, entity, start, end, arrived), _ARTICLE_COLUMNS)
+        _empty(fmt, "no articles" + _filters_text(topic, entity, start, end, arrived), _LISTING_COLUMNS)
     if fmt == "json":
         _json(rows)
     elif fmt == "csv":
-        _csv(rows, _ARTICLE_COLUMNS)
+        _csv(rows, _LISTING_COLUMNS)
     else:
         console = _console()
         when, label = ("discovered_at", "arrived") if arrived else ("published_at", "published")

@@ -89,8 +89,9 @@ def print_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
 
 # An HTML tag (<b>, </b>, <script src=...>, <br/>), not a bare "<" as in "a < b".
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
-# Control characters that are not whitespace (NUL, escape, DEL, C1); whitespace is collapsed.
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+# Control characters that are not whitespace (NUL, escape, DEL, C1) and bidirectional overrides, as
+# in UNPRINTABLE; whitespace is collapsed instead.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def csv_cell(value: Any) -> Any:

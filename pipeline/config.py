@@ -206,10 +206,14 @@ def demo_settings(settings: Settings) -> Settings:
                    allow_private_networks=True, per_host_delay=min(settings.per_host_delay, 0.2))
 
 
+# Written into the demo's state directory when the demo creates it: only a directory holding it
+# is ever treated (or deleted, by `demo --reset`) as the demo's, whatever it is called.
+DEMO_MARKER = ".newsroom-demo"
+
+
 def is_demo(settings: Settings) -> bool:
-    """Whether these are the demo's settings (what demo_settings made, or its state dir passed on
-    to Airflow's tasks)."""
-    return settings.state_dir.name == DEMO_DIR
+    """Whether these settings run on the demo's state (made by demo_settings and marked by the demo)."""
+    return settings.state_dir.name == DEMO_DIR and (settings.state_dir / DEMO_MARKER).is_file()
 
 
 def load() -> Settings:

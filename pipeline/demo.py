@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from pipeline import embedded
-from pipeline.config import DEMO_DIR, PACKAGE_DATA, Settings
+from pipeline.config import DEMO_DIR, DEMO_MARKER, PACKAGE_DATA, Settings
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +149,21 @@ class DemoSite:
         self.server.server_close()
 
 
+def prepare_state(settings: Settings) -> None:
+    """Create the demo's state directory, marked as the demo's (see config.DEMO_MARKER)."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    (settings.state_dir / DEMO_MARKER).write_text("The state of `newsroom demo`; `newsroom demo --reset` deletes it.\n")
+
+
 def reset(settings: Settings) -> str:
-    """Stop the demo's database and delete its state directory (only ever a `demo` directory)."""
+    """Stop the demo's database and delete its state directory: only a directory the demo made
+    (named `demo`, holding its marker file), never one that merely has the name."""
     state = settings.state_dir.resolve()
-    if state.name != DEMO_DIR or not settings.embedded:
-        raise ValueError(f"refusing to reset {state}: not the demo's state directory")
-    embedded.stop(settings.pgdata)
     if not state.exists():
         return f"nothing to reset: {state} does not exist"
+    if state.name != DEMO_DIR or not settings.embedded or not (state / DEMO_MARKER).is_file():
+        raise ValueError(f"refusing to reset {state}: not a state directory `newsroom demo` made "
+                         f"(it has no {DEMO_MARKER} file)")
+    embedded.stop(settings.pgdata)
     shutil.rmtree(state)
     return f"removed the demo's state: {state}"

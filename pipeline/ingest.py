@@ -400,7 +400,14 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                                    limit=limit, batch_size=batch_size, ids=ids)
         for claim, claimed in batches:
             if version is None:
-                version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
+                try:
+                    version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
+                except BaseException:
+                    # The machinery failed, not these articles: give them back with their attempt
+                    # uncounted, so a missing model never ends good articles `failed`.
+                    store.queue.release(conn, claim.token, [a.id for a in claimed])
+                    conn.commit()
+                    raise
 
             def failed(article_id: int, error: str, *, transient: bool, error_class: ErrorClass,
                        token: str = claim.token) -> None:

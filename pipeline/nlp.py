@@ -345,11 +345,6 @@ def load_nlp(model: str, gazetteer: Path) -> Language:
     return _load(model, gazetteer)[0]
 
 
-def loaded_gazetteer(model: str, gazetteer: Path) -> Gazetteer:
-    """The gazetteer `load_nlp(model, gazetteer)` tags with (loading both if need be)."""
-    return _load(model, gazetteer)[1]
-
-
 def _load(model: str, gazetteer: Path) -> tuple[Language, Gazetteer]:
     key = (model, str(Path(gazetteer).expanduser().resolve()))
     with _cache_lock:

@@ -59,13 +59,15 @@ def current_time() -> datetime:
     return datetime.now(UTC)
 
 
-def parse_when(value: str | datetime | date, *, option: str = "--since", now: datetime | None = None) -> datetime:
+def parse_when(value: str | datetime | date, *, option: str = "--since", now: datetime | None = None,
+               future: bool = False) -> datetime:
     """A point in time given on the command line, as a timezone-aware datetime.
 
     Accepts a duration back from now ("90m", "24h", "7d", "2w"), "today" or "yesterday"
     (midnight UTC), an ISO date ("2019-10-01", midnight UTC) or an ISO datetime
     ("2019-10-01T12:00", UTC unless it carries an offset). Anything else, or a time in the
-    future, raises UserInputError naming `option`.
+    future (unless `future`: the end of a period may be ahead, "until the end of the month"),
+    raises UserInputError naming `option`.
     """
     now = now or current_time()
     if isinstance(value, datetime):
@@ -96,7 +98,7 @@ def parse_when(value: str | datetime | date, *, option: str = "--since", now: da
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    if parsed > now:
+    if parsed > now and not future:
         raise UserInputError(f"{option} {text!r} is in the future")
     return parsed
 

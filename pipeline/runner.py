@@ -58,7 +58,8 @@ def airflow_env(settings: Settings, *, port: int = 8080) -> dict[str, str]:
         # `airflow standalone` starts its parts as `airflow ...` subprocesses.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    if not os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+    # Yours, if you set one; the demo's Airflow always keeps its metadata beside the demo's data.
+    if is_demo(settings) or not os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
         url = metadata_url(settings)
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url
         # Airflow would derive an asyncpg URL (not installed); psycopg 3 does async too.

@@ -7,10 +7,11 @@
 --    tag stage ran with the corrected gazetteer first), the two rows merge into that one: mentions
 --    re-pointed (article_entities' key is the span, (article_id, start_char, end_char), so re-pointing
 --    never collides), names and aliases pooled, the wrong row deleted. Nothing to do: no change.
+--    Only a row that is the person named (a custom gazetteer may use Q39723 for what it is).
 CREATE TEMP TABLE wikidata_fix ON COMMIT DROP AS
 SELECT o.id AS old_id, n.id AS new_id, f.new_qid
-  FROM (VALUES ('Q39723', 'Q39259')) AS f (old_qid, new_qid)
-  JOIN entities o ON o.wikidata_id = f.old_qid
+  FROM (VALUES ('Q39723', 'Q39259', 'name:recep tayyip erdogan')) AS f (old_qid, new_qid, name_key)
+  JOIN entities o ON o.wikidata_id = f.old_qid AND newsroom_entity_key(o.name, NULL) = f.name_key
   LEFT JOIN entities n ON n.wikidata_id = f.new_qid;
 
 UPDATE entities e SET aliases = ARRAY(SELECT DISTINCT x FROM unnest(e.aliases || o.aliases || o.name) x

@@ -202,6 +202,7 @@ def test_csv_cell_rules():
     from pipeline.cli_support import csv_cell as _cell
 
     assert _cell("a\x00b\x85c\u2029d\x9be") == "ab c de"
+    assert _cell("evil\u202etxt.exe\u2066") == "eviltxt.exe"  # bidi overrides, as in the terminal
     assert _cell("<<b>script>alert(1)<</b>/script>") == "alert(1)"
     assert _cell("1 < 2 and 3 > 2; <b>x</b>") == "1 < 2 and 3 > 2; x"
     assert _cell(["a\nb", None, 3]) == "a b; ; 3" and _cell(True) == "true" and _cell(None) == ""
@@ -411,7 +412,7 @@ def test_report_until_errors_are_one_line(run, tmp_path):
                     "must be before --until")
     _one_line_error(run("report", "--since", "7d", "--until", "30d", "--out", out), 2, "must be before --until")
     _one_line_error(run("report", "--until", "next tuesday", "--out", out), 2, "--until 'next tuesday' is not a")
-    _one_line_error(run("report", "--until", "2999-01-01", "--out", out), 2, "--until '2999-01-01' is in the future")
+    _one_line_error(run("report", "--since", "2999-01-01", "--out", out), 2, "--since '2999-01-01' is in the future")
     _one_line_error(run("report", "--since", "soon", "--out", out), 2, "--since 'soon' is not a")
     assert not (tmp_path / "r").exists()
 

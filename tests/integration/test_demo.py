@@ -33,8 +33,40 @@ def test_demo_settings_are_apart_from_yours(tmp_path):
     d = config.demo_settings(mine)
     assert d.embedded and d.state_dir == tmp_path / "demo" and d.pgdata == (tmp_path / "demo" / "pg").resolve()
     assert d.feeds_file == tmp_path / "demo" / "feeds.yaml" and d.allow_private_networks
-    with pytest.raises(ValueError, match="not the demo's state directory"):
+    with pytest.raises(ValueError, match="not a state directory `newsroom demo` made"):
         demo.reset(mine)
+    # A directory merely named `demo` is not the demo's: never reset, never taken for its settings.
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "my-feeds.yaml").write_text("feeds: []\n")
+    named = config.Settings(state_dir=tmp_path / "demo")
+    assert not config.is_demo(named)
+    with pytest.raises(ValueError, match="has no .newsroom-demo file"):
+        demo.reset(named)
+    assert (tmp_path / "demo" / "my-feeds.yaml").exists()
+    demo.prepare_state(d)
+    assert config.is_demo(d) and demo.reset(d).startswith("removed the demo's state")
+    assert not (tmp_path / "demo").exists()
+
+
+def test_a_state_dir_named_demo_is_not_taken_for_the_demos(short_state, db_dsn, tmp_path):
+    # NEWSROOM_STATE_DIR=.../demo with your own feed list: `newsroom demo` makes its state under it,
+    # and leaves your feed list and your database alone.
+    mine = short_state / "demo"
+    mine.mkdir()
+    feeds = mine / "my-feeds.yaml"
+    feeds.write_text("feeds:\n  - url: https://example.org/rss\n    name: mine\n")
+    env = {"NEWSROOM_STATE_DIR": str(mine), "NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_FEEDS": str(feeds),
+           "NEWSROOM_LOG_LEVEL": "WARNING"}
+    result = CliRunner().invoke(main, ["demo", "--reset", "--once", "--port", "0"], env=env,
+                                catch_exceptions=False)
+    try:
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+        assert "nothing to reset" in result.stdout and (mine / "demo" / "pg").is_dir()
+        assert feeds.read_text().startswith("feeds:\n  - url: https://example.org/rss")
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            embedded.stop(mine / "demo" / "pg")
 
 
 def test_demo_runs_on_its_own_database_and_resets(short_state, db_dsn):

@@ -112,3 +112,12 @@ def test_an_empty_database_migrates(old_db):
     _migrate(old_db)
     with psycopg.connect(old_db) as c:
         assert c.execute("SELECT count(*) FROM entities").fetchone()[0] == 0
+
+
+def test_only_the_person_named_is_moved_not_another_use_of_the_old_id(old_db):
+    # A custom gazetteer may use Q39723 for what it really is: that row is left alone.
+    with psycopg.connect(old_db) as c:
+        other = _entity(c, OLD, "Something Else", "ORG", OLD)
+    _migrate(old_db)
+    with psycopg.connect(old_db) as c:
+        assert c.execute("SELECT id, key, wikidata_id FROM entities").fetchall() == [(other, OLD, OLD)]

