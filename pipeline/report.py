@@ -50,9 +50,8 @@ def build_report(conn: Any, since: datetime, out_dir: Path, *, until: datetime |
 
     volumes = queries.topic_volumes(conn, since, until=until)
     timeline = queries.topic_timeline(conn, since, until=until, bucket=bucket)
-    per_topic = {t["slug"]: queries.top_entities(conn, topic=t["slug"], since=since, until=until,
-                                                 limit=entities_per_topic)
-                 for t in volumes if t["articles"]}
+    by_topic = queries.top_entities_by_topic(conn, since, until=until, limit=entities_per_topic)
+    per_topic = {t["slug"]: by_topic.get(t["slug"], []) for t in volumes if t["articles"]}
     overall = queries.top_entities(conn, since=since, until=until, limit=15)
     feeds = queries.feed_health(conn)
     names = {t["slug"]: t["name"] for t in volumes}
