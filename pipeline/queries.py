@@ -498,37 +498,43 @@ def top_entities(conn: Any, *, topic: str | None = None, label: str | None = Non
          LIMIT %(limit)s""", topic=params["topic"] is not None), params)
 
 
-def top_entities_by_topic(conn: Any, since: datetime, *, until: datetime | None = None,
-                          limit: int = 8) -> dict[str, list[dict[str, Any]]]:
-    """Every topic's top entities in [since, until) in one query: {slug: rows}, rows as
-    top_entities(topic=slug, ...) gives them (entity_id, name, label, wikidata_id, articles,
-    mentions; by articles, then mentions, then name). Topics with no mentions in the window are
-    left out."""
+def top_entities_by_topic(conn: Any, since: datetime, *, until: datetime | None = None, limit: int = 8,
+                          overall: int | None = None) -> dict[str | None, list[dict[str, Any]]]:
+    """Every topic's top entities in [since, until) in one query: {slug: rows}, each topic's rows
+    as top_entities(topic=slug, since=since, until=until, limit=limit) gives them (entity_id,
+    name, label, wikidata_id, articles, mentions; by articles, then mentions, then name). Topics
+    with no mentions in the window are left out. With `overall`, the key None holds the top
+    `overall` entities of all the window's articles, as top_entities(since=, until=, limit=overall)."""
     start, end = _window(since, until)
-    params = {"limit": _limit(limit), "since": start, "until": end}
-    # Mentions are counted per (article, entity) once for the window, then joined to the
-    # articles' topics and ranked per topic: one pass instead of a query per topic.
+    params = {"limit": _limit(limit), "overall": _limit(overall) if overall is not None else 0,
+              "since": start, "until": end}
+    # Mentions are counted per (article, entity) once for the window (a hash aggregate over the
+    # window's mention rows), then per topic and overall from that one set, and ranked: one pass
+    # instead of a query per topic and one more for the overall top.
     rows = _rows(conn, """
-        WITH per_article AS (
+        WITH per_article AS MATERIALIZED (
             SELECT ae.article_id, ae.entity_id, count(*) AS mentions
               FROM articles a JOIN article_entities ae ON ae.article_id = a.id
              WHERE a.published_effective >= %(since)s::timestamptz
                AND a.published_effective < %(until)s::timestamptz
              GROUP BY ae.article_id, ae.entity_id),
-        per_topic AS (
+        counted AS (
             SELECT at.topic_id, pa.entity_id, count(*) AS articles, sum(pa.mentions)::bigint AS mentions
               FROM per_article pa JOIN article_topics at ON at.article_id = pa.article_id
-             GROUP BY at.topic_id, pa.entity_id),
+             GROUP BY at.topic_id, pa.entity_id
+            UNION ALL
+            SELECT NULL, entity_id, count(*), sum(mentions)::bigint
+              FROM per_article WHERE %(overall)s > 0 GROUP BY entity_id),
         ranked AS (
-            SELECT pt.*, e.name, e.label, e.wikidata_id,
-                   row_number() OVER (PARTITION BY pt.topic_id
-                                      ORDER BY pt.articles DESC, pt.mentions DESC, e.name, e.id) AS rank
-              FROM per_topic pt JOIN entities e ON e.id = pt.entity_id)
+            SELECT c.*, e.name, e.label, e.wikidata_id,
+                   row_number() OVER (PARTITION BY c.topic_id
+                                      ORDER BY c.articles DESC, c.mentions DESC, e.name, e.id) AS rank
+              FROM counted c JOIN entities e ON e.id = c.entity_id)
         SELECT t.slug, r.entity_id, r.name, r.label, r.wikidata_id, r.articles, r.mentions
-          FROM ranked r JOIN topics t ON t.id = r.topic_id
-         WHERE r.rank <= %(limit)s
-         ORDER BY t.slug, r.rank""", params)
-    out: dict[str, list[dict[str, Any]]] = {}
+          FROM ranked r LEFT JOIN topics t ON t.id = r.topic_id
+         WHERE r.rank <= CASE WHEN r.topic_id IS NULL THEN %(overall)s ELSE %(limit)s END
+         ORDER BY t.slug NULLS FIRST, r.rank""", params)
+    out: dict[str | None, list[dict[str, Any]]] = {}
     for r in rows:
         out.setdefault(r.pop("slug"), []).append(r)
     return out
