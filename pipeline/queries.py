@@ -474,22 +474,72 @@ def top_entities(conn: Any, *, topic: str | None = None, label: str | None = Non
         "topic": resolve_topic(conn, topic)["id"] if topic else None,
         "label": resolve_label(conn, label) if label else None,
     }
+    # The window's articles first (articles_when_idx), their mentions counted per (entity,
+    # article) by hashing, then per entity: count(DISTINCT article_id) over all the mention rows
+    # was a nested loop, an article lookup per mention, and a sort of ~900k rows for a year.
     return _rows(conn, _with("""
-        SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id,
-               count(DISTINCT ae.article_id) AS articles, count(*) AS mentions
-          FROM article_entities ae
-          JOIN entities e ON e.id = ae.entity_id
-          JOIN articles a ON a.id = ae.article_id
-         WHERE (%(since)s::timestamptz IS NULL
-                OR a.published_effective >= %(since)s::timestamptz)
-           AND (%(until)s::timestamptz IS NULL
-                OR a.published_effective < %(until)s::timestamptz)
-           -- the mention's label (what the model said there): its statistics give good estimates
-           AND (%(label)s::text IS NULL OR ae.label = %(label)s::text)
-           /*topic*/
-         GROUP BY e.id, e.name, e.label, e.wikidata_id
-         ORDER BY articles DESC, mentions DESC, e.name
+        WITH win AS (
+            SELECT a.id FROM articles a
+             WHERE (%(since)s::timestamptz IS NULL
+                    OR a.published_effective >= %(since)s::timestamptz)
+               AND (%(until)s::timestamptz IS NULL
+                    OR a.published_effective < %(until)s::timestamptz)
+               /*topic*/),
+        per_article AS (
+            SELECT ae.entity_id, count(*) AS mentions
+              FROM win JOIN article_entities ae ON ae.article_id = win.id
+               -- the mention's label (what the model said there): its statistics give good estimates
+             WHERE (%(label)s::text IS NULL OR ae.label = %(label)s::text)
+             GROUP BY ae.entity_id, ae.article_id),
+        per_entity AS (
+            SELECT entity_id, count(*) AS articles, sum(mentions)::bigint AS mentions
+              FROM per_article GROUP BY entity_id)
+        SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id, pe.articles, pe.mentions
+          FROM per_entity pe JOIN entities e ON e.id = pe.entity_id
+         ORDER BY pe.articles DESC, pe.mentions DESC, e.name, e.id
          LIMIT %(limit)s""", topic=params["topic"] is not None), params)
+
+
+def top_entities_by_topic(conn: Any, since: datetime, *, until: datetime | None = None, limit: int = 8,
+                          overall: int | None = None) -> dict[str | None, list[dict[str, Any]]]:
+    """Every topic's top entities in [since, until) in one query: {slug: rows}, each topic's rows
+    as top_entities(topic=slug, since=since, until=until, limit=limit) gives them (entity_id,
+    name, label, wikidata_id, articles, mentions; by articles, then mentions, then name). Topics
+    with no mentions in the window are left out. With `overall`, the key None holds the top
+    `overall` entities of all the window's articles, as top_entities(since=, until=, limit=overall)."""
+    start, end = _window(since, until)
+    params = {"limit": _limit(limit), "overall": _limit(overall) if overall is not None else 0,
+              "since": start, "until": end}
+    # Mentions are counted per (article, entity) once for the window (a hash aggregate over the
+    # window's mention rows), then per topic and overall from that one set, and ranked: one pass
+    # instead of a query per topic and one more for the overall top.
+    rows = _rows(conn, """
+        WITH per_article AS MATERIALIZED (
+            SELECT ae.article_id, ae.entity_id, count(*) AS mentions
+              FROM articles a JOIN article_entities ae ON ae.article_id = a.id
+             WHERE a.published_effective >= %(since)s::timestamptz
+               AND a.published_effective < %(until)s::timestamptz
+             GROUP BY ae.article_id, ae.entity_id),
+        counted AS (
+            SELECT at.topic_id, pa.entity_id, count(*) AS articles, sum(pa.mentions)::bigint AS mentions
+              FROM per_article pa JOIN article_topics at ON at.article_id = pa.article_id
+             GROUP BY at.topic_id, pa.entity_id
+            UNION ALL
+            SELECT NULL, entity_id, count(*), sum(mentions)::bigint
+              FROM per_article WHERE %(overall)s > 0 GROUP BY entity_id),
+        ranked AS (
+            SELECT c.*, e.name, e.label, e.wikidata_id,
+                   row_number() OVER (PARTITION BY c.topic_id
+                                      ORDER BY c.articles DESC, c.mentions DESC, e.name, e.id) AS rank
+              FROM counted c JOIN entities e ON e.id = c.entity_id)
+        SELECT t.slug, r.entity_id, r.name, r.label, r.wikidata_id, r.articles, r.mentions
+          FROM ranked r LEFT JOIN topics t ON t.id = r.topic_id
+         WHERE r.rank <= CASE WHEN r.topic_id IS NULL THEN %(overall)s ELSE %(limit)s END
+         ORDER BY t.slug NULLS FIRST, r.rank""", params)
+    out: dict[str | None, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r.pop("slug"), []).append(r)
+    return out
 
 
 def cooccurrence(conn: Any, *, entity: str | None = None, since: datetime | None = None,

@@ -234,6 +234,18 @@ def test_top_entities_by_articles_then_mentions(conn, corpus):
     assert queries.top_entities(conn, topic="arms-trade") == []
 
 
+def test_top_entities_by_topic_is_top_entities_per_topic(conn, corpus):
+    for since, limit in ((corpus.now - timedelta(days=365), 8), (corpus.now - timedelta(days=7), 2)):
+        by_topic = queries.top_entities_by_topic(conn, since, until=corpus.now, limit=limit)
+        assert by_topic  # the corpus has tagged articles with mentions
+        for t in queries.topic_volumes(conn, since, until=corpus.now):
+            assert by_topic.get(t["slug"], []) == queries.top_entities(
+                conn, topic=t["slug"], since=since, until=corpus.now, limit=limit), t["slug"]
+        with_overall = queries.top_entities_by_topic(conn, since, until=corpus.now, limit=limit, overall=limit + 1)
+        assert with_overall.pop(None) == queries.top_entities(conn, since=since, until=corpus.now, limit=limit + 1)
+        assert with_overall == by_topic
+    assert queries.top_entities_by_topic(conn, corpus.now + timedelta(days=1), until=corpus.now + timedelta(days=2)) == {}
+
 def test_cooccurrence_partners_and_pairs(conn, corpus):
     partners = queries.cooccurrence(conn, entity="Idlib", label="PERSON")
     assert {r["name"] for r in partners} == {"Vladimir Putin", "Recep Tayyip Erdoğan", "Bashar al-Assad"}
