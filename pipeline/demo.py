@@ -18,6 +18,7 @@ import yaml
 
 from pipeline import embedded
 from pipeline.config import DEMO_DIR, DEMO_MARKER, PACKAGE_DATA, Settings
+from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def reset(settings: Settings) -> str:
     if not state.exists():
         return f"nothing to reset: {state} does not exist"
     if state.name != DEMO_DIR or not settings.embedded or not (state / DEMO_MARKER).is_file():
-        raise ValueError(f"refusing to reset {state}: not a state directory `newsroom demo` made "
+        raise ConfigError(f"refusing to reset {state}: not a state directory `newsroom demo` made "
                          f"(it has no {DEMO_MARKER} file)")
     embedded.stop(settings.pgdata)
     shutil.rmtree(state)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from pipeline import config, demo, embedded
 from pipeline.cli import main
+from pipeline.errors import ConfigError
 
 
 @pytest.fixture
@@ -33,14 +34,14 @@ def test_demo_settings_are_apart_from_yours(tmp_path):
     d = config.demo_settings(mine)
     assert d.embedded and d.state_dir == tmp_path / "demo" and d.pgdata == (tmp_path / "demo" / "pg").resolve()
     assert d.feeds_file == tmp_path / "demo" / "feeds.yaml" and d.allow_private_networks
-    with pytest.raises(ValueError, match="not a state directory `newsroom demo` made"):
+    with pytest.raises(ConfigError, match="not a state directory `newsroom demo` made"):
         demo.reset(mine)
     # A directory merely named `demo` is not the demo's: never reset, never taken for its settings.
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "my-feeds.yaml").write_text("feeds: []\n")
     named = config.Settings(state_dir=tmp_path / "demo")
     assert not config.is_demo(named)
-    with pytest.raises(ValueError, match="has no .newsroom-demo file"):
+    with pytest.raises(ConfigError, match="has no .newsroom-demo file"):
         demo.reset(named)
     assert (tmp_path / "demo" / "my-feeds.yaml").exists()
     demo.prepare_state(d)
