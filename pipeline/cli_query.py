@@ -252,28 +252,40 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
     elif fmt == "csv":
         _csv(rows, _SEARCH_COLUMNS)
     else:
-        console = _console()
-        # The time when there is room, else the date; the outlet cut to fit; at widths where the
-        # article's column would get too narrow, the date and outlet go under its title instead.
-        wide = console.width >= 120
-        cells = [{"id": str(r["id"]), "published": _when(r["published_at"]) if wide else _day(r["published_at"]),
-                  "outlet": _text(r["outlet"] if wide else _clip(r["outlet"], 16)),
-                  "article": _text(r["title"] or r["url"])} for r in rows]
-        columns = _fit(console.width, [_Col("id", "right"), _Col("published"), _Col("outlet"),
-                                       _Col("article", wrap=True, least=36)], cells, drop=["outlet", "published"])
-        shown = {c.name for c in columns}
-        for cell, r in zip(cells, rows, strict=True):
-            article = cell["article"]
+        def under_title(article: Any, r: dict[str, Any], under: list[str]) -> None:
             article.stylize("bold")
             article.append("\n")
             article.append_text(_snippet(r["snippet"]))
-            under = [x for name, x in (("published", cell["published"]), ("outlet", _text(r["outlet"]).plain))
-                     if x and name not in shown]
-            if under:
-                article.append("\n" + " · ".join(under), style="dim")
-            if r["topics"]:
-                article.append("\n" + ", ".join(r["topics"]), style="dim")
+
+        console = _console()
+        columns, cells = _article_cells(console.width, rows, "published_at", "published", under_title)
         console.print(_table(columns, cells, title=_text(f"search: {text}"), show_lines=True))
+
+
+def _article_cells(width: int, rows: Sequence[dict[str, Any]], when: str, label: str,
+                   add: Any) -> tuple[list[_Col], list[dict[str, Any]]]:
+    """The table of a list of articles (search, articles): id, `when` as `label`, outlet and the
+    article, fitted to `width`. The time when there is room, else the date; the outlet cut to fit;
+    at widths where the article's column would get too narrow, the date and outlet go under its
+    title instead. `add(article_cell, row, under)` adds a command's own lines below the title
+    (and may append to `under`, the dim line of what did not fit); topics come last."""
+    wide = width >= 120
+    cells = [{"id": str(r["id"]), label: _when(r[when]) if wide else _day(r[when]),
+              "outlet": _text(r["outlet"] if wide else _clip(r["outlet"], 16)),
+              "article": _text(r["title"] or r["url"])} for r in rows]
+    columns = _fit(width, [_Col("id", "right"), _Col(label), _Col("outlet"), _Col("article", wrap=True, least=36)],
+                   cells, drop=["outlet", label])
+    shown = {c.name for c in columns}
+    for cell, r in zip(cells, rows, strict=True):
+        article = cell["article"]
+        under = [x for name, x in ((label, cell[label]), ("outlet", _text(r["outlet"]).plain))
+                 if x and name not in shown]
+        add(article, r, under)
+        if under:
+            article.append("\n" + " · ".join(under), style="dim")
+        if r["topics"]:
+            article.append("\n" + ", ".join(r["topics"]), style="dim")
+    return columns, cells
 
 
 # --- articles -------------------------------------------------------------------------------
@@ -308,25 +320,13 @@ def articles(settings: config.Settings, topic: str | None, entity: str | None, s
     elif fmt == "csv":
         _csv(rows, _LISTING_COLUMNS)
     else:
-        console = _console()
-        when, label = ("discovered_at", "arrived") if arrived else ("published_at", "published")
-        wide = console.width >= 120
-        cells = [{"id": str(r["id"]), label: _when(r[when]) if wide else _day(r[when]),
-                  "outlet": _text(r["outlet"] if wide else _clip(r["outlet"], 16)),
-                  "article": _text(r["title"])} for r in rows]
-        columns = _fit(console.width, [_Col("id", "right"), _Col(label), _Col("outlet"),
-                                       _Col("article", wrap=True, least=36)], cells, drop=["outlet", label])
-        shown = {c.name for c in columns}
-        for cell, r in zip(cells, rows, strict=True):
-            article = cell["article"]
-            under = [x for name, x in ((label, cell[label]), ("outlet", _text(r["outlet"]).plain))
-                     if x and name not in shown]
+        def status(article: Any, r: dict[str, Any], under: list[str]) -> None:
             if r["status"] != "tagged":
                 under.append(r["status"])
-            if under:
-                article.append("\n" + " · ".join(under), style="dim")
-            if r["topics"]:
-                article.append("\n" + ", ".join(r["topics"]), style="dim")
+
+        console = _console()
+        when, label = ("discovered_at", "arrived") if arrived else ("published_at", "published")
+        columns, cells = _article_cells(console.width, rows, when, label, status)
         title = f"{len(rows)} article{'' if len(rows) == 1 else 's'}" + \
             (f" ({', '.join(f for f in (topic, entity) if f)})" if topic or entity else "")
         console.print(_table(columns, cells, title=_text(title)))
