@@ -16,10 +16,22 @@ ARTICLES = Asset("newsroom://articles")
 NETWORK_POOL = "newsroom_network"  # caps concurrent network tasks (make run creates it)
 
 
-def _schedule() -> str:
-    import os  # here, not at the top: DAG files import only airflow.sdk and pendulum there
+def _queues() -> tuple[str, str]:
+    """Celery queues (NEWSROOM_NETWORK_QUEUE, NEWSROOM_NLP_QUEUE): network-bound tasks apart from
+    CPU-bound ones, so a deployment sizes its workers for each. LocalExecutor ignores them."""
+    from pipeline.config import load  # here, not at the top: see _schedule
 
-    return os.environ.get("NEWSROOM_SCHEDULE", "").strip() or "*/30 * * * *"
+    settings = load()
+    return settings.network_queue, settings.nlp_queue
+
+
+NETWORK_QUEUE, NLP_QUEUE = _queues()
+
+
+def _schedule() -> str:
+    from pipeline.config import load  # here, not at the top (DAG files: airflow.sdk, pendulum)
+
+    return load().schedule
 
 
 def _run_key() -> str:
@@ -86,14 +98,15 @@ def news_ingest():
 
         return tasks.plan_poll_shards()
 
-    @task(pool=NETWORK_POOL, map_index_template="{{ shard_label }}")
+    @task(pool=NETWORK_POOL, queue=NETWORK_QUEUE, map_index_template="{{ shard_label }}")
     def poll_feeds(shard: int, shards: int) -> dict:
         from pipeline import tasks
 
         get_current_context()["shard_label"] = f"shard {shard + 1} of {shards}"
         return tasks.poll(shard, shards, _run_key())
 
-    @task(pool=NETWORK_POOL, execution_timeout=pendulum.duration(minutes=30), trigger_rule="all_done")
+    @task(pool=NETWORK_POOL, queue=NETWORK_QUEUE, execution_timeout=pendulum.duration(minutes=30),
+          trigger_rule="all_done")
     def fetch_pages(polled: list) -> dict:
         from pipeline import tasks
 
@@ -105,14 +118,14 @@ def news_ingest():
 
         return tasks.plan_workers()
 
-    @task(map_index_template="{{ worker_label }}", trigger_rule="all_done")
+    @task(queue=NLP_QUEUE, map_index_template="{{ worker_label }}", trigger_rule="all_done")
     def extract(worker: int, fetched: dict) -> dict:
         from pipeline import tasks
 
         get_current_context()["worker_label"] = f"worker {worker + 1}"
         return tasks.extract(_run_key())
 
-    @task(execution_timeout=pendulum.duration(minutes=40), map_index_template="{{ worker_label }}",
+    @task(queue=NLP_QUEUE, execution_timeout=pendulum.duration(minutes=40), map_index_template="{{ worker_label }}",
           trigger_rule="all_done")
     def tag(worker: int, extracted: list) -> dict:
         from pipeline import tasks
@@ -120,7 +133,7 @@ def news_ingest():
         get_current_context()["worker_label"] = f"worker {worker + 1}"
         return tasks.tag(_run_key())
 
-    @task(trigger_rule="all_done")
+    @task(queue=NLP_QUEUE, trigger_rule="all_done")
     def cluster(tagged: list) -> dict:
         from pipeline import tasks
 

@@ -12,6 +12,13 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 ARTICLES = Asset("newsroom://articles")
 
 
+def _nlp_queue() -> str:
+    """The Celery queue of CPU-bound tasks (NEWSROOM_NLP_QUEUE); LocalExecutor ignores it."""
+    from pipeline.config import load  # here, not at the top (DAG files: airflow.sdk, pendulum)
+
+    return load().nlp_queue
+
+
 @dag(
     dag_id="news_retag",
     schedule=None,
@@ -32,7 +39,7 @@ ARTICLES = Asset("newsroom://articles")
     },
 )
 def news_retag():
-    @task(outlets=[ARTICLES])
+    @task(outlets=[ARTICLES], queue=_nlp_queue())
     def reprocess() -> dict:
         from pipeline import tasks
 

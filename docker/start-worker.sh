@@ -13,4 +13,9 @@ if [[ "${executor}" != *CeleryExecutor* ]]; then
     exit 1
 fi
 
-exec airflow celery worker
+# `celery worker --queues ...`: the queues this worker serves (NEWSROOM_WORKER_QUEUES, or every
+# queue the DAGs use), from pipeline/topology.py, the module `newsroom airflow up` starts its
+# workers from. Queue names are letters, digits and "_.-" (config.py checks), so no quoting.
+args="$(python -m pipeline.topology airflow-worker)"
+# shellcheck disable=SC2086
+exec airflow ${args}

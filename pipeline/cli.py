@@ -403,19 +403,47 @@ def retag_cmd(settings: config.Settings, since: str | None, stages: str, limit: 
 
 @main.group("airflow")
 def airflow_group() -> None:
-    """Run Newsroom's DAGs in Airflow (standalone) on Newsroom's own database."""
+    """Run Newsroom's DAGs in Airflow on Newsroom's own database."""
+
+
+def _topology_options(command):
+    """--executor, --workers, --concurrency, --broker-port: what `up` runs (airflow up and demo)."""
+    for option in reversed([
+        click.option("--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
+                     help="local: tasks run beside the scheduler. celery: a broker and Celery workers too, "
+                          "the topology of a deployment over several machines (docs/deployment.md)."),
+        click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+                     help="Celery workers to start (--executor celery), each serving every queue."),
+        click.option("--concurrency", type=click.IntRange(1, 256), default=None,
+                     help="Task slots per Celery worker [default: this machine's CPUs]; each NLP task "
+                          "holds a spaCy model (docs/deployment.md sizes it)."),
+        click.option("--broker-port", type=click.IntRange(1, 65535), default=6379, show_default=True,
+                     help="Loopback port of the Celery broker (--executor celery)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _topology(executor: str, workers: int, concurrency: int | None, broker_port: int):
+    from pipeline import runner
+
+    if executor != "celery" and (workers != 2 or concurrency or broker_port != 6379):
+        raise click.UsageError("--workers, --concurrency and --broker-port need --executor celery")
+    return runner.Topology(executor=executor, workers=workers, concurrency=concurrency, broker_port=broker_port)
 
 
 @airflow_group.command("up")
 @click.option("--port", default=8080, show_default=True, help="Port of Airflow's UI and API.")
 @click.option("--no-trigger", is_flag=True, help="Do not unpause news_ingest and start a first run.")
+@_topology_options
 @click.pass_obj
 @friendly
-def airflow_up(settings: config.Settings, port: int, no_trigger: bool) -> None:
-    """Migrate, start `airflow standalone`, unpause news_ingest and trigger its first run."""
+def airflow_up(settings: config.Settings, port: int, no_trigger: bool, **topology) -> None:
+    """Migrate, start Airflow's services (those of docker-compose.yml, as local processes),
+    unpause news_ingest and trigger its first run. Ctrl-C stops them all."""
     from pipeline import runner
 
-    sys.exit(runner.up(settings, port=port, trigger=not no_trigger, echo=click.echo))
+    sys.exit(runner.up(settings, port=port, trigger=not no_trigger, echo=click.echo, topo=_topology(**topology)))
 
 
 @airflow_group.command("env")
@@ -435,9 +463,10 @@ def airflow_env_cmd(settings: config.Settings) -> None:
 @click.option("--port", default=8765, show_default=True, help="Port of the demo news site.")
 @click.option("--once", is_flag=True, help="Run one ingestion cycle against the demo site instead of Airflow.")
 @click.option("--reset", is_flag=True, help="Delete the demo's database and Airflow state first, then start afresh.")
+@_topology_options
 @click.pass_context
 @friendly
-def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool) -> None:
+def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool, **topology) -> None:
     """Serve a small local news site on 127.0.0.1 and run the pipeline against it.
 
     The demo keeps its own state (database, feeds, Airflow) under <state dir>/demo, apart from
@@ -445,6 +474,7 @@ def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool) -> None:
     to now, and each start publishes one new bulletin, so every run has something to do."""
     from pipeline import demo, runner
 
+    topo = _topology(**topology)
     # `newsroom --demo demo` has the demo's settings already; otherwise they are made here, always
     # (never inferred from a state directory's name: the demo writes its own feed list).
     settings = ctx.obj if ctx.find_root().params.get("demo") else config.demo_settings(ctx.obj)
@@ -466,7 +496,7 @@ def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool) -> None:
             click.echo("ask it: newsroom --demo topics | newsroom --demo search Idlib | newsroom --demo articles "
                        "--arrived last-run", err=True)
         else:
-            sys.exit(runner.up(settings, trigger=True, echo=click.echo))
+            sys.exit(runner.up(settings, trigger=True, echo=click.echo, topo=topo))
     finally:
         site.stop()
 

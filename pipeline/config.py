@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -72,6 +73,12 @@ class Settings:
     # Airflow
     schedule: str = "*/30 * * * *"
     stage_workers: int = 2  # parallel mapped tasks for the CPU stages (extract, tag)
+    # Celery queues (ignored under LocalExecutor): network-bound tasks, CPU-bound NLP tasks, and
+    # what a worker started here serves (empty: every queue, Airflow's "default" included).
+    network_queue: str = "network"
+    nlp_queue: str = "nlp"
+    worker_queues: tuple[str, ...] = ()
+    worker_name: str = ""  # set per worker when several share a machine (shown as its host)
     log_level: str = "INFO"
     # Quality checks that fail a run
     qc_min_extract_rate: float = 0.5
@@ -116,6 +123,10 @@ class Settings:
             max_text_chars=_number(env, "NEWSROOM_MAX_TEXT_CHARS", d.max_text_chars, int, 1000),
             schedule=env.get("NEWSROOM_SCHEDULE", "").strip() or d.schedule,
             stage_workers=_number(env, "NEWSROOM_STAGE_WORKERS", d.stage_workers, int, 1),
+            network_queue=_queue(env, "NEWSROOM_NETWORK_QUEUE", d.network_queue),
+            nlp_queue=_queue(env, "NEWSROOM_NLP_QUEUE", d.nlp_queue),
+            worker_queues=_queues(env, "NEWSROOM_WORKER_QUEUES"),
+            worker_name=_queue(env, "NEWSROOM_WORKER_NAME", ""),
             log_level=(env.get("NEWSROOM_LOG_LEVEL", "").strip() or d.log_level).upper(),
             qc_min_extract_rate=_number(env, "NEWSROOM_QC_MIN_EXTRACT_RATE", d.qc_min_extract_rate),
             qc_stuck_hours=_number(env, "NEWSROOM_QC_STUCK_HOURS", d.qc_stuck_hours, minimum=0.1),
@@ -133,6 +144,8 @@ ENV_NAMES = {
     "max_attempts": "NEWSROOM_MAX_ATTEMPTS", "claim_lease": "NEWSROOM_CLAIM_LEASE",
     "host_budget": "NEWSROOM_HOST_BUDGET", "max_text_chars": "NEWSROOM_MAX_TEXT_CHARS",
     "schedule": "NEWSROOM_SCHEDULE", "stage_workers": "NEWSROOM_STAGE_WORKERS",
+    "network_queue": "NEWSROOM_NETWORK_QUEUE", "nlp_queue": "NEWSROOM_NLP_QUEUE",
+    "worker_queues": "NEWSROOM_WORKER_QUEUES", "worker_name": "NEWSROOM_WORKER_NAME",
     "log_level": "NEWSROOM_LOG_LEVEL",
     "qc_min_extract_rate": "NEWSROOM_QC_MIN_EXTRACT_RATE", "qc_stuck_hours": "NEWSROOM_QC_STUCK_HOURS",
 }
@@ -149,6 +162,8 @@ def to_env(settings: Settings) -> dict[str, str]:
             value = "1" if value else "0"
         elif isinstance(value, Path):
             value = str(value.resolve())
+        elif isinstance(value, tuple):
+            value = ",".join(value)
         out[var] = str(value)
     return out
 
@@ -159,6 +174,26 @@ def _old_name(env: Mapping[str, str], old: str, new: str, default: int) -> int:
         logging.getLogger(__name__).warning("%s is the old name of %s; rename it", old, new)
         return _number(env, old, default, int, 1)
     return default
+
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _queue(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not _QUEUE_NAME.fullmatch(raw):
+        raise ConfigError(f"{name}={raw!r} is not a queue name (letters, digits, '_', '.', '-'; at most 64)")
+    return raw
+
+
+def _queues(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of queue names; empty means every queue."""
+    names = [q.strip() for q in env.get(name, "").split(",") if q.strip()]
+    for q in names:
+        _queue({name: q}, name, "")
+    return tuple(dict.fromkeys(names))
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:

@@ -1,8 +1,11 @@
-"""`make run`: Airflow standalone on top of Newsroom's database, our DAGs, a first run at once.
+"""`make run`: Airflow on top of Newsroom's database, our DAGs, a first run at once.
 
-Airflow's metadata lives in its own database ("airflow") on the same PostgreSQL as Newsroom's
-data (the embedded server by default), never SQLite. Everything Airflow keeps on disk is under
-NEWSROOM_STATE_DIR/airflow.
+`newsroom airflow up` runs the services of docker-compose.yml as local processes (their
+commands come from `pipeline.topology`, like compose's): api-server, scheduler, dag-processor
+and triggerer under LocalExecutor; with `--executor celery` also a Valkey broker and N Celery
+workers. Airflow's metadata lives in its own database ("airflow") on the same PostgreSQL as
+Newsroom's data (the embedded server by default), never SQLite. Everything Airflow keeps on disk
+is under NEWSROOM_STATE_DIR/airflow: its services' output in services/, their pid files in run/.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
-from pipeline import store
+from pipeline import processes, store, topology
 from pipeline.config import Settings, is_demo, to_env
 from pipeline.errors import ConfigError, NewsroomError
 
@@ -38,7 +42,7 @@ class AirflowError(NewsroomError):
 
 
 def airflow_env(settings: Settings, *, port: int = 8080) -> dict[str, str]:
-    """The environment Airflow runs with: its home, our DAGs, its metadata database."""
+    """The environment Airflow runs with (LocalExecutor): its home, our DAGs, its metadata database."""
     state = settings.state_dir.resolve()
     home = state / "airflow"
     home.mkdir(parents=True, exist_ok=True)
@@ -55,7 +59,7 @@ def airflow_env(settings: Settings, *, port: int = 8080) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         # Tasks see exactly these settings, with absolute paths (they run in other directories).
         **to_env(settings),
-        # `airflow standalone` starts its parts as `airflow ...` subprocesses.
+        # Airflow starts some of its parts as `airflow ...` subprocesses.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     # Yours, if you set one; the demo's Airflow always keeps its metadata beside the demo's data.
@@ -155,7 +159,7 @@ def wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 300) -> Non
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AirflowError(f"airflow standalone exited with code {proc.returncode}")
+            raise AirflowError(f"Airflow's api-server exited with code {proc.returncode}")
         try:
             if httpx.get(f"{base}/api/v2/monitor/health", timeout=5, trust_env=False).status_code == 200:
                 return
@@ -165,7 +169,8 @@ def wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 300) -> Non
     raise AirflowError(f"Airflow's API server did not answer at {base} within {timeout:.0f}s")
 
 
-STOP_TIMEOUT = 60.0  # seconds Airflow gets to stop before what is left of its process group is killed
+STOP_TIMEOUT = 60.0  # seconds Airflow gets to stop before what is left of its processes is killed
+BROKER_PORT = 6379
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -174,18 +179,28 @@ class _Stopped(BaseException):
     so no `except Exception` on the way swallows it."""
 
 
-def up(settings: Settings, *, port: int = 8080, trigger: bool = True, echo=print) -> int:
-    """Run Airflow standalone in the foreground until it exits (its exit code) or Ctrl-C or
-    SIGTERM stops it (0, no traceback). Either way Airflow's whole process group is stopped:
-    SIGTERM, then SIGKILL after STOP_TIMEOUT seconds or at a second Ctrl-C. The embedded
-    database is left running (other commands use it), and the user is told so."""
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """What `up` starts: the executor, and under Celery how many workers of which size where."""
+    executor: str = "local"
+    workers: int = 2
+    concurrency: int | None = None  # task slots per worker; None: this machine's CPUs
+    broker_port: int = BROKER_PORT
+
+
+def up(settings: Settings, *, port: int = 8080, trigger: bool = True, echo=print,
+       topo: Topology = Topology()) -> int:
+    """Run Airflow's services in the foreground until Ctrl-C or SIGTERM stops them (0, no
+    traceback) or one cannot be kept running (1). Every process started is stopped: SIGTERM,
+    then SIGKILL after STOP_TIMEOUT seconds or at a second Ctrl-C. The embedded database is left
+    running (other commands use it), and the user is told so."""
 
     def stop_requested(signum: int, frame: object) -> None:
         raise _Stopped(signum)
 
     previous = _set_handlers(stop_requested)
     try:
-        return _foreground(settings, port=port, trigger=trigger, echo=echo)
+        return _foreground(settings, port=port, trigger=trigger, echo=echo, topo=topo)
     except _Stopped:
         return 0
     finally:
@@ -211,22 +226,37 @@ def _restore_handlers(previous: dict) -> None:
         signal.signal(s, handler)
 
 
-def _foreground(settings: Settings, *, port: int, trigger: bool, echo) -> int:
+def _foreground(settings: Settings, *, port: int, trigger: bool, echo, topo: Topology) -> int:
     env = airflow_env(settings, port=port)
-    echo(f"Newsroom state: {settings.state_dir.resolve()}  (Airflow home: {env['AIRFLOW_HOME']})")
-    prepare(settings, env)
-    logfile = Path(env["AIRFLOW_HOME"]) / "standalone.log"
-    echo(f"starting Airflow (scheduler, dag-processor, api-server, triggerer); its output: {logfile}")
+    home = Path(env["AIRFLOW_HOME"])
+    echo(f"Newsroom state: {settings.state_dir.resolve()}  (Airflow home: {home})")
     exe = shutil.which("airflow", path=env["PATH"])
     if exe is None:
         raise AirflowError("the `airflow` command is not installed in this environment (run `make install`)")
-    base = f"http://localhost:{port}"
-    with open(logfile, "ab") as out:
-        # Its own session: a Ctrl-C in the terminal reaches only us, and we stop the group in order.
-        proc = subprocess.Popen([exe, "standalone"], env={**os.environ, **env}, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    run_dir, log_dir = home / "run", home / "services"
+    stale = processes.clear_stale(run_dir)
+    if stale:
+        echo(f"stopped what an earlier `airflow up` left running: {', '.join(stale)}")
+    celery = topo.executor == "celery"
+    ports = [(port, "Airflow's API server", "--port")] + ([(topo.broker_port, "the Celery broker", "--broker-port")]
+                                                          if celery else [])
+    for number, what, option in ports:
+        if not processes.port_free(number):
+            raise AirflowError(f"port {number} ({what}) is taken by another program; stop it or choose "
+                               f"another port with {option}")
+    sup = processes.Supervisor(run_dir, log_dir)
     try:
-        wait_healthy(base, proc)
+        if celery:
+            env.update(_start_broker(sup, env, home, topo.broker_port))
+        prepare(settings, env)
+        echo(f"starting Airflow ({topology.EXECUTORS[topo.executor]}): "
+             f"{', '.join(s.args[0] for s in topology.AIRFLOW_SERVICES)}"
+             + (f", broker, {topo.workers} Celery worker(s)" if celery else "") + f"; their output: {log_dir}")
+        procs = {s.name: sup.start(processes.Spec(s.name, (exe, *s.args), env)) for s in topology.AIRFLOW_SERVICES}
+        base = f"http://localhost:{port}"
+        wait_healthy(base, procs["airflow-apiserver"])
+        if celery:
+            _start_workers(sup, settings, env, exe, topo)
         password = admin_password(env)
         api = Api(base, password)
         api.wait_for_dag("news_ingest", timeout=300)
@@ -241,45 +271,76 @@ def _foreground(settings: Settings, *, port: int, trigger: bool, echo) -> int:
              f"({store.db.redact(store.db.resolve_dsn(settings))})")
         echo("  Stop:        Ctrl-C")
         echo("")
-        code = proc.wait()
-        return code if code >= 0 else 128 - code  # killed by a signal: as a shell reports it
+        return _watch(sup, echo, workers=topo.workers if celery else 0)
     except _Stopped:
         echo("stopping Airflow ...")
         raise
     finally:
-        stop_group(proc, STOP_TIMEOUT)
+        _stop(sup, STOP_TIMEOUT)
 
 
-def stop_group(proc: subprocess.Popen, timeout: float) -> None:
-    """Stop `proc` and its process group: SIGTERM, then SIGKILL after `timeout` seconds (or at
-    once on another SIGINT/SIGTERM); then SIGKILL for any member left once `proc` has exited."""
+def _start_broker(sup: processes.Supervisor, env: dict[str, str], home: Path, port: int) -> dict[str, str]:
+    """Start Valkey and wait until it answers; return the Celery settings that point at it."""
+    data = home / "broker"
+    data.mkdir(exist_ok=True)
+    proc = sup.start(processes.Spec("broker", topology.broker_command(port=port, data_dir=data)))
+    deadline = time.monotonic() + 30
+    while not _answers(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AirflowError(f"the Celery broker did not start on port {port}; its output: {sup.log_file('broker')}")
+        time.sleep(0.1)
+    metadata = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    return topology.celery_env(broker_url=topology.broker_url(port),
+                               result_backend=topology.result_backend_url(metadata))
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _start_workers(sup: processes.Supervisor, settings: Settings, env: dict[str, str], exe: str,
+                   topo: Topology) -> None:
+    """N Celery workers with distinct names (worker-1, ...), each recorded as its own host on the
+    task instances it runs. Their logs are on this disk, so they serve none (no port to share)."""
+    queues = topology.worker_queues(settings)
+    for i in range(1, topo.workers + 1):
+        name = f"worker-{i}"
+        args = topology.worker_args(queues, concurrency=topo.concurrency or os.cpu_count() or 2, name=name,
+                                    serve_logs=False)
+        worker_env = {**env, topology.WORKER_NAME_VAR: name,
+                      "AIRFLOW__CORE__HOSTNAME_CALLABLE": topology.HOSTNAME_CALLABLE}
+        sup.start(processes.Spec(f"airflow-{name}", (exe, *args), worker_env, core=False))
+
+
+def _watch(sup: processes.Supervisor, echo, *, workers: int) -> int:
+    """Keep the services running until stopped; 1 when one cannot be kept running."""
+    while True:
+        try:
+            for event in sup.poll():
+                echo(event)
+        except processes.SupervisorError as exc:
+            raise AirflowError(str(exc)) from None
+        if workers and len(sup.gone) >= workers:
+            raise AirflowError("every Celery worker has exited; stopping (their output: "
+                               f"{sup.log_dir}/airflow-worker-*.log)")
+        time.sleep(1)
+
+
+def _stop(sup: processes.Supervisor, timeout: float) -> None:
+    """Stop every process started: SIGTERM, SIGKILL after `timeout` (or at once on another Ctrl-C)."""
 
     def kill_now(signum: int, frame: object) -> None:
-        _signal_group(proc.pid, signal.SIGKILL)
+        sup.kill_all()
 
     previous = _set_handlers(kill_now)
     try:
-        _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("Airflow did not stop within %.0fs; killing it", timeout)
-            _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait()
-        deadline = time.monotonic() + min(timeout, 10)
-        while _signal_group(proc.pid, 0) and time.monotonic() < deadline:
-            time.sleep(0.2)  # its own children may take a moment more
-        _signal_group(proc.pid, signal.SIGKILL)
+        sup.stop_all(timeout)
     finally:
         _restore_handlers(previous)
-
-
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Send `sig` to a process group; False when the group is gone."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a member we may not signal: nothing more we can do
-        return True
-    return True

@@ -1,7 +1,8 @@
-"""`newsroom airflow up` stopped by Ctrl-C or SIGTERM: exit 0, no traceback, Airflow's whole
-process group gone, and a reminder that the embedded database keeps running. Airflow is never
-really started: a fake `airflow` (a shell script that starts a child of its own and waits) runs
-in its place, and nothing answers on the API port, so `up` waits for it to become healthy."""
+"""`newsroom airflow up` stopped by Ctrl-C or SIGTERM: exit 0, no traceback, every service's
+whole process group gone, and a reminder that the embedded database keeps running. Airflow is
+never really started: a fake `airflow` (a shell script that starts a child of its own and waits)
+runs in place of each service, and nothing answers on the API port, so `up` waits for it to
+become healthy."""
 
 import os
 import signal
@@ -67,10 +68,13 @@ def _start(tmp_path, database_url="", **extra):
     return proc, home / "pids"
 
 
+SERVICES = 4  # api-server, scheduler, dag-processor, triggerer: two pids each
+
+
 def _wait_for_pids(proc, pids: Path) -> list[int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if pids.exists() and len(pids.read_text().split()) == 2:
+        if pids.exists() and len(pids.read_text().split()) == 2 * SERVICES:
             return [int(p) for p in pids.read_text().split()]
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
