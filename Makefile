@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install test test-slow lint format run demo ingest bench clean
+.PHONY: install test test-slow lint format run run-celery demo ingest bench clean
 
 install: $(STAMP)
 
@@ -36,6 +36,13 @@ format: install
 # Airflow standalone (UI on :8080) on the embedded PostgreSQL, our DAGs, a first run at once.
 run: install
 	$(BIN)/newsroom airflow up
+
+# The same with the topology of a multi-machine deployment, on this one: a Valkey broker and
+# WORKERS Celery workers of CONCURRENCY task slots each (docs/deployment.md).
+WORKERS ?= 2
+CONCURRENCY ?= 2
+run-celery: install
+	$(BIN)/newsroom airflow up --executor celery --workers $(WORKERS) --concurrency $(CONCURRENCY)
 
 # The same against a small local news site (no internet needed): articles land.
 demo: install
