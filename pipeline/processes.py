@@ -62,9 +62,13 @@ class Supervisor:
             # every group in order; and the whole group (pool children, task processes) can go.
             proc = subprocess.Popen(list(spec.argv), env={**os.environ, **spec.env}, stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        _pid_file(self.run_dir, spec.name).write_text(f"{proc.pid}\n{_start_time(proc.pid)}\n")
-        previous = self.running.get(spec.name)
-        self.running[spec.name] = _Running(spec, proc, time.monotonic(), previous.restarts if previous else [])
+        try:
+            previous = self.running.get(spec.name)
+            self.running[spec.name] = _Running(spec, proc, time.monotonic(), previous.restarts if previous else [])
+            _pid_file(self.run_dir, spec.name).write_text(f"{proc.pid}\n{_start_time(proc.pid)}\n")
+        except BaseException:  # Ctrl-C before it was on record: nothing else would ever stop it
+            _signal_group(proc.pid, signal.SIGKILL)
+            raise
         return proc
 
     def poll(self) -> list[str]:
@@ -172,13 +176,16 @@ def _leads_group(pid: int) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether any process of the group still runs (zombies waiting for a parent that does not
+    reap them, as PID 1 in some containers, do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

@@ -195,18 +195,32 @@ def up(settings: Settings, *, port: int = 8080, trigger: bool = True, echo=print
     then SIGKILL after STOP_TIMEOUT seconds or at a second Ctrl-C. The embedded database is left
     running (other commands use it), and the user is told so."""
 
-    def stop_requested(signum: int, frame: object) -> None:
-        raise _Stopped(signum)
-
-    previous = _set_handlers(stop_requested)
+    signals = _Signals()
+    previous = _set_handlers(signals.handler)
     try:
-        return _foreground(settings, port=port, trigger=trigger, echo=echo, topo=topo)
+        return _foreground(settings, port=port, trigger=trigger, echo=echo, topo=topo, signals=signals)
     except _Stopped:
         return 0
     finally:
         _restore_handlers(previous)
         if settings.embedded:
             echo(f"The embedded database keeps running; `{_newsroom(settings)} db stop` stops it.")
+
+
+class _Signals:
+    """The first Ctrl-C or SIGTERM stops Airflow (raises _Stopped); any later one kills what is
+    left at once, whenever it comes."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.kill_now = None  # set while stopping
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.received += 1
+        if self.received == 1:
+            raise _Stopped(signum)
+        if self.kill_now is not None:
+            self.kill_now()
 
 
 def _newsroom(settings: Settings) -> str:
@@ -226,7 +240,7 @@ def _restore_handlers(previous: dict) -> None:
         signal.signal(s, handler)
 
 
-def _foreground(settings: Settings, *, port: int, trigger: bool, echo, topo: Topology) -> int:
+def _foreground(settings: Settings, *, port: int, trigger: bool, echo, topo: Topology, signals: _Signals) -> int:
     env = airflow_env(settings, port=port)
     home = Path(env["AIRFLOW_HOME"])
     echo(f"Newsroom state: {settings.state_dir.resolve()}  (Airflow home: {home})")
@@ -276,7 +290,12 @@ def _foreground(settings: Settings, *, port: int, trigger: bool, echo, topo: Top
         echo("stopping Airflow ...")
         raise
     finally:
-        _stop(sup, STOP_TIMEOUT)
+        # From here a Ctrl-C (a first one too, when stopping for another reason) kills at once.
+        signals.kill_now = sup.kill_all
+        if signals.received > 1:
+            sup.kill_all()
+        signals.received = max(signals.received, 1)
+        sup.stop_all(STOP_TIMEOUT)
 
 
 def _start_broker(sup: processes.Supervisor, env: dict[str, str], home: Path, port: int) -> dict[str, str]:
@@ -331,16 +350,3 @@ def _watch(sup: processes.Supervisor, echo, *, workers: int) -> int:
             raise AirflowError("every Celery worker has exited; stopping (their output: "
                                f"{sup.log_dir}/airflow-worker-*.log)")
         time.sleep(1)
-
-
-def _stop(sup: processes.Supervisor, timeout: float) -> None:
-    """Stop every process started: SIGTERM, SIGKILL after `timeout` (or at once on another Ctrl-C)."""
-
-    def kill_now(signum: int, frame: object) -> None:
-        sup.kill_all()
-
-    previous = _set_handlers(kill_now)
-    try:
-        sup.stop_all(timeout)
-    finally:
-        _restore_handlers(previous)

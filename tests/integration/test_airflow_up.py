@@ -53,14 +53,14 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _start(tmp_path, database_url="", **extra):
+def _start(tmp_path, database_url="", port=None, **extra):
     bin_dir, home = tmp_path / "bin", tmp_path / "home"
-    bin_dir.mkdir()
-    home.mkdir()
+    bin_dir.mkdir(exist_ok=True)
+    home.mkdir(exist_ok=True)
     fake = bin_dir / "airflow"
     fake.write_text(FAKE_AIRFLOW)
     fake.chmod(0o755)
-    env = {**os.environ, "FAKE_HOME": str(home), "FAKE_BIN": str(bin_dir), "FAKE_PORT": str(_free_port()),
+    env = {**os.environ, "FAKE_HOME": str(home), "FAKE_BIN": str(bin_dir), "FAKE_PORT": str(port or _free_port()),
            "FAKE_STOP_TIMEOUT": "60", "NEWSROOM_DATABASE_URL": database_url,
            "NEWSROOM_STATE_DIR": str(tmp_path / "state"), **extra}
     proc = subprocess.Popen([sys.executable, "-c", DRIVER], env=env, stdout=subprocess.PIPE,
@@ -157,3 +157,35 @@ def test_airflow_exiting_by_itself_is_one_line_and_exit_1(tmp_path):
     assert proc.returncode == 1 and "exited with code 3" in err and "Traceback" not in err, (out, err)
     assert err.strip().count("\n") == 0
     assert "newsroom db stop" in out
+
+
+def test_a_second_up_after_a_crash_stops_what_the_first_left_running(tmp_path):
+    first, pid_file = _start(tmp_path)
+    orphans = _wait_for_pids(first, pid_file)
+    first.kill()  # SIGKILL: no chance to stop its services, which live on in their own sessions
+    first.wait()
+    assert all(_alive(p) for p in orphans)
+    second, _ = _start(tmp_path)
+    try:
+        assert _gone(orphans, timeout=30), "the second `up` left the first one's services running"
+        second.send_signal(signal.SIGTERM)
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 0, (out, err)
+        assert "stopped what an earlier `airflow up` left running: airflow-apiserver, airflow-dag-processor, " \
+               "airflow-scheduler, airflow-triggerer" in out
+    finally:
+        for p in [int(p) for p in pid_file.read_text().split()]:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def test_a_port_another_program_holds_is_a_one_line_error_naming_the_option(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc, pid_file = _start(tmp_path, port=port)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err, (out, err)
+    assert f"port {port} (Airflow's API server) is taken by another program" in err and "--port" in err
+    assert err.strip().count("\n") == 0 and not pid_file.exists()  # nothing was started
