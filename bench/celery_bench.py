@@ -290,7 +290,10 @@ def run_once(state: Path, env: dict[str, str]) -> dict:
 
 
 def run_airflow(state: Path, env: dict[str, str], executor: str, workers: int, concurrency: int,
-                echo) -> dict:
+                echo, monitor=None) -> dict:
+    """`monitor(event, **info)`, if given, is called at "ready" (workers ready, before the DAG is
+    unpaused: home=AIRFLOW_HOME), "triggered" (run_id=) and "finished" (run=, tis=), and may block."""
+    notify = monitor or (lambda event, **info: None)
     port, broker = free_port(), free_port()
     # Log servers Airflow would open on fixed ports: other Airflows on this machine may hold them.
     env = {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
@@ -319,6 +322,7 @@ def run_airflow(state: Path, env: dict[str, str], executor: str, workers: int, c
                         raise RuntimeError(f"worker-{i} did not become ready: {log_path.read_text()[-1500:]}")
                     time.sleep(1)
         startup = time.perf_counter() - t_up
+        notify("ready", home=home)
         api = runner.Api(f"http://localhost:{port}", runner.admin_password({"AIRFLOW_HOME": str(home)}))
         dag = api.client.get(f"/api/v2/dags/{DAG}").json()
         echo(f"  up in {startup:.0f}s; schedule {dag.get('timetable_summary')}, next run after "
@@ -333,6 +337,7 @@ def run_airflow(state: Path, env: dict[str, str], executor: str, workers: int, c
             wait_for_scheduled_run(api, up, echo)
         t_trigger = datetime.now(UTC)
         run_id = api.trigger(DAG)
+        notify("triggered", run_id=run_id)
         path = f"/api/v2/dags/{DAG}/dagRuns/{run_id}"
         deadline = time.monotonic() + RUN_TIMEOUT
         while True:
@@ -344,6 +349,7 @@ def run_airflow(state: Path, env: dict[str, str], executor: str, workers: int, c
                                    f"{log_path.read_text()[-1500:]}")
             time.sleep(1)
         tis = api.client.get(f"{path}/taskInstances", params={"limit": 1000}).json()["task_instances"]
+        notify("finished", run=run, tis=tis)
         runs = api.client.get(f"/api/v2/dags/{DAG}/dagRuns", params={"limit": 100}).json()["dag_runs"]
         others = [{"run_id": r["dag_run_id"], "run_type": r.get("run_type"), "state": r.get("state")}
                   for r in runs if r["dag_run_id"] != run_id]
@@ -375,7 +381,7 @@ def wait_for_scheduled_run(api: runner.Api, up: subprocess.Popen, echo, appear: 
         time.sleep(2)
 
 
-def run_config(name: str, args, base_env: dict[str, str], feeds_yaml: str, echo) -> dict:
+def run_config(name: str, args, base_env: dict[str, str], feeds_yaml: str, echo, monitor=None) -> dict:
     tag = uuid.uuid4().hex
     state = Path(tempfile.mkdtemp(prefix="cb", dir="/tmp"))  # short: the database socket lives there
     (state / "feeds.yaml").write_text(feeds_yaml)
@@ -392,7 +398,7 @@ def run_config(name: str, args, base_env: dict[str, str], feeds_yaml: str, echo)
                         "concurrency": args.concurrency if cfg["executor"] == "celery" else None})
             out.update({"extra_env": cfg["env"]} if cfg.get("env") else {})
             out.update(run_airflow(state, {**env, **cfg.get("env", {})}, cfg["executor"], cfg.get("workers", 0),
-                                   args.concurrency, echo))
+                                   args.concurrency, echo, monitor))
     except Exception as exc:  # one configuration failing must not lose the others
         out["error"] = f"{type(exc).__name__}: {exc}"[-2000:]
         echo(f"  {name} FAILED: {out['error'][-500:]}")
@@ -416,6 +422,23 @@ def run_config(name: str, args, base_env: dict[str, str], feeds_yaml: str, echo)
 
 # --- main ---------------------------------------------------------------------------------------
 
+def prepare_corpus(articles: int, feeds: int, stage_workers: int):
+    """Serve `articles` pages behind `feeds` RSS feeds on 127.0.0.1; returns (pages, server, base
+    URL, schedule, feeds.yaml text, the NEWSROOM_* environment every configuration shares).
+    The caller shuts the server down."""
+    pages = load_pages(91, math.ceil(articles / 91))[:articles]
+    server, base = serve(pages, feeds)
+    schedule = quiet_schedule(datetime.now(UTC), dag_start_date())
+    if schedule is None:  # the run Airflow creates on unpause is then seen in other_runs
+        schedule = "0 0 1 1 *"
+    feeds_yaml = "feeds:\n" + "".join(f"  - url: {base}/feed{f}.xml\n    name: Bench feed {f}\n"
+                                      for f in range(feeds))
+    base_env = {"NEWSROOM_ALLOW_PRIVATE_NETWORKS": "1", "NEWSROOM_PER_HOST_DELAY": "0",
+                "NEWSROOM_PER_HOST_CONCURRENCY": "8", "NEWSROOM_STAGE_WORKERS": str(stage_workers),
+                "NEWSROOM_SCHEDULE": schedule}
+    return pages, server, base, schedule, feeds_yaml, base_env
+
+
 def fmt(v, spec=".2f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -438,17 +461,8 @@ def main() -> None:
 
     # SIGTERM stops the bench like Ctrl-C: through every `finally`, which stops what it started.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    pages = load_pages(91, math.ceil(args.articles / 91))[:args.articles]
-    server, base = serve(pages, args.feeds)
-    now = datetime.now(UTC)
-    schedule = quiet_schedule(now, dag_start_date())
-    if schedule is None:  # the run Airflow creates on unpause is then seen in other_runs
-        schedule = "0 0 1 1 *"
-    feeds_yaml = "feeds:\n" + "".join(f"  - url: {base}/feed{f}.xml\n    name: Bench feed {f}\n"
-                                      for f in range(args.feeds))
-    base_env = {"NEWSROOM_ALLOW_PRIVATE_NETWORKS": "1", "NEWSROOM_PER_HOST_DELAY": "0",
-                "NEWSROOM_PER_HOST_CONCURRENCY": "8", "NEWSROOM_STAGE_WORKERS": str(args.stage_workers),
-                "NEWSROOM_SCHEDULE": schedule}
+    pages, server, base, schedule, feeds_yaml, base_env = prepare_corpus(args.articles, args.feeds,
+                                                                         args.stage_workers)
     print(f"{len(pages)} pages ({'shared extraction-dev' if DEV.is_dir() else 'demo site'}) behind {args.feeds} "
           f"feeds at {base}; schedule {schedule!r}; load average {os.getloadavg()[0]:.2f}", flush=True)
 
