@@ -19,9 +19,9 @@ NETWORK_POOL = "newsroom_network"  # caps concurrent network tasks (make run cre
 def _queues() -> tuple[str, str]:
     """Celery queues (NEWSROOM_NETWORK_QUEUE, NEWSROOM_NLP_QUEUE): network-bound tasks apart from
     CPU-bound ones, so a deployment sizes its workers for each. LocalExecutor ignores them."""
-    from pipeline.config import load  # here, not at the top: see _schedule
+    from pipeline.config import dag_settings  # here, not at the top: see _schedule
 
-    settings = load()
+    settings = dag_settings()
     return settings.network_queue, settings.nlp_queue
 
 
@@ -29,9 +29,9 @@ NETWORK_QUEUE, NLP_QUEUE = _queues()
 
 
 def _schedule() -> str:
-    from pipeline.config import load  # here, not at the top (DAG files: airflow.sdk, pendulum)
+    from pipeline.config import dag_settings  # here: only airflow.sdk, pendulum up top
 
-    return load().schedule
+    return dag_settings().schedule
 
 
 def _run_key() -> str:

@@ -14,9 +14,9 @@ ARTICLES = Asset("newsroom://articles")
 
 def _nlp_queue() -> str:
     """The Celery queue of CPU-bound tasks (NEWSROOM_NLP_QUEUE); LocalExecutor ignores it."""
-    from pipeline.config import load  # here, not at the top (DAG files: airflow.sdk, pendulum)
+    from pipeline.config import dag_settings  # here: only airflow.sdk, pendulum up top
 
-    return load().nlp_queue
+    return dag_settings().nlp_queue
 
 
 @dag(

@@ -413,9 +413,10 @@ def _topology_options(command):
                      help="local: tasks run beside the scheduler. celery: a broker and Celery workers too, "
                           "the topology of a deployment over several machines (docs/deployment.md)."),
         click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
-                     help="Celery workers to start (--executor celery), each serving every queue."),
+                     help="Celery workers to start (--executor celery), each serving every queue "
+                          "(NEWSROOM_WORKER_QUEUES is for workers on other machines)."),
         click.option("--concurrency", type=click.IntRange(1, 256), default=None,
-                     help="Task slots per Celery worker [default: this machine's CPUs]; each NLP task "
+                     help="Task slots per Celery worker [default: the CPUs this process may use]; each NLP task "
                           "holds a spaCy model (docs/deployment.md sizes it)."),
         click.option("--broker-port", type=click.IntRange(1, 65535), default=6379, show_default=True,
                      help="Loopback port of the Celery broker (--executor celery)."),
@@ -433,7 +434,8 @@ def _topology(executor: str, workers: int, concurrency: int | None, broker_port:
 
 
 @airflow_group.command("up")
-@click.option("--port", default=8080, show_default=True, help="Port of Airflow's UI and API.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="Port of Airflow's UI and API (on 127.0.0.1 unless AIRFLOW__API__HOST says otherwise).")
 @click.option("--no-trigger", is_flag=True, help="Do not unpause news_ingest and start a first run.")
 @_topology_options
 @click.pass_obj
@@ -475,6 +477,8 @@ def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool, **topology)
     from pipeline import demo, runner
 
     topo = _topology(**topology)
+    if once and topo.executor != "local":
+        raise click.UsageError("--once runs without Airflow: it takes no --executor")
     # `newsroom --demo demo` has the demo's settings already; otherwise they are made here, always
     # (never inferred from a state directory's name: the demo writes its own feed list).
     settings = ctx.obj if ctx.find_root().params.get("demo") else config.demo_settings(ctx.obj)

@@ -99,6 +99,7 @@ class Settings:
         d = cls()  # defaults (slots dataclasses hide them from the class)
         url = env.get("NEWSROOM_DATABASE_URL", "").strip() or None
         state = Path(env.get("NEWSROOM_STATE_DIR", "").strip() or ".newsroom").expanduser()
+        dag = dag_settings(env)
         return cls(
             database_url=url,
             state_dir=state,
@@ -121,16 +122,33 @@ class Settings:
             claim_lease=_number(env, "NEWSROOM_CLAIM_LEASE", d.claim_lease, int, 1),
             host_budget=_number(env, "NEWSROOM_HOST_BUDGET", d.host_budget, minimum=1),
             max_text_chars=_number(env, "NEWSROOM_MAX_TEXT_CHARS", d.max_text_chars, int, 1000),
-            schedule=env.get("NEWSROOM_SCHEDULE", "").strip() or d.schedule,
+            schedule=dag.schedule,
             stage_workers=_number(env, "NEWSROOM_STAGE_WORKERS", d.stage_workers, int, 1),
-            network_queue=_queue(env, "NEWSROOM_NETWORK_QUEUE", d.network_queue),
-            nlp_queue=_queue(env, "NEWSROOM_NLP_QUEUE", d.nlp_queue),
+            network_queue=dag.network_queue,
+            nlp_queue=dag.nlp_queue,
             worker_queues=_queues(env, "NEWSROOM_WORKER_QUEUES"),
             worker_name=_queue(env, "NEWSROOM_WORKER_NAME", ""),
             log_level=(env.get("NEWSROOM_LOG_LEVEL", "").strip() or d.log_level).upper(),
             qc_min_extract_rate=_number(env, "NEWSROOM_QC_MIN_EXTRACT_RATE", d.qc_min_extract_rate),
             qc_stuck_hours=_number(env, "NEWSROOM_QC_STUCK_HOURS", d.qc_stuck_hours, minimum=0.1),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DagSettings:
+    schedule: str
+    network_queue: str
+    nlp_queue: str
+
+
+def dag_settings(env: Mapping[str, str] | None = None) -> DagSettings:
+    """The settings that shape the DAGs themselves, read alone: a bad value of any other
+    setting must not make the DAG files fail to import (the tasks report it, with their run)."""
+    env = os.environ if env is None else env
+    d = Settings()
+    return DagSettings(schedule=env.get("NEWSROOM_SCHEDULE", "").strip() or d.schedule,
+                       network_queue=_queue(env, "NEWSROOM_NETWORK_QUEUE", d.network_queue),
+                       nlp_queue=_queue(env, "NEWSROOM_NLP_QUEUE", d.nlp_queue))
 
 
 ENV_NAMES = {

@@ -1,14 +1,18 @@
 """Run a set of long-lived processes in the foreground, the way compose runs services: each in
-its own process group with its own log file, restarted when it dies (core services), stopped
-together in reverse order.
+its own session with its own log file, restarted when it dies (core services), stopped workers
+first, then the rest in reverse order of start.
 
-Each process leaves a pid file in the run directory while it lives, so a later start after a
-crash of the supervisor itself (SIGKILL, a closed laptop) finds the orphans and stops them
-before it needs their ports.
+A process's session holds everything it started, even what moved to a process group of its own
+(Airflow puts each task process in one): killing a service kills its session, so no task
+process of a dead worker lives on. Each process leaves a pid file in the run directory while it
+lives, so a later start after a crash of the supervisor itself (SIGKILL, a closed laptop) finds
+the orphans and stops them before it needs their ports. A lock on the run directory keeps a
+second supervisor from taking over the services of one that still runs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -59,16 +63,17 @@ class Supervisor:
     def start(self, spec: Spec) -> subprocess.Popen:
         with open(self.log_file(spec.name), "ab") as out:
             # Its own session: Ctrl-C in the terminal reaches only the supervisor, which stops
-            # every group in order; and the whole group (pool children, task processes) can go.
+            # every service in order; and all a service started can be found and stopped.
             proc = subprocess.Popen(list(spec.argv), env={**os.environ, **spec.env}, stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            previous = self.running.get(spec.name)
-            self.running[spec.name] = _Running(spec, proc, time.monotonic(), previous.restarts if previous else [])
-            _pid_file(self.run_dir, spec.name).write_text(f"{proc.pid}\n{_start_time(proc.pid)}\n")
-        except BaseException:  # Ctrl-C before it was on record: nothing else would ever stop it
-            _signal_group(proc.pid, signal.SIGKILL)
-            raise
+            try:
+                previous = self.running.get(spec.name)
+                self.running[spec.name] = _Running(spec, proc, time.monotonic(),
+                                                   previous.restarts if previous else [])
+                _pid_file(self.run_dir, spec.name).write_text(f"{proc.pid}\n{_start_time(proc.pid)}\n")
+            except BaseException:  # Ctrl-C before it was on record: nothing else would ever stop it
+                kill_session(proc.pid)
+                raise
         return proc
 
     def poll(self) -> list[str]:
@@ -79,7 +84,7 @@ class Supervisor:
             code = r.proc.poll()
             if code is None:
                 continue
-            _signal_group(r.proc.pid, signal.SIGKILL)  # what it left behind
+            kill_session(r.proc.pid)  # what it left behind (a worker's task processes)
             _pid_file(self.run_dir, name).unlink(missing_ok=True)
             how = f"signal {-code}" if code < 0 else f"code {code}"
             if not r.spec.core:
@@ -99,30 +104,68 @@ class Supervisor:
         return events
 
     def stop_all(self, timeout: float) -> None:
-        """SIGTERM every group, newest first; SIGKILL what is left after `timeout` seconds."""
-        order = list(reversed(self.running.values()))
-        for r in order:
-            _signal_group(r.proc.pid, signal.SIGTERM)
+        """Stop everything within `timeout` seconds, as compose does: the workers first (SIGTERM
+        to the worker itself, which lets its running tasks finish: a warm shutdown), then the
+        other services, newest first (SIGTERM to their process group); then SIGKILL to every
+        session, which takes whatever is left, task processes included."""
         deadline = time.monotonic() + timeout
-        for r in order:
-            try:
-                r.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs; killing it", r.spec.name, timeout)
-        for r in order:
-            _signal_group(r.proc.pid, signal.SIGKILL)
+        workers = [r for r in self.running.values() if not r.spec.core]
+        core = [r for r in reversed(self.running.values()) if r.spec.core]
+        for phase, leader_only in ((workers, True), (core, False)):
+            for r in phase:
+                if leader_only:
+                    _signal(r.proc.pid, signal.SIGTERM)
+                else:
+                    _signal_group(r.proc.pid, signal.SIGTERM)
+            for r in phase:
+                try:
+                    r.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop within %.0fs; killing it", r.spec.name, timeout)
+        for r in self.running.values():
+            kill_session(r.proc.pid)
             r.proc.wait()
             _pid_file(self.run_dir, r.spec.name).unlink(missing_ok=True)
         self.running.clear()
 
     def kill_all(self) -> None:
         for r in self.running.values():
-            _signal_group(r.proc.pid, signal.SIGKILL)
+            kill_session(r.proc.pid)
+
+
+class RunLock:
+    """Held by a supervisor for its whole life: a second one on the same run directory fails
+    at once instead of taking the first one's services for orphans."""
+
+    def __init__(self, run_dir: Path):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / "supervisor.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        if self._fd is not None:  # held already
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SupervisorError(f"another supervisor (pid {holder}) is running on {self.path.parent}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
 
 
 def clear_stale(run_dir: Path, timeout: float = 15.0) -> list[str]:
-    """Stop what a previous supervisor left running (it was killed before it could): every
-    process group named by a pid file whose leader is still the process the file records (same
+    """Stop what a previous supervisor left running (it was killed before it could; hold the
+    RunLock before calling this): every session named by a pid file whose leader is still the process the file records (same
     pid, same start time: a recycled pid belongs to something else and is left alone). Returns
     the names stopped."""
     stopped = []
@@ -136,9 +179,9 @@ def clear_stale(run_dir: Path, timeout: float = 15.0) -> list[str]:
         if started and _start_time(pid) == started and _leads_group(pid):
             _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _group_alive(pid) and time.monotonic() < deadline:
+            while _session_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            _signal_group(pid, signal.SIGKILL)
+            kill_session(pid)
             stopped.append(pid_file.stem)
         pid_file.unlink(missing_ok=True)
     return stopped
@@ -175,17 +218,40 @@ def _leads_group(pid: int) -> bool:
         return False
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group still runs (zombies waiting for a parent that does not
-    reap them, as PID 1 in some containers, do not count)."""
+def session_members(sid: int) -> list[int]:
+    """The live processes of a session (zombies, waiting for a parent that does not reap them,
+    as PID 1 in some containers, do not count)."""
+    pids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _session_alive(sid: int) -> bool:
+    return bool(session_members(sid))
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of the session `sid` (its leader's pid): a service and all it
+    started, whatever process group they moved to."""
+    for _ in range(3):  # a process forked meanwhile is caught on the next pass
+        pids = session_members(sid)
+        if not pids:
+            return
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

@@ -54,6 +54,8 @@ def airflow_env(settings: Settings, *, port: int = 8080) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__API__PORT": str(port),
+        # The UI on this machine only, unless you say otherwise (it shows the admin password's users).
+        "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "").strip() or "127.0.0.1",
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
@@ -248,92 +250,115 @@ def _foreground(settings: Settings, *, port: int, trigger: bool, echo, topo: Top
     if exe is None:
         raise AirflowError("the `airflow` command is not installed in this environment (run `make install`)")
     run_dir, log_dir = home / "run", home / "services"
-    stale = processes.clear_stale(run_dir)
-    if stale:
-        echo(f"stopped what an earlier `airflow up` left running: {', '.join(stale)}")
     celery = topo.executor == "celery"
-    ports = [(port, "Airflow's API server", "--port")] + ([(topo.broker_port, "the Celery broker", "--broker-port")]
-                                                          if celery else [])
-    for number, what, option in ports:
-        if not processes.port_free(number):
+    try:
+        lock = processes.RunLock(run_dir).__enter__()
+    except processes.SupervisorError as exc:
+        raise AirflowError(f"{exc}: stop that `newsroom airflow up` first") from None
+    with lock:
+        stale = processes.clear_stale(run_dir)
+        if stale:
+            echo(f"stopped what an earlier `airflow up` left running: {', '.join(stale)}")
+        _check_ports(env, port, topo.broker_port if celery else None)
+        sup = processes.Supervisor(run_dir, log_dir)
+        try:
+            if celery:
+                env.update(_start_broker(sup, env, home, topo.broker_port))
+            prepare(settings, env)
+            echo(f"starting Airflow ({topology.EXECUTORS[topo.executor]}): "
+                 f"{', '.join(s.args[0] for s in topology.AIRFLOW_SERVICES)}"
+                 + (f", broker, {topo.workers} Celery worker(s)" if celery else "") + f"; their output: {log_dir}")
+            procs = {s.name: sup.start(processes.Spec(s.name, (exe, *s.args), env))
+                     for s in topology.AIRFLOW_SERVICES}
+            base = f"http://localhost:{port}"
+            wait_healthy(base, procs["airflow-apiserver"])
+            if celery:
+                _start_workers(sup, settings, env, exe, topo)
+            _greet(settings, env, base, trigger, echo)
+            return _watch(sup, echo, workers=topo.workers if celery else 0)
+        except _Stopped:
+            echo("stopping Airflow ...")
+            raise
+        except httpx.HTTPError as exc:  # Airflow's API answered oddly: one line, not a traceback
+            raise AirflowError(f"Airflow's API server: {type(exc).__name__}: {exc}") from None
+        finally:
+            # From here any Ctrl-C (a first one too, when stopping for another reason) kills at once.
+            signals.received = max(signals.received, 1)
+            signals.kill_now = sup.kill_all
+            sup.stop_all(STOP_TIMEOUT)
+
+
+def _greet(settings: Settings, env: dict[str, str], base: str, trigger: bool, echo) -> None:
+    """Unpause news_ingest and trigger its first run (unless told not to); print where to look."""
+    password = admin_password(env)
+    api = Api(base, password)
+    api.wait_for_dag("news_ingest", timeout=300)
+    if trigger:
+        api.unpause("news_ingest")
+        run_id = api.trigger("news_ingest")
+        echo(f"news_ingest unpaused; first run triggered: {run_id}")
+    echo("")
+    echo(f"  Airflow UI:  {base}    user: admin    password: {password}")
+    echo(f"  Runs:        {base}/dags/news_ingest")
+    echo(f"  Database:    psql \"$({_newsroom(settings)} db url)\"   "
+         f"({store.db.redact(store.db.resolve_dsn(settings))})")
+    echo("  Stop:        Ctrl-C")
+    echo("")
+
+
+def _check_ports(env: dict[str, str], port: int, broker_port: int | None) -> None:
+    """Both ports free on the addresses they will be bound to, and not the same one."""
+    if broker_port == port:
+        raise AirflowError(f"--port and --broker-port are both {port}; choose two ports")
+    wanted = [(env.get("AIRFLOW__API__HOST", "127.0.0.1"), port, "Airflow's API server", "--port")]
+    if broker_port is not None:
+        wanted.append((topology.BROKER_HOST, broker_port, "the Celery broker", "--broker-port"))
+    for host, number, what, option in wanted:
+        if not processes.port_free(number, host):
             raise AirflowError(f"port {number} ({what}) is taken by another program; stop it or choose "
                                f"another port with {option}")
-    sup = processes.Supervisor(run_dir, log_dir)
-    try:
-        if celery:
-            env.update(_start_broker(sup, env, home, topo.broker_port))
-        prepare(settings, env)
-        echo(f"starting Airflow ({topology.EXECUTORS[topo.executor]}): "
-             f"{', '.join(s.args[0] for s in topology.AIRFLOW_SERVICES)}"
-             + (f", broker, {topo.workers} Celery worker(s)" if celery else "") + f"; their output: {log_dir}")
-        procs = {s.name: sup.start(processes.Spec(s.name, (exe, *s.args), env)) for s in topology.AIRFLOW_SERVICES}
-        base = f"http://localhost:{port}"
-        wait_healthy(base, procs["airflow-apiserver"])
-        if celery:
-            _start_workers(sup, settings, env, exe, topo)
-        password = admin_password(env)
-        api = Api(base, password)
-        api.wait_for_dag("news_ingest", timeout=300)
-        if trigger:
-            api.unpause("news_ingest")
-            run_id = api.trigger("news_ingest")
-            echo(f"news_ingest unpaused; first run triggered: {run_id}")
-        echo("")
-        echo(f"  Airflow UI:  {base}    user: admin    password: {password}")
-        echo(f"  Runs:        {base}/dags/news_ingest")
-        echo(f"  Database:    psql \"$({_newsroom(settings)} db url)\"   "
-             f"({store.db.redact(store.db.resolve_dsn(settings))})")
-        echo("  Stop:        Ctrl-C")
-        echo("")
-        return _watch(sup, echo, workers=topo.workers if celery else 0)
-    except _Stopped:
-        echo("stopping Airflow ...")
-        raise
-    finally:
-        # From here a Ctrl-C (a first one too, when stopping for another reason) kills at once.
-        signals.kill_now = sup.kill_all
-        if signals.received > 1:
-            sup.kill_all()
-        signals.received = max(signals.received, 1)
-        sup.stop_all(STOP_TIMEOUT)
 
 
 def _start_broker(sup: processes.Supervisor, env: dict[str, str], home: Path, port: int) -> dict[str, str]:
-    """Start Valkey and wait until it answers; return the Celery settings that point at it."""
+    """Start Valkey (password-protected, on loopback) and wait until it answers; return the
+    Celery settings that point at it."""
     data = home / "broker"
-    data.mkdir(exist_ok=True)
+    data.mkdir(mode=0o700, exist_ok=True)
+    data.chmod(0o700)  # its append-only file holds the queued tasks
+    password = topology.broker_password(data)
     proc = sup.start(processes.Spec("broker", topology.broker_command(port=port, data_dir=data)))
     deadline = time.monotonic() + 30
-    while not _answers(port):
+    while not _broker_answers(port, password):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise AirflowError(f"the Celery broker did not start on port {port}; its output: {sup.log_file('broker')}")
         time.sleep(0.1)
     metadata = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    return topology.celery_env(broker_url=topology.broker_url(port),
+    return topology.celery_env(broker_url=topology.broker_url(port, password),
                                result_backend=topology.result_backend_url(metadata))
 
 
-def _answers(port: int) -> bool:
-    import socket
+def _broker_answers(port: int, password: str) -> bool:
+    import redis
 
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
+        return bool(redis.Redis(host=topology.BROKER_HOST, port=port, password=password, socket_timeout=1,
+                                socket_connect_timeout=1).ping())
+    except redis.RedisError:
         return False
 
 
 def _start_workers(sup: processes.Supervisor, settings: Settings, env: dict[str, str], exe: str,
                    topo: Topology) -> None:
-    """N Celery workers with distinct names (worker-1, ...), each recorded as its own host on the
-    task instances it runs. Their logs are on this disk, so they serve none (no port to share)."""
-    queues = topology.worker_queues(settings)
+    """N Celery workers with distinct names (worker-1, ...), each serving every queue (whatever
+    NEWSROOM_WORKER_QUEUES says: on one machine nothing else would run the other queues) and
+    recorded as its own host on the task instances it runs. Their logs are on this disk, so
+    they serve none (no port to share)."""
+    queues = topology.all_queues(settings)
+    slots = topo.concurrency or len(os.sched_getaffinity(0)) or 2
     for i in range(1, topo.workers + 1):
         name = f"worker-{i}"
-        args = topology.worker_args(queues, concurrency=topo.concurrency or os.cpu_count() or 2, name=name,
-                                    serve_logs=False)
-        worker_env = {**env, topology.WORKER_NAME_VAR: name,
+        args = topology.worker_args(queues, concurrency=slots, name=name, serve_logs=False)
+        worker_env = {**env, "NEWSROOM_WORKER_NAME": name, "NEWSROOM_WORKER_QUEUES": ",".join(queues),
                       "AIRFLOW__CORE__HOSTNAME_CALLABLE": topology.HOSTNAME_CALLABLE}
         sup.start(processes.Spec(f"airflow-{name}", (exe, *args), worker_env, core=False))
 

@@ -9,7 +9,8 @@ Pure: commands and environments as data. Starting and stopping processes is `pip
 from __future__ import annotations
 
 import importlib.util
-import socket
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +43,20 @@ WORKER_SERVICE = "airflow-worker"
 BROKER_SERVICE = "redis"
 
 
+def all_queues(settings: Settings) -> tuple[str, ...]:
+    """Every queue the DAGs send tasks to."""
+    return AIRFLOW_DEFAULT_QUEUE, settings.network_queue, settings.nlp_queue
+
+
 def worker_queues(settings: Settings) -> tuple[str, ...]:
-    """The queues a worker serves: NEWSROOM_WORKER_QUEUES, or every queue the DAGs use."""
-    return settings.worker_queues or (AIRFLOW_DEFAULT_QUEUE, settings.network_queue, settings.nlp_queue)
+    """The queues a worker serves: NEWSROOM_WORKER_QUEUES, or every queue the DAGs use. A name
+    the DAGs never use is an error: such a worker would sit idle and look healthy."""
+    known = all_queues(settings)
+    unknown = [q for q in settings.worker_queues if q not in known]
+    if unknown:
+        raise ConfigError(f"NEWSROOM_WORKER_QUEUES names {', '.join(unknown)}, a queue no task goes to; "
+                          f"the queues are {', '.join(known)}")
+    return settings.worker_queues or known
 
 
 def worker_args(queues: tuple[str, ...], *, concurrency: int | None = None, name: str | None = None,
@@ -63,11 +75,13 @@ def worker_args(queues: tuple[str, ...], *, concurrency: int | None = None, name
 
 
 def worker_hostname() -> str:
-    """Airflow's [core] hostname_callable for workers: the machine's name, followed by the worker's
-    own name when several run on one machine, so a task instance says which worker ran it."""
-    fqdn = socket.getfqdn()
+    """Airflow's [core] hostname_callable for workers: the machine's name (as Airflow's default
+    gives it), followed by the worker's own name when several run on one machine, so a task
+    instance says which worker ran it."""
+    from airflow.utils.net import getfqdn  # only ever called inside Airflow
+
     name = Settings.from_env().worker_name
-    return f"{fqdn}-{name}" if name else fqdn
+    return f"{getfqdn()}-{name}" if name else getfqdn()
 
 
 def celery_env(*, broker_url: str, result_backend: str) -> dict[str, str]:
@@ -103,19 +117,38 @@ def broker_binary() -> Path:
     return path
 
 
+BROKER_HOST = "127.0.0.1"
+
+
+def broker_password(data_dir: Path) -> str:
+    """The broker's password, made once and kept in a file only this user can read."""
+    path = data_dir / "password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(24))
+    return path.read_text().strip()
+
+
 def broker_command(*, port: int, data_dir: Path) -> tuple[str, ...]:
-    """Valkey on loopback only, persisting its queues (append-only file) in `data_dir`, so a
-    broker restarted mid-run still holds the tasks it had queued."""
+    """Valkey on loopback only, with a password (in its config file, not on a command line that
+    `ps` shows every user), persisting its queues (append-only file) in `data_dir`, so a broker
+    restarted mid-run still holds the tasks it had queued."""
+    conf = data_dir / "valkey.conf"
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"requirepass {broker_password(data_dir)}\n")
     return (
-        str(broker_binary()),
-        "--bind", "127.0.0.1", "--port", str(port), "--protected-mode", "yes",
+        str(broker_binary()), str(conf),
+        "--bind", BROKER_HOST, "--port", str(port), "--protected-mode", "yes",
         "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
         "--daemonize", "no", "--logfile", "",
     )
 
 
-def broker_url(port: int) -> str:
-    return f"redis://127.0.0.1:{port}/0"
+def broker_url(port: int, password: str | None = None) -> str:
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}{BROKER_HOST}:{port}/0"
 
 
 def service_args(name: str, settings: Settings) -> tuple[str, ...]:

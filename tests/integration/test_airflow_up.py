@@ -189,3 +189,20 @@ def test_a_port_another_program_holds_is_a_one_line_error_naming_the_option(tmp_
     assert proc.returncode == 1 and "Traceback" not in err, (out, err)
     assert f"port {port} (Airflow's API server) is taken by another program" in err and "--port" in err
     assert err.strip().count("\n") == 0 and not pid_file.exists()  # nothing was started
+
+
+def test_a_second_up_while_the_first_runs_is_refused_and_leaves_the_first_alone(tmp_path):
+    first, pid_file = _start(tmp_path)
+    pids = _wait_for_pids(first, pid_file)
+    try:
+        second, _ = _start(tmp_path)
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 1 and "another supervisor" in err and "Traceback" not in err, (out, err)
+        assert all(_alive(p) for p in pids)
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+        assert first.returncode == 0 and _gone(pids)
+    finally:
+        for p in pids:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)

@@ -7,7 +7,7 @@ each test. In file order, sharing one topology:
    article lands once;
 2. the broker stopped mid-run (and started again by `up`, as compose's restart policy would):
    the run still completes, nothing lost or doubled;
-3. a worker killed with SIGKILL (its whole process group, as when its machine dies) while it
+3. a worker killed with SIGKILL (with every process it started, as when its machine dies) while it
    runs a tag task: Airflow's task heartbeat timeout (20 s here) fails that try, the retry runs
    on the other worker, the claims the dead task held come back when their lease (10 s here)
    runs out, and the run completes with every article tagged once.
@@ -31,7 +31,7 @@ import httpx
 import pytest
 from localsite import LocalSite, article_html, rss
 
-from pipeline import demo, store
+from pipeline import demo, processes, store
 from pipeline.config import Settings
 
 pytestmark = pytest.mark.slow
@@ -169,10 +169,13 @@ def topo():
     t = Topology(proc, out, state, env, port, wire)
     try:
         deadline = time.monotonic() + 400
-        while "Stop:" not in t.output():
+        logs = t.state / "airflow" / "services"
+        while "Stop:" not in t.output() or not all(
+                "ready." in (logs / f"airflow-worker-{i}.log").read_text(errors="replace") for i in (1, 2)):
             assert proc.poll() is None, t.output()[-3000:]
             assert time.monotonic() < deadline, t.output()[-3000:]
             time.sleep(1)
+        sessions = [int(p.read_text().split()[0]) for p in t.run_dir.glob("*.pid")]
         t.api().patch("/api/v2/dags/news_ingest", json={"is_paused": False}).raise_for_status()
         yield t
     finally:
@@ -184,10 +187,13 @@ def topo():
         demo_site.stop()
         wire.stop()
         leftovers = list(t.run_dir.glob("*.pid"))
+        # every process each service started (task processes in groups of their own included)
+        survivors = [p for sid in locals().get("sessions", []) for p in processes.session_members(sid)]
         subprocess.run([sys.executable, "-m", "pipeline.cli", "db", "stop"], env=env, capture_output=True)
         if not os.environ.get("NEWSROOM_TEST_KEEP_STATE"):  # for a look at the services' logs
             shutil.rmtree(state, ignore_errors=True)
         assert not leftovers, f"pid files left behind: {leftovers}"
+        assert not survivors, f"processes outlived `airflow up`: {survivors}"
 
 
 def _landed_once(t: Topology, urls: list[str]) -> None:
@@ -246,7 +252,9 @@ def test_a_worker_killed_while_it_tags_its_task_is_retried_on_the_other_worker(t
         time.sleep(0.3)
     name = "worker-1" if victim["hostname"] == worker_host("worker-1") else "worker-2"
     survivor = "worker-2" if name == "worker-1" else "worker-1"
-    os.killpg(topo.pid(f"airflow-{name}"), signal.SIGKILL)
+    # the worker and everything it started (its task processes live in process groups of their
+    # own), at once: as when its machine dies
+    processes.kill_session(topo.pid(f"airflow-{name}"))
     assert topo.wait(run_id) == "success", topo.task_instances(run_id)
     tries = topo.tries(run_id, "tag", victim["map_index"])
     assert len(tries) >= 2, tries

@@ -15,6 +15,9 @@ from pipeline import processes
 from pipeline.processes import Spec, Supervisor, SupervisorError
 
 SLEEPER = (sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen(['sleep', '300']); time.sleep(300)")
+# Like Airflow's task supervisor: its task process moves to a process group of its own.
+ESCAPER = (sys.executable, "-c", "import os, subprocess, time; "
+           "subprocess.Popen(['sleep', '300'], process_group=0); time.sleep(300)")
 
 
 def _alive(pid: int) -> bool:
@@ -34,8 +37,9 @@ def _wait(predicate, timeout: float = 10.0) -> bool:
     return False
 
 
-def _group(pgid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pgid)], capture_output=True, text=True).stdout
+def _group(sid: int) -> list[int]:
+    """The processes of the session `sid` (ps -g selects by session)."""
+    out = subprocess.run(["ps", "-o", "pid=", "-g", str(sid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
 
@@ -128,3 +132,28 @@ def test_a_port_in_use_is_seen(tmp_path):
         port = s.getsockname()[1]
         assert not processes.port_free(port)
     assert processes.port_free(port)
+
+
+@pytest.mark.parametrize("how", ["stop_all", "kill_all", "died"])
+def test_a_task_process_that_left_its_services_process_group_is_stopped_with_it(sup, how):
+    proc = sup.start(Spec("airflow-worker-1", ESCAPER, core=False))
+    assert _wait(lambda: len(_group(proc.pid)) == 2)
+    members = _group(proc.pid)
+    assert len({os.getpgid(p) for p in members}) == 2  # the child is in a group of its own
+    if how == "stop_all":
+        sup.stop_all(5)
+    elif how == "kill_all":
+        sup.kill_all()
+    else:  # the worker itself is killed: what it left behind goes too
+        os.kill(proc.pid, signal.SIGKILL)
+        assert _wait(lambda: proc.poll() is not None)
+        sup.poll()
+    assert _wait(lambda: not any(_alive(p) for p in members)), "the task process outlived its worker"
+
+
+def test_a_second_supervisor_on_the_same_run_directory_is_refused_while_the_first_holds_it(tmp_path):
+    with processes.RunLock(tmp_path / "run"):
+        with pytest.raises(SupervisorError, match=rf"another supervisor \(pid {os.getpid()}\) is running"):
+            processes.RunLock(tmp_path / "run").__enter__()
+    with processes.RunLock(tmp_path / "run"):  # released with the first
+        pass

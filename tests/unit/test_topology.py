@@ -99,7 +99,9 @@ def test_workers_started_by_up_differ_only_by_name_and_log_server():
 
 
 def test_a_worker_named_on_a_shared_machine_reports_its_name_as_part_of_its_host(monkeypatch):
-    monkeypatch.setattr(topology.socket, "getfqdn", lambda: "news-1.example")
+    import airflow.utils.net
+
+    monkeypatch.setattr(airflow.utils.net, "getfqdn", lambda: "news-1.example")
     monkeypatch.delenv("NEWSROOM_WORKER_NAME", raising=False)
     assert topology.worker_hostname() == "news-1.example"
     monkeypatch.setenv("NEWSROOM_WORKER_NAME", "worker-2")
@@ -109,10 +111,34 @@ def test_a_worker_named_on_a_shared_machine_reports_its_name_as_part_of_its_host
     assert getattr(sys.modules[module], function) is topology.worker_hostname
 
 
-def test_the_broker_listens_on_loopback_only_and_keeps_its_queues_on_disk(tmp_path):
+def test_a_worker_refuses_a_queue_no_task_goes_to():
+    with pytest.raises(ConfigError, match="NEWSROOM_WORKER_QUEUES names nlpp, a queue no task goes to"):
+        topology.worker_queues(Settings.from_env({"NEWSROOM_WORKER_QUEUES": "network,nlpp"}))
+    renamed = Settings.from_env({"NEWSROOM_NLP_QUEUE": "spacy", "NEWSROOM_WORKER_QUEUES": "spacy"})
+    assert topology.worker_queues(renamed) == ("spacy",)
+    assert topology.all_queues(renamed) == ("default", "network", "spacy")
+
+
+def test_the_broker_listens_on_loopback_only_with_a_password_no_other_user_can_read(tmp_path):
     command = topology.broker_command(port=6390, data_dir=tmp_path)
     assert Path(command[0]).name == "valkey-server" and Path(command[0]).is_file()
-    options = dict(zip(command[1::2], command[2::2], strict=False))
+    conf = Path(command[1])
+    password = topology.broker_password(tmp_path)
+    assert conf.read_text() == f"requirepass {password}\n" and len(password) == 48
+    assert password not in " ".join(command)  # `ps` shows command lines to every user
+    for path in (conf, tmp_path / "password"):
+        assert path.stat().st_mode & 0o077 == 0, oct(path.stat().st_mode)
+    assert topology.broker_password(tmp_path) == password  # made once
+    options = dict(zip(command[2::2], command[3::2], strict=False))
     assert options["--bind"] == "127.0.0.1" and options["--protected-mode"] == "yes"
     assert options["--appendonly"] == "yes" and options["--dir"] == str(tmp_path)
+    assert topology.broker_url(6390, password) == f"redis://:{password}@127.0.0.1:6390/0"
 
+
+def test_a_bad_setting_elsewhere_does_not_break_the_dag_files(monkeypatch):
+    from pipeline.config import dag_settings
+
+    env = {"NEWSROOM_QC_STUCK_HOURS": "soon", "NEWSROOM_NLP_QUEUE": "spacy"}
+    assert dag_settings(env).nlp_queue == "spacy" and dag_settings(env).schedule == "*/30 * * * *"
+    with pytest.raises(ConfigError, match="NEWSROOM_NETWORK_QUEUE"):  # its own settings are checked
+        dag_settings({"NEWSROOM_NETWORK_QUEUE": "a b"})
