@@ -167,6 +167,7 @@ def topo():
                                  "--broker-port", str(broker), "--no-trigger"],
                                 env=env, stdout=sink, stderr=subprocess.STDOUT)
     t = Topology(proc, out, state, env, port, wire)
+    sessions: list[int] = []
     try:
         deadline = time.monotonic() + 400
         logs = t.state / "airflow" / "services"
@@ -175,7 +176,7 @@ def topo():
             assert proc.poll() is None, t.output()[-3000:]
             assert time.monotonic() < deadline, t.output()[-3000:]
             time.sleep(1)
-        sessions = [int(p.read_text().split()[0]) for p in t.run_dir.glob("*.pid")]
+        sessions += [int(p.read_text().split()[0]) for p in t.run_dir.glob("*.pid")]
         t.api().patch("/api/v2/dags/news_ingest", json={"is_paused": False}).raise_for_status()
         yield t
     finally:
@@ -188,7 +189,7 @@ def topo():
         wire.stop()
         leftovers = list(t.run_dir.glob("*.pid"))
         # every process each service started (task processes in groups of their own included)
-        survivors = [p for sid in locals().get("sessions", []) for p in processes.session_members(sid)]
+        survivors = [p for sid in sessions for p in processes.session_members(sid)]
         subprocess.run([sys.executable, "-m", "pipeline.cli", "db", "stop"], env=env, capture_output=True)
         if not os.environ.get("NEWSROOM_TEST_KEEP_STATE"):  # for a look at the services' logs
             shutil.rmtree(state, ignore_errors=True)
