@@ -138,7 +138,10 @@ class Topology:
 
 
 def worker_host(name: str) -> str:
-    return f"{socket.getfqdn()}-{name}"
+    """The host a task instance run by this worker records (pipeline.topology.worker_hostname)."""
+    from airflow.utils.net import getfqdn
+
+    return f"{getfqdn()}-{name}"
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +254,9 @@ def test_a_worker_killed_while_it_tags_its_task_is_retried_on_the_other_worker(t
         victim = next((t for t in topo.task_instances(run_id)
                        if t["task_id"] == "tag" and t["state"] == "running" and t["hostname"]), None)
         time.sleep(0.3)
-    name = "worker-1" if victim["hostname"] == worker_host("worker-1") else "worker-2"
+    hosts = {worker_host(n): n for n in ("worker-1", "worker-2")}
+    assert victim["hostname"] in hosts, (victim["hostname"], hosts)
+    name = hosts[victim["hostname"]]
     survivor = "worker-2" if name == "worker-1" else "worker-1"
     # the worker and everything it started (its task processes live in process groups of their
     # own), at once: as when its machine dies
