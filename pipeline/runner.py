@@ -46,6 +46,7 @@ def airflow_env(settings: Settings, *, port: int = 8080) -> dict[str, str]:
     state = settings.state_dir.resolve()
     home = state / "airflow"
     home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)  # airflow.cfg holds generated secrets, and the admin password file is here
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
