@@ -127,7 +127,7 @@ class Settings:
             network_queue=dag.network_queue,
             nlp_queue=dag.nlp_queue,
             worker_queues=_queues(env, "NEWSROOM_WORKER_QUEUES"),
-            worker_name=_queue(env, "NEWSROOM_WORKER_NAME", ""),
+            worker_name=_queue(env, "NEWSROOM_WORKER_NAME", "", what="a worker name"),
             log_level=(env.get("NEWSROOM_LOG_LEVEL", "").strip() or d.log_level).upper(),
             qc_min_extract_rate=_number(env, "NEWSROOM_QC_MIN_EXTRACT_RATE", d.qc_min_extract_rate),
             qc_stuck_hours=_number(env, "NEWSROOM_QC_STUCK_HOURS", d.qc_stuck_hours, minimum=0.1),
@@ -197,12 +197,12 @@ def _old_name(env: Mapping[str, str], old: str, new: str, default: int) -> int:
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-def _queue(env: Mapping[str, str], name: str, default: str) -> str:
+def _queue(env: Mapping[str, str], name: str, default: str, *, what: str = "a queue name") -> str:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     if not _QUEUE_NAME.fullmatch(raw):
-        raise ConfigError(f"{name}={raw!r} is not a queue name (letters, digits, '_', '.', '-'; at most 64)")
+        raise ConfigError(f"{name}={raw!r} is not {what} (letters, digits, '_', '.', '-'; at most 64)")
     return raw
 
 
