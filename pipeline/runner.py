@@ -55,7 +55,7 @@ def airflow_env(settings: Settings, *, port: int = 8080) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__API__PORT": str(port),
-        # The UI on this machine only, unless you say otherwise (it shows the admin password's users).
+        # The UI on this machine only, unless AIRFLOW__API__HOST says otherwise.
         "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "").strip() or "127.0.0.1",
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
