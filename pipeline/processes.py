@@ -45,7 +45,6 @@ class Spec:
 class _Running:
     spec: Spec
     proc: subprocess.Popen
-    started: float
     restarts: list[float] = field(default_factory=list)
 
 
@@ -68,8 +67,7 @@ class Supervisor:
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             try:
                 previous = self.running.get(spec.name)
-                self.running[spec.name] = _Running(spec, proc, time.monotonic(),
-                                                   previous.restarts if previous else [])
+                self.running[spec.name] = _Running(spec, proc, previous.restarts if previous else [])
                 _pid_file(self.run_dir, spec.name).write_text(f"{proc.pid}\n{_start_time(proc.pid)}\n")
             except BaseException:  # Ctrl-C before it was on record: nothing else would ever stop it
                 kill_session(proc.pid)
@@ -142,9 +140,7 @@ class RunLock:
         self.path = run_dir / "supervisor.lock"
         self._fd: int | None = None
 
-    def __enter__(self) -> RunLock:
-        if self._fd is not None:  # held already
-            return self
+    def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -155,19 +151,25 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # releases the lock
             self._fd = None
 
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
 
 def clear_stale(run_dir: Path, timeout: float = 15.0) -> list[str]:
     """Stop what a previous supervisor left running (it was killed before it could; hold the
-    RunLock before calling this): every session named by a pid file whose leader is still the process the file records (same
-    pid, same start time: a recycled pid belongs to something else and is left alone). Returns
-    the names stopped."""
+    RunLock before calling this): every session named by a pid file whose leader is still the
+    process the file records (same pid, same start time: a recycled pid belongs to something
+    else and is left alone). Returns the names stopped."""
     stopped = []
     for pid_file in sorted(run_dir.glob("*.pid")) if run_dir.is_dir() else []:
         try:
@@ -179,7 +181,7 @@ def clear_stale(run_dir: Path, timeout: float = 15.0) -> list[str]:
         if started and _start_time(pid) == started and _leads_group(pid):
             _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _session_alive(pid) and time.monotonic() < deadline:
+            while session_members(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
             kill_session(pid)
             stopped.append(pid_file.stem)
@@ -201,14 +203,26 @@ def _pid_file(run_dir: Path, name: str) -> Path:
     return run_dir / f"{name}.pid"
 
 
+def _stat(path: Path) -> list[str] | None:
+    """The fields of a /proc/PID/stat after the command name (from field 3, the state), or None
+    when the process is gone."""
+    try:
+        return path.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _start_time(pid: int) -> str:
     """When the process started (clock ticks after boot, /proc/PID/stat field 22); '' if gone.
     Unlike its command line, which Airflow and Celery rewrite, it never changes."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = _stat(Path(f"/proc/{pid}/stat"))
+    return fields[19] if fields else ""
+
+
+def session_of(pid: int) -> int | None:
+    """The session a process belongs to (/proc/PID/stat field 6), or None when it is gone."""
+    fields = _stat(Path(f"/proc/{pid}/stat"))
+    return int(fields[3]) if fields else None
 
 
 def _leads_group(pid: int) -> bool:
@@ -223,17 +237,10 @@ def session_members(sid: int) -> list[int]:
     as PID 1 in some containers, do not count)."""
     pids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
+        fields = _stat(stat)
+        if fields and int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(stat.parent.name))
     return pids
-
-
-def _session_alive(sid: int) -> bool:
-    return bool(session_members(sid))
 
 
 def kill_session(sid: int) -> None:
@@ -254,12 +261,8 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Send `sig` to a process group; False when the group is gone."""
+def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a member we may not signal: nothing more we can do
-        return True
-    return True
+    except (ProcessLookupError, PermissionError):  # gone, or a member we may not signal
+        pass

@@ -252,11 +252,12 @@ def _foreground(settings: Settings, *, port: int, trigger: bool, echo, topo: Top
         raise AirflowError("the `airflow` command is not installed in this environment (run `make install`)")
     run_dir, log_dir = home / "run", home / "services"
     celery = topo.executor == "celery"
+    lock = processes.RunLock(run_dir)
     try:
-        lock = processes.RunLock(run_dir).__enter__()
+        lock.acquire()
     except processes.SupervisorError as exc:
         raise AirflowError(f"{exc}: stop that `newsroom airflow up` first") from None
-    with lock:
+    try:
         stale = processes.clear_stale(run_dir)
         if stale:
             echo(f"stopped what an earlier `airflow up` left running: {', '.join(stale)}")
@@ -287,6 +288,8 @@ def _foreground(settings: Settings, *, port: int, trigger: bool, echo, topo: Top
             signals.received = max(signals.received, 1)
             signals.kill_now = sup.kill_all
             sup.stop_all(STOP_TIMEOUT)
+    finally:
+        lock.release()
 
 
 def _greet(settings: Settings, env: dict[str, str], base: str, trigger: bool, echo) -> None:

@@ -82,6 +82,13 @@ def _wait_for_pids(proc, pids: Path) -> list[int]:
     pytest.fail(f"the fake airflow did not start: {proc.communicate()}")
 
 
+def _kill(pids) -> None:
+    """Whatever a failed test left of the fake services."""
+    for p in pids:
+        if _alive(p):
+            os.kill(p, signal.SIGKILL)
+
+
 def _gone(pids: list[int], timeout: float = 10) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,9 +112,7 @@ def test_a_signal_stops_airflow_cleanly_and_reminds_of_the_embedded_database(tmp
         assert "embedded database keeps running" in out and "newsroom db stop" in out
         assert _gone(pids), "airflow's process group survived"
     finally:
-        for p in pids:
-            if _alive(p):
-                os.kill(p, signal.SIGKILL)
+        _kill(pids)
 
 
 def test_an_airflow_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path):
@@ -120,9 +125,7 @@ def test_an_airflow_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path):
         assert proc.returncode == 0 and "Traceback" not in err, (out, err)
         assert _gone(pids) and time.monotonic() - start < 30
     finally:
-        for p in pids:
-            if _alive(p):
-                os.kill(p, signal.SIGKILL)
+        _kill(pids)
 
 
 def test_a_second_ctrl_c_kills_at_once(tmp_path):
@@ -137,9 +140,7 @@ def test_a_second_ctrl_c_kills_at_once(tmp_path):
         assert proc.returncode == 0 and "Traceback" not in err, (out, err)
         assert _gone(pids) and time.monotonic() - start < 20
     finally:
-        for p in pids:
-            if _alive(p):
-                os.kill(p, signal.SIGKILL)
+        _kill(pids)
 
 
 def test_no_reminder_with_an_external_database(tmp_path):
@@ -174,9 +175,7 @@ def test_a_second_up_after_a_crash_stops_what_the_first_left_running(tmp_path):
         assert "stopped what an earlier `airflow up` left running: airflow-apiserver, airflow-dag-processor, " \
                "airflow-scheduler, airflow-triggerer" in out
     finally:
-        for p in [int(p) for p in pid_file.read_text().split()]:
-            if _alive(p):
-                os.kill(p, signal.SIGKILL)
+        _kill(int(p) for p in pid_file.read_text().split())
 
 
 def test_a_port_another_program_holds_is_a_one_line_error_naming_the_option(tmp_path):
@@ -203,6 +202,4 @@ def test_a_second_up_while_the_first_runs_is_refused_and_leaves_the_first_alone(
         first.communicate(timeout=60)
         assert first.returncode == 0 and _gone(pids)
     finally:
-        for p in pids:
-            if _alive(p):
-                os.kill(p, signal.SIGKILL)
+        _kill(pids)

@@ -251,10 +251,6 @@ def _tag_claim(t: Topology, run_id: str) -> tuple[int, int] | None:
     return (int(row[0].rsplit(":", 1)[1]), row[1]) if row else None
 
 
-def _session_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
-
-
 def test_a_worker_killed_while_it_tags_its_task_is_retried_on_the_other_worker(topo):
     urls = topo.publish(24)
     run_id = topo.trigger()
@@ -267,7 +263,7 @@ def test_a_worker_killed_while_it_tags_its_task_is_retried_on_the_other_worker(t
         time.sleep(0.1)
     task_pid, claimed = claim
     workers = {topo.pid(f"airflow-{n}"): n for n in ("worker-1", "worker-2")}
-    name = workers[_session_of(task_pid)]  # the worker whose task holds the claims
+    name = workers[processes.session_of(task_pid)]  # the worker whose task holds the claims
     survivor = "worker-2" if name == "worker-1" else "worker-1"
     victim = next(t for t in topo.task_instances(run_id)
                   if t["task_id"] == "tag" and t["state"] == "running" and t["hostname"] == worker_host(name))
