@@ -71,10 +71,10 @@ def _start(tmp_path, database_url="", port=None, **extra):
 SERVICES = 4  # api-server, scheduler, dag-processor, triggerer: two pids each
 
 
-def _wait_for_pids(proc, pids: Path) -> list[int]:
+def _wait_for_pids(proc, pids: Path, count: int = 2 * SERVICES) -> list[int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if pids.exists() and len(pids.read_text().split()) == 2 * SERVICES:
+        if pids.exists() and len(pids.read_text().split()) == count:
             return [int(p) for p in pids.read_text().split()]
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
@@ -169,6 +169,9 @@ def test_a_second_up_after_a_crash_stops_what_the_first_left_running(tmp_path):
     second, _ = _start(tmp_path)
     try:
         assert _gone(orphans, timeout=30), "the second `up` left the first one's services running"
+        # Its own services appended theirs: it is past clearing (a SIGTERM while it still
+        # clears would stop it before it says what it stopped).
+        _wait_for_pids(second, pid_file, count=4 * SERVICES)
         second.send_signal(signal.SIGTERM)
         out, err = second.communicate(timeout=60)
         assert second.returncode == 0, (out, err)
