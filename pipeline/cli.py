@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 from collections import Counter
+from pathlib import Path
 
 import click
 
-from pipeline import config, embedded, feeds, ingest, quality, store
+from pipeline import config, embedded, feedlists, feeds, ingest, quality, store
 from pipeline.cli_support import (
     FORMATS,
     empty_result,
@@ -18,6 +19,8 @@ from pipeline.cli_support import (
     terminal_text,
 )
 from pipeline.errors import ConfigError
+from pipeline.states import DisabledReason
+from pipeline.urls import canonical_url
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +135,7 @@ def _db_details(dsn: str) -> None:
 def db_migrate(settings: config.Settings) -> None:
     """Apply pending migrations and (re)create views. Safe to run any number of times."""
     with store.db.session(settings, autocommit=True) as conn:
-        applied = store.migrations.migrate(conn)
+        applied = store.migrate(conn)
         total = len(store.migrations.applied_migrations(conn))
     click.echo(f"applied {len(applied)} migration(s); {total} in place")
     for name in applied:
@@ -150,18 +153,123 @@ def feeds_group() -> None:
 @click.pass_obj
 @friendly
 def feeds_sync(settings: config.Settings) -> None:
-    """Upsert the feed list (NEWSROOM_FEEDS) into the database; unlisted feeds are disabled."""
+    """Sync the feeds file (NEWSROOM_FEEDS) into the database: its feeds are added or updated,
+    the feeds it no longer lists are disabled. Feeds added with `feeds add` or `feeds import` are
+    not the file's: it leaves them alone."""
     _migrate_quietly(settings)
     result = ingest.sync_feeds(settings)
     c = result.counts
     click.echo(f"{c['inserted']} new, {c['updated']} updated, {c['unchanged']} unchanged, "
-               f"{c['disabled']} disabled (from {settings.feeds_file})")
+               f"{c['disabled']} disabled as no longer listed (from {settings.feeds_file})")
+
+
+def _feed_ident(ident: str) -> str:
+    """A feed named by URL is looked up by its canonical URL, as the list stores it."""
+    if "://" not in ident:
+        return ident
+    try:
+        return canonical_url(ident.strip())
+    except ValueError:
+        return ident
+
+
+@feeds_group.command("add")
+@click.argument("url")
+@click.option("--name", help="What to call it (default: its URL).")
+@click.option("--tags", default="", help="Comma-separated tags, e.g. 'syria,uk'.")
+@click.option("--interval", help="Seconds between polls, or 15m / 2h / 1d (default: NEWSROOM_POLL_INTERVAL).")
+@click.option("--outlet", help="The publishing site's name (default: each article's site, its domain).")
+@click.pass_obj
+@friendly
+def feeds_add(settings: config.Settings, url: str, name: str | None, tags: str, interval: str | None,
+              outlet: str | None) -> None:
+    """Add a feed. It is yours: the feeds file's sync never disables it. A URL that is already a
+    feed is an error, and nothing changes."""
+    spec = feeds.feed_spec(url, name=name, tags=tags, interval=interval, outlet=outlet)
+    _migrate_quietly(settings)
+    with store.db.session(settings) as conn:
+        feed_id = store.feeds.add_feed(conn, spec)
+    click.echo(f"added feed #{feed_id} {spec.name!r} ({spec.url}); the next run polls it")
+
+
+def _set_feed(settings: config.Settings, ident: str, change) -> tuple[dict, str]:
+    """(the feed, "now" or "already") after `change(conn, feed)` said whether it changed it."""
+    with store.db.session(settings) as conn:
+        feed = store.feeds.find_feed(conn, _feed_ident(ident))
+        changed = change(conn, feed)
+    return feed, "now" if changed else "already"
+
+
+@feeds_group.command("remove")
+@click.argument("feed")
+@click.pass_obj
+@friendly
+def feeds_remove(settings: config.Settings, feed: str) -> None:
+    """Stop polling a feed for good (by id, URL or name). Nothing is deleted: its polls and
+    articles stay, and `feeds resume` brings it back."""
+    row, word = _set_feed(settings, feed, lambda conn, f: store.feeds.set_disabled(
+        conn, f["id"], DisabledReason.REMOVED, "removed with `newsroom feeds remove`"))
+    click.echo(f"feed #{row['id']} {row['name']!r} is {word} removed; its history and articles are kept")
+
+
+@feeds_group.command("pause")
+@click.argument("feed")
+@click.pass_obj
+@friendly
+def feeds_pause(settings: config.Settings, feed: str) -> None:
+    """Stop polling a feed until `feeds resume` (by id, URL or name)."""
+    row, word = _set_feed(settings, feed, lambda conn, f: store.feeds.set_disabled(
+        conn, f["id"], DisabledReason.PAUSED, "paused with `newsroom feeds pause`"))
+    click.echo(f"feed #{row['id']} {row['name']!r} is {word} paused")
+
+
+@feeds_group.command("resume")
+@click.argument("feed")
+@click.pass_obj
+@friendly
+def feeds_resume(settings: config.Settings, feed: str) -> None:
+    """Poll a paused, removed or gone feed again, from the next run (by id, URL or name)."""
+    row, word = _set_feed(settings, feed, lambda conn, f: store.feeds.set_enabled(conn, f["id"]))
+    click.echo(f"feed #{row['id']} {row['name']!r} is {word} polled" + (" again, from the next run" if word == "now" else ""))
+
+
+@feeds_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+@friendly
+def feeds_import(settings: config.Settings, file: Path) -> None:
+    """Add the feeds of an OPML file (as feed readers export it) or a YAML feed list. Feeds
+    already there are left as they are; a malformed file changes nothing."""
+    specs = feedlists.read_feed_list(file)
+    _migrate_quietly(settings)
+    with store.db.session(settings) as conn:
+        counts = store.feeds.import_feeds(conn, specs)
+    click.echo(f"{counts['added']} feed(s) added, {counts['known']} already there (from {file})")
+
+
+@feeds_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["opml", "yaml"]), default="opml", show_default=True)
+@click.option("--all", "everything", is_flag=True, help="Also the feeds not polled (paused, removed, gone).")
+@click.pass_obj
+@friendly
+def feeds_export(settings: config.Settings, fmt: str, everything: bool) -> None:
+    """Print the feed list as OPML (for feed readers) or YAML (for NEWSROOM_FEEDS or `feeds import`)."""
+    with store.db.session(settings) as conn:
+        specs = store.feeds.listed_feeds(conn, include_disabled=everything)
+    if fmt == "opml":
+        sys.stdout.buffer.write(feedlists.to_opml(specs))
+        sys.stdout.flush()
+    else:
+        click.echo(feedlists.to_yaml(specs), nl=False)
 
 
 _FEED_COLUMNS = ["id", "name", "url", "state", "enabled", "tags", "last_status", "last_http_status",
                  "last_polled_at", "last_success_at", "last_new_article_at", "next_poll_at",
-                 "consecutive_failures", "last_error_class", "last_error", "articles", "created_at"]
-_STATE_STYLES = {"failing": "red", "silent": "yellow", "disabled": "dim", "ok": "green"}
+                 "consecutive_failures", "last_error_class", "last_error", "articles", "created_at",
+                 "managed_by", "outlet", "disabled_reason", "disabled_at", "disabled_detail", "redirect_url",
+                 "redirect_polls", "moved_from"]
+_STATE_STYLES = {"failing": "red", "silent": "yellow", "ok": "green", "gone": "red", "moved": "yellow",
+                 "disabled": "dim", "paused": "dim", "removed": "dim", "unlisted": "dim"}
 
 
 @feeds_group.command("status")
@@ -176,10 +284,12 @@ def feeds_status(settings: config.Settings, failing: bool, fmt: str) -> None:
     and csv still print a valid empty document then."""
     with store.db.session(settings) as conn:
         rows = store.feeds.feed_health(conn)
+        history = store.feeds.url_history(conn)
         now = store.db.now(conn)
     for r in rows:
         r["state"] = feeds.health(r, now)
-    shown = [r for r in rows if not failing or r["state"] in ("failing", "silent")]
+        r["moved_from"] = [h["url"] for h in history.get(r["id"], [])]
+    shown = [r for r in rows if not failing or r["state"] in ("failing", "silent", "gone", "moved")]
     summary = ", ".join(f"{v} {k}" for k, v in sorted(feeds.summarise(rows, now).items()))
     if not shown:
         empty_result(fmt, f"no feed is failing or silent ({summary})" if rows and failing
@@ -208,15 +318,30 @@ def feeds_status(settings: config.Settings, failing: bool, fmt: str) -> None:
         table.add_column(col, no_wrap=True, justify="left" if col in ("polled", "newest", "next") else "right")
     for r in shown:
         feed = Text(terminal_text(r["name"] or r["url"]))  # never parsed as markup
-        if r["last_error"]:
-            error = terminal_text(f"{r['last_error_class']}: {r['last_error']}")
-            cut = error if len(error) <= error_chars else error[:error_chars - 1] + "…"
-            feed.append("\n" + cut, style="red" if r["state"] == "failing" else "dim")
+        for note, style in _feed_notes(r):
+            note = terminal_text(note)
+            cut = note if len(note) <= error_chars else note[:error_chars - 1] + "…"
+            feed.append("\n" + cut, style=style)
         table.add_row(r["state"], feed, _ago(r["last_polled_at"], now), str(r["last_http_status"] or ""),
                       str(r["consecutive_failures"] or ""), _ago(r["last_new_article_at"], now),
                       _next_poll(r, now), str(r["articles"]), style=_STATE_STYLES.get(r["state"]))
     console.print(table)
     click.echo(summary)
+
+
+def _feed_notes(r: dict) -> list[tuple[str, str]]:
+    """The lines under a feed's name in `feeds status`: why it is not polled, where it is moving
+    or moved from, its last error."""
+    notes = []
+    if not r["enabled"] and r["disabled_detail"]:
+        notes.append((f"{r['disabled_reason']}: {r['disabled_detail']}", "red" if r["state"] == "gone" else "dim"))
+    if r["enabled"] and r["redirect_polls"]:
+        notes.append((f"redirected for good to {r['redirect_url']} on {r['redirect_polls']} poll(s) in a row", "yellow"))
+    if r["moved_from"]:
+        notes.append((f"moved from {r['moved_from'][-1]}", "dim"))
+    if r["last_error"]:
+        notes.append((f"{r['last_error_class']}: {r['last_error']}", "red" if r["state"] == "failing" else "dim"))
+    return notes
 
 
 def _next_poll(row: dict, now) -> str:
@@ -239,7 +364,7 @@ def _ago(when, now) -> str:
 
 def _migrate_quietly(settings: config.Settings) -> None:
     with store.db.session(settings, autocommit=True) as conn:
-        store.migrations.migrate(conn)
+        store.migrate(conn)
 
 
 # --- ingest ---------------------------------------------------------------------------------

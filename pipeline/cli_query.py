@@ -11,6 +11,7 @@ leaving out their least needed columns rather than squeezing the rest.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
@@ -166,6 +167,31 @@ def _article_filters(command: Any) -> Any:
     return command
 
 
+def _scope_options(command: Any) -> Any:
+    """--feed, --tag, --outlet, --language: which articles count, by where they came from. The
+    command receives them as one `scope` (queries.Scope)."""
+    options = (
+        click.option("--feed", metavar="FEED", help="Only articles this feed carried (its id, URL or name)."),
+        click.option("--tag", metavar="TAG", help="Only articles carried by a feed with this tag."),
+        click.option("--outlet", metavar="OUTLET",
+                     help="Only this outlet's articles: a site's domain (bbc.co.uk) or a feed's outlet name."),
+        click.option("--language", metavar="CODE", help="Only articles in this language (en, fr, ...)."),
+    )
+
+    @functools.wraps(command)
+    def with_scope(*args: Any, feed: str | None, tag: str | None, outlet: str | None, language: str | None,
+                   **kwargs: Any) -> Any:
+        return command(*args, scope=queries.Scope(feed=feed, tag=tag, outlet=outlet, language=language), **kwargs)
+
+    for option in reversed(options):
+        with_scope = option(with_scope)
+    return with_scope
+
+
+def _scope_text(scope: queries.Scope) -> str:
+    return f" ({', '.join(scope.describe())})" if scope else ""
+
+
 def _filters_text(topic: str | None, entity: str | None, start: datetime | None, end: datetime | None,
                   arrived: str | None) -> str:
     """The filters in force, for a "nothing found" message: " (topic x, since ...)" or ""."""
@@ -222,9 +248,10 @@ class _SearchCommand(click.Command):
 @click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=20, show_default=True)
 @click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
 @click.pass_obj
+@_scope_options
 @friendly
 def search(settings: config.Settings, text: str, topic: str | None, entity: str | None, since: str | None,
-           until: str | None, arrived: str | None, limit: int, fmt: str) -> None:
+           until: str | None, arrived: str | None, limit: int, fmt: str, scope: queries.Scope) -> None:
     """Full-text search, best match first (recent articles weigh a little more).
 
     TEXT is every word that is not an option, in web-search syntax: words, "an exact phrase",
@@ -243,10 +270,10 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
         queries.ensure_schema(conn)
         window = queries.arrival_window(conn, arrived) if arrived else None
         rows = queries.search(conn, text, topic=topic, entity=entity, since=start, until=end, arrived=window,
-                              limit=limit)
+                              limit=limit, scope=scope)
     if not rows:
-        _empty(fmt, f"no articles match {text!r}" + _filters_text(topic, entity, start, end, arrived),
-               _SEARCH_COLUMNS)
+        _empty(fmt, f"no articles match {text!r}" + _filters_text(topic, entity, start, end, arrived)
+               + _scope_text(scope), _SEARCH_COLUMNS)
     if fmt == "json":
         _json(rows)
     elif fmt == "csv":
@@ -298,9 +325,10 @@ _LISTING_COLUMNS = ["id", "published_at", "discovered_at", "outlet", "title", "u
 @click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=50, show_default=True)
 @click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
 @click.pass_obj
+@_scope_options
 @friendly
 def articles(settings: config.Settings, topic: str | None, entity: str | None, since: str | None,
-             until: str | None, arrived: str | None, limit: int, fmt: str) -> None:
+             until: str | None, arrived: str | None, limit: int, fmt: str, scope: queries.Scope) -> None:
     """List articles without search text: a topic's, an entity's, a period's, or what arrived.
 
     Newest published first; with --arrived, newest discovered first. For example:
@@ -312,9 +340,10 @@ def articles(settings: config.Settings, topic: str | None, entity: str | None, s
         queries.ensure_schema(conn)
         window = queries.arrival_window(conn, arrived) if arrived else None
         rows = queries.articles(conn, topic=topic, entity=entity, since=start, until=end, arrived=window,
-                                limit=limit)
+                                limit=limit, scope=scope)
     if not rows:
-        _empty(fmt, "no articles" + _filters_text(topic, entity, start, end, arrived), _LISTING_COLUMNS)
+        _empty(fmt, "no articles" + _filters_text(topic, entity, start, end, arrived) + _scope_text(scope),
+               _LISTING_COLUMNS)
     if fmt == "json":
         _json(rows)
     elif fmt == "csv":
@@ -344,17 +373,19 @@ _ARROWS = {"up": "▲ up", "down": "▼ down", "flat": "= flat", "new": "★ new
 @click.option("--until", metavar="WHEN", help="Period end (default now): same forms as --since.")
 @click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
 @click.pass_obj
+@_scope_options
 @friendly
-def topics(settings: config.Settings, since: str, until: str | None, fmt: str) -> None:
+def topics(settings: config.Settings, since: str, until: str | None, fmt: str, scope: queries.Scope) -> None:
     """Articles per topic in the period, with the trend against the previous period."""
     start, end = queries.parse_since(since), _until(until)
     with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
-        rows = queries.topic_volumes(conn, start, until=end)
+        rows = queries.topic_volumes(conn, start, until=end, scope=scope)
     if not rows:
         _empty(fmt, "no topics are defined yet (the tagging stage writes them)", _TOPIC_COLUMNS)
     if not any(r["articles"] or r["previous"] for r in rows):
-        _empty(fmt, f"no tagged articles {_period_text(start, end)} or in the period before", _TOPIC_COLUMNS)
+        _empty(fmt, f"no tagged articles {_period_text(start, end)} or in the period before{_scope_text(scope)}",
+               _TOPIC_COLUMNS)
     if fmt == "json":
         _json(rows)
     elif fmt == "csv":
@@ -371,7 +402,8 @@ def topics(settings: config.Settings, since: str, until: str | None, fmt: str) -
                                        _Col("originals", "right"), _Col("previous", "right"), _Col("change", "right"),
                                        _Col("trend")], cells, drop=["name", "originals", "previous"])
         styles = [{"up": "green", "new": "green", "down": "red"}.get(r["trend"]) for r in rows]
-        console.print(_table(columns, cells, styles, title=f"topics {_period_text(start, end)}"))
+        console.print(_table(columns, cells, styles, title=_text(f"topics {_period_text(start, end)}"
+                                                                 + _scope_text(scope))))
 
 
 # --- entities -------------------------------------------------------------------------------
@@ -387,17 +419,19 @@ _ENTITY_COLUMNS = ["entity_id", "name", "label", "wikidata_id", "articles", "men
 @click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=20, show_default=True)
 @click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
 @click.pass_obj
+@_scope_options
 @friendly
 def entities(settings: config.Settings, topic: str | None, label: str | None, since: str | None,
-             until: str | None, limit: int, fmt: str) -> None:
+             until: str | None, limit: int, fmt: str, scope: queries.Scope) -> None:
     """The most mentioned people, places, organisations and weapons, by articles mentioning them."""
     start, end = _since(since), _until(until)
     with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
-        rows = queries.top_entities(conn, topic=topic, label=label, since=start, until=end, limit=limit)
+        rows = queries.top_entities(conn, topic=topic, label=label, since=start, until=end, limit=limit,
+                                    scope=scope)
     if not rows:
         filters = [f"topic {topic}" if topic else "", f"label {label.upper()}" if label else "",
-                   _period_text(start, end)]
+                   _period_text(start, end), *scope.describe()]
         extra = ", ".join(f for f in filters if f)
         _empty(fmt, "no entity mentions" + (f" ({extra})" if extra else ""), _ENTITY_COLUMNS)
     if fmt == "json":
@@ -405,7 +439,8 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, si
     elif fmt == "csv":
         _csv(rows, _ENTITY_COLUMNS)
     else:
-        parts = [p for p in (topic, label.upper() if label else None, _period_text(start, end)) if p]
+        parts = [p for p in (topic, label.upper() if label else None, _period_text(start, end), *scope.describe())
+                 if p]
         console = _console()
         cells = [{"#": str(i), "entity": _text(r["name"]), "label": r["label"], "wikidata": r["wikidata_id"] or "",
                   "articles": str(r["articles"]), "mentions": str(r["mentions"])} for i, r in enumerate(rows, 1)]

@@ -66,6 +66,7 @@ class Settings:
     per_host_delay: float = 1.0
     poll_concurrency: int = 64
     default_poll_interval: int = 1800
+    feed_move_after: int = 3  # polls in a row redirected for good (301/308) before a feed moves
     max_attempts: int = 5  # claims per stage before an article ends failed (poison items)
     claim_lease: int = 60  # seconds a claim lasts without a heartbeat (renewed while working)
     host_budget: float = 60.0  # seconds one host may take of a fetch stage run; the rest waits
@@ -117,6 +118,7 @@ class Settings:
             per_host_delay=_number(env, "NEWSROOM_PER_HOST_DELAY", d.per_host_delay),
             poll_concurrency=_number(env, "NEWSROOM_POLL_CONCURRENCY", d.poll_concurrency, int, 1),
             default_poll_interval=_number(env, "NEWSROOM_POLL_INTERVAL", d.default_poll_interval, int, 60),
+            feed_move_after=_number(env, "NEWSROOM_FEED_MOVE_AFTER", d.feed_move_after, int, 1),
             max_attempts=_number(env, "NEWSROOM_MAX_ATTEMPTS", _old_name(
                 env, "NEWSROOM_MAX_FETCH_ATTEMPTS", "NEWSROOM_MAX_ATTEMPTS", d.max_attempts), int, 1),
             claim_lease=_number(env, "NEWSROOM_CLAIM_LEASE", d.claim_lease, int, 1),
@@ -159,6 +161,7 @@ ENV_NAMES = {
     "max_body_bytes": "NEWSROOM_MAX_BODY_BYTES", "max_redirects": "NEWSROOM_MAX_REDIRECTS",
     "per_host_concurrency": "NEWSROOM_PER_HOST_CONCURRENCY", "per_host_delay": "NEWSROOM_PER_HOST_DELAY",
     "poll_concurrency": "NEWSROOM_POLL_CONCURRENCY", "default_poll_interval": "NEWSROOM_POLL_INTERVAL",
+    "feed_move_after": "NEWSROOM_FEED_MOVE_AFTER",
     "max_attempts": "NEWSROOM_MAX_ATTEMPTS", "claim_lease": "NEWSROOM_CLAIM_LEASE",
     "host_budget": "NEWSROOM_HOST_BUDGET", "max_text_chars": "NEWSROOM_MAX_TEXT_CHARS",
     "schedule": "NEWSROOM_SCHEDULE", "stage_workers": "NEWSROOM_STAGE_WORKERS",

@@ -82,9 +82,11 @@ def matching(pattern: str, like: str) -> Any:
 F = TypeVar("F", bound=ConfigFile)
 
 
-def load(path: Path, model: type[F]) -> tuple[bytes, F]:
-    """(raw bytes, validated model) of a config file; a ConfigError for any problem."""
-    raw, data = read_yaml(path, what=model.kind.what, setting=model.kind.setting)
+def load(path: Path, model: type[F], *, setting: str | None = None) -> tuple[bytes, F]:
+    """(raw bytes, validated model) of a config file; a ConfigError for any problem. Messages say
+    which setting selects the file (`setting`, e.g. a command's argument, or the model's own)."""
+    setting = setting or model.kind.setting
+    raw, data = read_yaml(path, what=model.kind.what, setting=setting)
     data = model.document(data)
     try:
         return raw, model.model_validate(data)
@@ -94,7 +96,7 @@ def load(path: Path, model: type[F]) -> tuple[bytes, F]:
     # A typo of a required field is both unknown and missing: the unknown one says more.
     first = next((e for e in errors if e["type"] == "extra_forbidden" and e["loc"][:-1] == first["loc"][:-1]),
                  first)
-    raise ConfigError(_message(Path(path), model, data, first)) from None
+    raise ConfigError(_message(Path(path), model, data, first, setting)) from None
 
 
 # Pydantic's wording for the common errors, in the words of the files' headers.
@@ -107,7 +109,7 @@ _TEXT = {"too_short": "must not be empty", "greater_than_equal": "must be at lea
          "finite_number": "must be a finite number"}
 
 
-def _message(path: Path, model: type[ConfigFile], data: Any, err: Any) -> str:
+def _message(path: Path, model: type[ConfigFile], data: Any, err: Any, setting: str) -> str:
     ctx = err.get("ctx") or {}
     loc = (*err["loc"], *ctx.get("loc", ()))
     where, field = [str(path)], ""
@@ -131,7 +133,7 @@ def _message(path: Path, model: type[ConfigFile], data: Any, err: Any) -> str:
         field = ".".join(filter(None, [field, str(loc[-1])]))
     if field:
         where.append(f"field {short(field)}")
-    return f"{': '.join(where)}: {_text(model, err, loc)} ({model.kind.what}; {model.kind.setting} selects the file)"
+    return f"{': '.join(where)}: {_text(model, err, loc)} ({model.kind.what}; {setting} selects the file)"
 
 
 def _text(model: type[ConfigFile], err: Any, loc: tuple) -> str:

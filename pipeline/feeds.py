@@ -19,9 +19,10 @@ from typing import Annotated, Any, ClassVar
 from urllib.parse import urljoin
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from pipeline.config_files import ConfigFile, FileKind, Model, load, problem, short
-from pipeline.errors import ItemFailed
+from pipeline.errors import ItemFailed, UserInputError
 from pipeline.records import FeedEntry, FeedSpec
 from pipeline.text import safe_text, truncate_utf8
 from pipeline.urls import canonical_url
@@ -75,6 +76,8 @@ class _Feed(Model):
     # A list, or one string of comma-separated tags; left out or empty: none.
     tags: Annotated[list[str], BeforeValidator(_tags)] = []
     poll_interval: Annotated[int | None, BeforeValidator(lambda v: None if v is None else parse_interval(v))] = None
+    # The publishing site's name ("BBC News"); left out: each article's site (its domain).
+    outlet: Annotated[str | None, Field(strict=False), BeforeValidator(lambda v: v or None)] = None
 
 
 class FeedsFile(ConfigFile):
@@ -106,8 +109,29 @@ def load_feed_list(path: Path) -> list[FeedSpec]:
             log.warning("%s: feed entry %d: %s is listed twice; keeping the first", path, i, feed.url)
             continue
         specs[feed.url] = FeedSpec(url=feed.url, name=feed.name or feed.url, tags=tuple(feed.tags),
-                                   poll_interval=feed.poll_interval)
+                                   poll_interval=feed.poll_interval, outlet=feed.outlet)
     return list(specs.values())
+
+
+def feed_spec(url: str, *, name: str | None = None, tags: str = "", interval: str | None = None,
+              outlet: str | None = None) -> FeedSpec:
+    """One feed as typed on the command line, checked as the feeds file's entries are;
+    UserInputError says what is wrong."""
+    try:
+        canonical = canonical_url((url or "").strip())
+    except ValueError as exc:
+        raise UserInputError(f"{short(url)} is not a feed URL: {exc}") from None
+    try:
+        tag_list = _tags(tags)
+    except PydanticCustomError as exc:
+        raise UserInputError(f"--tags: {exc.message()}") from None
+    try:
+        seconds = parse_interval(interval) if interval else None
+    except ValueError as exc:
+        raise UserInputError(f"--interval {exc}") from None
+    name, outlet = " ".join((name or "").split()), " ".join((outlet or "").split())
+    return FeedSpec(url=canonical, name=name or canonical, tags=tuple(tag_list), poll_interval=seconds,
+                    outlet=outlet or None)
 
 
 def parse_interval(value: object) -> int:
@@ -386,7 +410,7 @@ def next_poll_delay(*, failures: int, interval: int, transient: bool = True, ret
 def health(row: dict, now: datetime) -> str:
     """One word for a feed's state, as `feeds status` shows it."""
     if not row.get("enabled", True):
-        return "disabled"
+        return row.get("disabled_reason") or "disabled"  # paused, removed, gone, unlisted, moved
     if row.get("last_polled_at") is None:
         return "new"
     if row.get("consecutive_failures", 0) > 0:

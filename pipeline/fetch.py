@@ -44,11 +44,12 @@ from pipeline.feeds import (
 )
 from pipeline.records import ClaimedArticle, FeedState, PollResult, RawPage
 from pipeline.states import ErrorClass, PollOutcome
-from pipeline.urls import InvalidURL, fetchable_url, host_of
+from pipeline.urls import InvalidURL, canonical_url, fetchable_url, host_of
 
 log = logging.getLogger(__name__)
 
 ROBOTS_MAX_BYTES = 512 * 1024
+MAX_FEED_URL_CHARS = 2000  # a redirect to a longer "feed URL" is not followed for good
 ROBOTS_TTL = 6 * 3600
 ROBOTS_FAILURE_TTL = 600  # a robots.txt that failed is not asked again for this long
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
@@ -73,6 +74,9 @@ class Download:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     redirects: int = 0
+    # The URL the first hops reached when they were all permanent (301/308): where `url` now
+    # lives for good. None when the first hop was temporary, or there was none.
+    moved_to: str | None = None
 
     @property
     def content_type(self) -> str | None:
@@ -327,7 +331,7 @@ async def download(client: httpx.AsyncClient, limiter: HostLimiter, url: str, se
 
 
 async def _download(client, limiter, url, settings, headers, max_bytes, accept) -> Download:
-    current, redirects = url, 0
+    current, redirects, moved_to, permanent = url, 0, None, True
     while True:
         try:
             current = fetchable_url(current)
@@ -353,11 +357,13 @@ async def _download(client, limiter, url, settings, headers, max_bytes, accept) 
                                              f"more than {settings.max_redirects} redirects from {url}",
                                              transient=False, http_status=status)
                         current = _redirect_target(current, location, status)
+                        permanent = permanent and status in (301, 308)
+                        moved_to = current if permanent else moved_to
                         continue
                     kept = {k: resp.headers[k] for k in _KEEP_HEADERS if k in resp.headers}
                     if status == 304:
                         return Download(url=url, final_url=current, status=304, body=b"", headers=kept,
-                                        redirects=redirects)
+                                        redirects=redirects, moved_to=moved_to)
                     if status >= 300:
                         error_class, transient = classify_status(status)
                         raise FetchError(error_class, f"HTTP {status} {resp.reason_phrase}".strip(),
@@ -365,7 +371,7 @@ async def _download(client, limiter, url, settings, headers, max_bytes, accept) 
                                          retry_after=parse_retry_after(resp.headers.get("retry-after")))
                     body = await _read_body(resp, max_bytes)
                     return Download(url=url, final_url=current, status=status, body=body, headers=kept,
-                                    redirects=redirects)
+                                    redirects=redirects, moved_to=moved_to)
             except FetchError:
                 raise
             except TimeoutError:
@@ -545,22 +551,24 @@ async def poll_feed(client: httpx.AsyncClient, limiter: HostLimiter, feed: FeedS
     try:
         dl = await download(client, limiter, feed.url, settings, headers=conditional,
                             accept="application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+        moved_to = _moved_to(feed.url, dl.moved_to)
         if dl.status == 304:
             return PollResult(feed_id=feed.id, started_at=started, finished_at=datetime.now(UTC),
-                              outcome=PollOutcome.NOT_MODIFIED, http_status=304,
+                              outcome=PollOutcome.NOT_MODIFIED, http_status=304, moved_to=moved_to,
                               etag=dl.headers.get("etag"), last_modified=dl.headers.get("last-modified"))
         body_hash = hashlib.sha256(dl.body).hexdigest()
         if body_hash == feed.body_hash:
             # Same bytes as last time: nothing new, and no parsing (servers without validators).
             return PollResult(feed_id=feed.id, started_at=started, finished_at=datetime.now(UTC),
                               outcome=PollOutcome.NOT_MODIFIED, http_status=dl.status, body_hash=body_hash,
+                              moved_to=moved_to,
                               etag=dl.headers.get("etag"), last_modified=dl.headers.get("last-modified"))
         # In a thread: a big hostile feed can take feedparser's sanitiser many seconds, and the
         # event loop must keep serving the other feeds' requests (and their timeouts) meanwhile.
         parsed = await asyncio.to_thread(parse_feed, dl.body, feed_url=dl.final_url,
                                          content_type=dl.headers.get("content-type"))
         return PollResult(feed_id=feed.id, started_at=started, finished_at=datetime.now(UTC), outcome=PollOutcome.OK,
-                          http_status=dl.status, entries=parsed.entries, body_hash=body_hash,
+                          http_status=dl.status, entries=parsed.entries, body_hash=body_hash, moved_to=moved_to,
                           etag=dl.headers.get("etag"), last_modified=dl.headers.get("last-modified"))
     except Exception as exc:  # the feed's own failure, classified, or one nobody foresaw
         if isinstance(exc, MemoryError):
@@ -577,6 +585,18 @@ async def poll_feed(client: httpx.AsyncClient, limiter: HostLimiter, feed: FeedS
                           http_status=exc.http_status, error_class=exc.error_class,
                           error_message=str(exc)[:1000], transient=exc.transient,
                           next_poll_at=finished + timedelta(seconds=delay))
+
+
+def _moved_to(url: str, target: str | None) -> str | None:
+    """A permanent redirect's target as a feed URL (canonical, as the feed list's are); None when
+    there is none, it is unusable, or it only changes what canonical URLs ignore."""
+    if not target:
+        return None
+    try:
+        moved = canonical_url(target)
+    except InvalidURL:
+        return None
+    return None if moved == url or len(moved) > MAX_FEED_URL_CHARS else moved
 
 
 async def poll_feeds(feeds: Sequence[FeedState], settings: Settings, limiter: HostLimiter, *,

@@ -187,7 +187,8 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
         by_id = {f.id: f for f in due}
 
         def record(r: PollResult) -> list[int] | None:
-            return store.feeds.record_poll(conn, r, default_interval=settings.default_poll_interval, token=claim.token)
+            return store.feeds.record_poll(conn, r, default_interval=settings.default_poll_interval,
+                                           token=claim.token, move_after=settings.feed_move_after)
 
         crashed: dict[int, PollResult] = {}
 
@@ -215,7 +216,7 @@ def poll_feeds(settings: Settings, *, shard: int = 0, shards: int = 1, limit: in
             recorded = _all_or_each(
                 conn, "the poll of feed", batch, key=lambda r: r.feed_id, on_error=record_crash,
                 write=lambda rs: store.feeds.record_polls(conn, rs, default_interval=settings.default_poll_interval,
-                                                          token=claim.token))
+                                                          token=claim.token, move_after=settings.feed_move_after))
             for r in batch:
                 count(crashed.pop(r.feed_id, r), recorded[r.feed_id])
             conn.commit()

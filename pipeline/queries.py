@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -157,6 +158,19 @@ _FRAGMENTS = {
                             WHERE at.article_id = a.id AND at.topic_id = %(topic)s::bigint)""",
     "entities": """AND EXISTS (SELECT 1 FROM article_entities ae
                                WHERE ae.article_id = a.id AND ae.entity_id = ANY(%(entities)s::bigint[]))""",
+    # --feed, --tag, --outlet, --language (Scope): NULL parameters switch each one off
+    "scope": """AND (%(scope_feeds)s::bigint[] IS NULL
+                     OR EXISTS (SELECT 1 FROM article_sources sc WHERE sc.article_id = a.id
+                                   AND sc.feed_id = ANY(%(scope_feeds)s::bigint[])))
+                AND (%(scope_tag)s::text IS NULL
+                     OR EXISTS (SELECT 1 FROM article_sources sc JOIN feeds fc ON fc.id = sc.feed_id
+                                 WHERE sc.article_id = a.id AND fc.tags @> ARRAY[%(scope_tag)s::text]))
+                AND (%(scope_outlet)s::text IS NULL
+                     OR lower(coalesce((SELECT fc.outlet FROM feeds fc WHERE fc.id = a.first_feed_id),
+                                       nullif(a.site, ''),
+                                       (SELECT fc.name FROM feeds fc WHERE fc.id = a.first_feed_id)))
+                        = lower(%(scope_outlet)s::text))
+                AND (%(scope_language)s::text IS NULL OR a.language = %(scope_language)s::text)""",
     # discovery time: articles_discovered_idx
     "arrived": """AND a.discovered_at >= %(arrived_from)s::timestamptz
                   AND (%(arrived_to)s::timestamptz IS NULL OR a.discovered_at <= %(arrived_to)s::timestamptz)""",
@@ -171,6 +185,69 @@ def _with(query: str, **wanted: bool) -> str:
             raise ValueError(f"query has no {marker} marker")
         query = query.replace(marker, _FRAGMENTS[name] if on else "")
     return query
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which articles a listing, a search or a count looks at, by where they came from: a feed
+    (id, URL or name; every feed that carried the article counts), a feed tag, an outlet (the
+    feed's outlet name, else the article's site) and the article's language. None: any."""
+
+    feed: str | None = None
+    tag: str | None = None
+    outlet: str | None = None
+    language: str | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.feed, self.tag, self.outlet, self.language))
+
+    def describe(self) -> list[str]:
+        return [f"{k} {v}" for k, v in (("feed", self.feed), ("tag", self.tag), ("outlet", self.outlet),
+                                         ("language", self.language)) if v]
+
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+EVERYWHERE = Scope()
+
+
+def _scope(conn: Any, scope: Scope | None) -> dict[str, Any]:
+    """The query parameters of a Scope, each checked: an unknown feed, tag or outlet is NotFound
+    (a typo would otherwise look like "nothing was published")."""
+    scope = scope or EVERYWHERE
+    out: dict[str, Any] = {"scope_feeds": None, "scope_tag": None, "scope_outlet": None, "scope_language": None}
+    if scope.feed:
+        ident = scope.feed.strip()
+        ids = [r["id"] for r in _rows(conn, """
+            SELECT id FROM feeds
+             WHERE (%(id)s::bigint IS NOT NULL AND id = %(id)s::bigint)
+                OR url = %(v)s OR lower(name) = lower(%(v)s)
+                OR id IN (SELECT feed_id FROM feed_url_history WHERE url = %(v)s)""",
+            {"v": ident, "id": int(ident.lstrip("#")) if ident.lstrip("#").isdigit() and len(ident) < 19 else None})]
+        if not ids:
+            raise NotFound(f"no feed is called {ident[:200]!r} (its id, URL or name; `newsroom feeds status` "
+                           "lists them)")
+        out["scope_feeds"] = ids
+    if scope.tag:
+        if _one(conn, "SELECT 1 AS found FROM feeds WHERE tags @> ARRAY[%s::text]", (scope.tag,)) is None:
+            known = _one(conn, "SELECT array_agg(DISTINCT t ORDER BY t) AS tags FROM feeds, unnest(tags) t")
+            tags = (known or {}).get("tags") or []
+            raise NotFound(f"no feed has the tag {scope.tag[:100]!r}"
+                           + (f" (tags in use: {', '.join(tags[:30])})" if tags else ""))
+        out["scope_tag"] = scope.tag
+    if scope.outlet:
+        if _one(conn, """SELECT 1 AS found WHERE EXISTS (SELECT 1 FROM feeds WHERE lower(outlet) = lower(%(o)s))
+                            OR EXISTS (SELECT 1 FROM articles WHERE site = lower(%(o)s))
+                            OR EXISTS (SELECT 1 FROM feeds WHERE lower(name) = lower(%(o)s))""",
+                {"o": scope.outlet}) is None:
+            raise NotFound(f"no outlet is called {scope.outlet[:100]!r} (an outlet is a site's domain, "
+                           "e.g. bbc.co.uk, or the outlet name set on a feed)")
+        out["scope_outlet"] = scope.outlet
+    if scope.language:
+        code = scope.language.strip().lower()
+        if not _LANGUAGE.fullmatch(code):
+            raise UserInputError(f"--language takes a language code such as en or fr, got {scope.language[:20]!r}")
+        out["scope_language"] = code
+    return out
 
 
 def _one(conn: Any, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> dict[str, Any] | None:
@@ -272,6 +349,7 @@ WITH matches AS (
        /*arrived*/
        /*topic*/
        /*entities*/
+       /*scope*/
      ORDER BY a.published_effective DESC
      LIMIT %(candidates)s),
 ranked AS (
@@ -287,7 +365,7 @@ best AS (
      ORDER BY score DESC, r.published_at DESC, r.id
      LIMIT %(limit)s)
 -- Snippets only for the rows returned: ts_headline re-parses the whole body.
-SELECT b.id, a.title, a.url, f.name AS outlet, b.published_at, a.language, a.cluster_id, a.is_original,
+SELECT b.id, a.title, a.url, coalesce(f.outlet, nullif(a.site, ''), f.name) AS outlet, b.published_at, a.language, a.cluster_id, a.is_original,
        round(b.rank::numeric, 4)::float AS rank, round(b.score::numeric, 4)::float AS score,
        ts_headline('english'::regconfig,
                    left(coalesce(nullif(a.body, ''), a.summary, a.title, ''), 100000),
@@ -306,13 +384,14 @@ SELECT b.id, a.title, a.url, f.name AS outlet, b.published_at, a.language, a.clu
 def search(conn: Any, text: str, *, topic: str | None = None, entity: str | None = None,
            since: datetime | None = None, until: datetime | None = None,
            arrived: tuple[datetime, datetime | None] | None = None, limit: int = 20,
-           max_candidates: int | None = MAX_CANDIDATES) -> list[dict[str, Any]]:
+           max_candidates: int | None = MAX_CANDIDATES, scope: Scope | None = None) -> list[dict[str, Any]]:
     """Full-text search (web-search syntax: `"exact phrase"`, `or`, `-excluded`) over titles and
     bodies, best first: text rank (title counts more than body) times a recency factor.
 
     Each row: id, title, url, outlet, published_at, language, cluster_id, is_original, rank (text
     only), score (with recency), snippet (matches in <b>...</b>), topics. `topic` (slug) and
-    `entity` (name, alias or Wikidata id) narrow the results; unknown ones raise NotFound;
+    `entity` (name, alias or Wikidata id) and `scope` (feed, tag, outlet, language) narrow the
+    results; unknown ones raise NotFound;
     [since, until) bounds publication time and `arrived` (from `arrival_window`) discovery. A query
     of only stop words ("the") matches nothing. When more than `max_candidates` articles match,
     only the most recent that many are ranked (None: rank every match, slower for common words).
@@ -323,18 +402,19 @@ def search(conn: Any, text: str, *, topic: str | None = None, entity: str | None
     params = {
         "text": text, "limit": _limit(limit), "headline": HEADLINE_OPTIONS,
         "recency_days": RECENCY_DAYS, "candidates": max_candidates,
-        **_filters(conn, topic=topic, entity=entity, since=since, until=until, arrived=arrived),
+        **_filters(conn, topic=topic, entity=entity, since=since, until=until, arrived=arrived, scope=scope),
     }
     if max_candidates is not None and (isinstance(max_candidates, bool) or not isinstance(max_candidates, int)
                                        or max_candidates < 1):
         raise UserInputError(f"max_candidates must be a positive whole number or None, got {max_candidates!r}")
     query = _with(_SEARCH, topic=params["topic"] is not None, entities=params["entities"] is not None,
-                  arrived=params["arrived_from"] is not None)
+                  arrived=params["arrived_from"] is not None, scope=bool(scope))
     return _rows(conn, query, params)
 
 
 def _filters(conn: Any, *, topic: str | None, entity: str | None, since: datetime | None,
-             until: datetime | None, arrived: tuple[datetime, datetime | None] | None) -> dict[str, Any]:
+             until: datetime | None, arrived: tuple[datetime, datetime | None] | None,
+             scope: Scope | None = None) -> dict[str, Any]:
     """The query parameters of the filters every article listing shares, checked and resolved."""
     since, until = _aware(since, "since"), _aware(until, "until")
     if since is not None and until is not None and since >= until:
@@ -346,12 +426,14 @@ def _filters(conn: Any, *, topic: str | None, entity: str | None, since: datetim
         "arrived_from": _aware(start, "arrived"), "arrived_to": _aware(end, "arrived"),
         "topic": resolve_topic(conn, topic)["id"] if topic else None,
         "entities": [e["id"] for e in resolve_entity(conn, entity)] if entity else None,
+        **_scope(conn, scope),
     }
 
 
 def articles(conn: Any, *, topic: str | None = None, entity: str | None = None,
              since: datetime | None = None, until: datetime | None = None,
-             arrived: tuple[datetime, datetime | None] | None = None, limit: int = 50) -> list[dict[str, Any]]:
+             arrived: tuple[datetime, datetime | None] | None = None, limit: int = 50,
+             scope: Scope | None = None) -> list[dict[str, Any]]:
     """Articles matching the filters, without search text: newest first by publication time, or
     by discovery time when `arrived` is given ("what came in today / in the last run").
 
@@ -359,10 +441,11 @@ def articles(conn: Any, *, topic: str | None = None, entity: str | None = None,
     is_original, topics. Filters as in `search`.
     """
     params = {"limit": _limit(limit),
-              **_filters(conn, topic=topic, entity=entity, since=since, until=until, arrived=arrived)}
+              **_filters(conn, topic=topic, entity=entity, since=since, until=until, arrived=arrived, scope=scope)}
     order = "a.discovered_at DESC, a.id DESC" if arrived else "a.published_effective DESC, a.id DESC"
     query = _with(f"""
-        SELECT a.id, a.published_effective AS published_at, a.discovered_at, f.name AS outlet,
+        SELECT a.id, a.published_effective AS published_at, a.discovered_at,
+               coalesce(f.outlet, nullif(a.site, ''), f.name) AS outlet,
                coalesce(a.title, a.url) AS title, a.url, a.status, a.language, a.cluster_id, a.is_original,
                ARRAY(SELECT t.slug FROM article_topics at JOIN topics t ON t.id = at.topic_id
                       WHERE at.article_id = a.id ORDER BY at.score DESC, t.slug) AS topics
@@ -373,9 +456,11 @@ def articles(conn: Any, *, topic: str | None = None, entity: str | None = None,
            /*arrived*/
            /*topic*/
            /*entities*/
+           /*scope*/
          ORDER BY {order}
          LIMIT %(limit)s""", topic=params["topic"] is not None,  # noqa: S608 (constant fragments only)
-                  entities=params["entities"] is not None, arrived=params["arrived_from"] is not None)
+                  entities=params["entities"] is not None, arrived=params["arrived_from"] is not None,
+                  scope=bool(scope))
     return _rows(conn, query, params)
 
 
@@ -398,7 +483,8 @@ def _trend(now: int, before: int) -> str:
     return "up" if now > before else "down"
 
 
-def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None) -> list[dict[str, Any]]:
+def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None,
+                  scope: Scope | None = None) -> list[dict[str, Any]]:
     """Tagged articles per topic in [since, until) against the period of the same length just
     before it. Every topic is listed, busiest first.
 
@@ -408,14 +494,15 @@ def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None) 
     """
     start, end = _window(since, until)
     assert start is not None
-    rows = _rows(conn, """
+    rows = _rows(conn, _with("""
         WITH tagged AS (
             SELECT at.topic_id, a.is_original,
                    a.published_effective >= %(since)s AS current
               FROM articles a
               JOIN article_topics at ON at.article_id = a.id
              WHERE a.published_effective >= %(before)s
-               AND a.published_effective < %(until)s)
+               AND a.published_effective < %(until)s
+               /*scope*/)
         SELECT t.slug, t.name,
                count(g.topic_id) FILTER (WHERE g.current) AS articles,
                count(g.topic_id) FILTER (WHERE g.current AND g.is_original IS NOT FALSE) AS originals,
@@ -423,8 +510,8 @@ def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None) 
           FROM topics t
           LEFT JOIN tagged g ON g.topic_id = t.id
          GROUP BY t.id, t.slug, t.name
-         ORDER BY articles DESC, previous DESC, t.slug""",
-        {"since": start, "until": end, "before": start - (end - start)})
+         ORDER BY articles DESC, previous DESC, t.slug""", scope=bool(scope)),
+        {"since": start, "until": end, "before": start - (end - start), **_scope(conn, scope)})
     for r in rows:
         r["change"] = r["articles"] - r["previous"]
         r["change_pct"] = round(100.0 * r["change"] / r["previous"], 1) if r["previous"] else None
@@ -433,7 +520,8 @@ def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None) 
 
 
 def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
-                   topic: str | None = None, bucket: Bucket = Bucket.DAY) -> list[dict[str, Any]]:
+                   topic: str | None = None, bucket: Bucket = Bucket.DAY,
+                   scope: Scope | None = None) -> list[dict[str, Any]]:
     """Tagged articles per topic per UTC day, ISO week or month (`bucket`; periods.choose_bucket
     picks one for a period) in [since, until): bucket (its start, midnight UTC, as
     periods.bucket_start gives it), slug, name, articles, originals. Empty buckets are left out.
@@ -441,7 +529,7 @@ def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
     The window is a range on articles_when_idx; the buckets are date_trunc in UTC."""
     start, end = _window(since, until)
     topic_id = resolve_topic(conn, topic)["id"] if topic else None
-    rows = _rows(conn, """
+    rows = _rows(conn, _with("""
         SELECT date_trunc(%(unit)s, a.published_effective, 'UTC') AS bucket,
                t.slug, t.name, count(*) AS articles,
                count(*) FILTER (WHERE a.is_original IS NOT FALSE) AS originals
@@ -451,8 +539,10 @@ def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
          WHERE a.published_effective >= %(since)s
            AND a.published_effective < %(until)s
            AND (%(topic)s::bigint IS NULL OR at.topic_id = %(topic)s::bigint)
+           /*scope*/
          GROUP BY 1, t.id, t.slug, t.name
-         ORDER BY 1, t.slug""", {"since": start, "until": end, "topic": topic_id, "unit": Bucket(bucket).value})
+         ORDER BY 1, t.slug""", scope=bool(scope)),
+        {"since": start, "until": end, "topic": topic_id, "unit": Bucket(bucket).value, **_scope(conn, scope)})
     for r in rows:  # psycopg gives them in the session's TimeZone; shown in UTC, as periods gives them
         r["bucket"] = r["bucket"].astimezone(UTC)
     return rows
@@ -462,7 +552,7 @@ def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
 
 def top_entities(conn: Any, *, topic: str | None = None, label: str | None = None,
                  since: datetime | None = None, until: datetime | None = None,
-                 limit: int = 20) -> list[dict[str, Any]]:
+                 limit: int = 20, scope: Scope | None = None) -> list[dict[str, Any]]:
     """The most mentioned entities, by the number of articles mentioning them (then mentions).
 
     Each row: entity_id, name, label, wikidata_id, articles, mentions. Narrow by topic (slug),
@@ -473,6 +563,7 @@ def top_entities(conn: Any, *, topic: str | None = None, label: str | None = Non
         "limit": _limit(limit), "since": start, "until": end if (start or until) else None,
         "topic": resolve_topic(conn, topic)["id"] if topic else None,
         "label": resolve_label(conn, label) if label else None,
+        **_scope(conn, scope),
     }
     # The window's articles first (articles_when_idx), their mentions counted per (entity,
     # article) by hashing, then per entity: count(DISTINCT article_id) over all the mention rows
@@ -484,7 +575,8 @@ def top_entities(conn: Any, *, topic: str | None = None, label: str | None = Non
                     OR a.published_effective >= %(since)s::timestamptz)
                AND (%(until)s::timestamptz IS NULL
                     OR a.published_effective < %(until)s::timestamptz)
-               /*topic*/),
+               /*topic*/
+               /*scope*/),
         per_article AS (
             SELECT ae.entity_id, count(*) AS mentions
               FROM win JOIN article_entities ae ON ae.article_id = win.id
@@ -497,7 +589,7 @@ def top_entities(conn: Any, *, topic: str | None = None, label: str | None = Non
         SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id, pe.articles, pe.mentions
           FROM per_entity pe JOIN entities e ON e.id = pe.entity_id
          ORDER BY pe.articles DESC, pe.mentions DESC, e.name, e.id
-         LIMIT %(limit)s""", topic=params["topic"] is not None), params)
+         LIMIT %(limit)s""", topic=params["topic"] is not None, scope=bool(scope)), params)
 
 
 def top_entities_by_topic(conn: Any, since: datetime, *, until: datetime | None = None, limit: int = 8,
@@ -613,7 +705,7 @@ def article(conn: Any, article_id: int) -> dict[str, Any]:
          WHERE s.article_id = %s
          ORDER BY s.first_seen_at, f.id""", (article_id,))
     row["copies"] = [] if row["cluster_id"] is None else _rows(conn, """
-        SELECT a.id, a.title, a.url, f.name AS outlet,
+        SELECT a.id, a.title, a.url, coalesce(f.outlet, nullif(a.site, ''), f.name) AS outlet,
                a.published_effective AS published_at, a.is_original
           FROM articles a LEFT JOIN feeds f ON f.id = a.first_feed_id
          WHERE a.cluster_id = %s AND a.id <> %s
@@ -649,10 +741,11 @@ def _evidence_item(m: Mapping[str, Any]) -> str:
 # --- feeds ----------------------------------------------------------------------------------
 
 def feed_health(conn: Any) -> list[dict[str, Any]]:
-    """v_feed_health, the feeds needing attention first (failing, silent, new, ok, disabled)."""
+    """v_feed_health, the feeds needing attention first (failing, gone, moved, silent, new, ok),
+    then the ones not polled (paused, removed, unlisted)."""
     return _rows(conn, """
         SELECT * FROM v_feed_health
-         ORDER BY array_position(ARRAY['failing', 'silent', 'new', 'ok', 'disabled'], status),
+         ORDER BY array_position(ARRAY['failing', 'gone', 'moved', 'silent', 'new', 'ok'], status) NULLS LAST,
                   failure_streak DESC, name""")
 
 

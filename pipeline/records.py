@@ -16,6 +16,7 @@ class FeedSpec:
     name: str
     tags: tuple[str, ...] = ()
     poll_interval: int | None = None  # seconds; None = the default
+    outlet: str | None = None  # the publishing site's name; None = each article's site
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +63,8 @@ class PollResult:
     error_message: str | None = None
     transient: bool | None = None
     next_poll_at: datetime | None = None
+    # Where a permanent redirect (301/308 from the feed's URL itself) pointed, canonical.
+    moved_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

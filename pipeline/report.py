@@ -35,7 +35,8 @@ TOPIC_CHART = "topic_volume.png"
 ENTITY_CHART = "top_entities.png"
 FEED_CHART = "feed_health.png"
 STATUS_COLOURS = {"ok": "#2e7d32", "silent": "#f9a825", "failing": "#c62828", "new": "#1565c0",
-                  "disabled": "#9e9e9e"}
+                  "gone": "#6a1b1b", "moved": "#ef6c00", "paused": "#9e9e9e", "removed": "#757575",
+                  "unlisted": "#bdbdbd"}
 _DPI = 100
 
 
@@ -187,7 +188,8 @@ def _entity_chart(per_topic: dict[str, list[dict[str, Any]]], names: dict[str, s
 
 
 def _status_order(status: str) -> int:
-    return ["failing", "silent", "new", "ok", "disabled"].index(status) if status in STATUS_COLOURS else 9
+    order = ["failing", "gone", "moved", "silent", "new", "ok", "paused", "removed", "unlisted"]
+    return order.index(status) if status in order else 9
 
 
 def _feed_chart(feeds: Sequence[dict[str, Any]], path: Path, max_feeds: int) -> None:

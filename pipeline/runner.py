@@ -111,7 +111,7 @@ def _airflow(args: list[str], env: dict[str, str], *, timeout: float = 600) -> s
 def prepare(settings: Settings, env: dict[str, str]) -> None:
     """Migrate both databases and create the pool. Safe to repeat."""
     with store.db.session(settings, autocommit=True) as conn:
-        store.migrations.migrate(conn)
+        store.migrate(conn)
     log.info("migrating Airflow's metadata database (a minute the first time)")
     _airflow(["db", "migrate"], env, timeout=900)
     _airflow(["pools", "set", *map(str, POOL)], env)

@@ -44,6 +44,23 @@ class PollOutcome(StrEnum):
     ERROR = "error"
 
 
+class FeedManager(StrEnum):
+    """feeds.managed_by: who keeps a feed's settings."""
+
+    FILE = "file"  # listed in the feeds file (NEWSROOM_FEEDS), kept in sync with it
+    USER = "user"  # added or imported from the CLI: the file's sync leaves it alone
+
+
+class DisabledReason(StrEnum):
+    """feeds.disabled_reason: why a feed is not polled (NULL while it is)."""
+
+    REMOVED = "removed"  # `newsroom feeds remove`
+    PAUSED = "paused"  # `newsroom feeds pause`
+    GONE = "gone"  # the server answered 410 Gone
+    UNLISTED = "unlisted"  # dropped from the feeds file
+    MOVED = "moved"  # redirected for good to a URL another feed already has
+
+
 class RunStatus(StrEnum):
     """ingest_runs.status."""
 

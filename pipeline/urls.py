@@ -159,3 +159,20 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
+
+
+def site_of(url: str) -> str | None:
+    """The publishing site of a URL: its registered domain by the public suffix list bundled
+    with `tld` ("bbc.co.uk" for news.bbc.co.uk, "example.blogspot.com" for a blog), else its host
+    without "www." (an address, localhost, an unknown suffix); None without a host."""
+    host = host_of(url)
+    if not host:
+        return None
+    # Lazy: the list takes ~0.2 s to load, and most callers of this module never need it.
+    from tld import get_fld
+
+    try:
+        registered = get_fld(host, fail_silently=True, fix_protocol=True)
+    except Exception:  # a stranger's host; the fallback below is always right enough
+        registered = None
+    return registered or host.removeprefix("www.")

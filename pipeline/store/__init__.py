@@ -12,6 +12,16 @@ Every write is an upsert against a natural key, so re-running a stage never dupl
 The read side for users' questions is pipeline/queries.py.
 """
 
+import psycopg
+
 from pipeline.store import annotations, articles, db, feeds, migrations, queue, runs
 
-__all__ = ["annotations", "articles", "db", "feeds", "migrations", "queue", "runs"]
+__all__ = ["annotations", "articles", "db", "feeds", "migrate", "migrations", "queue", "runs"]
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Apply pending migrations (an autocommit connection), then the data steps SQL cannot do
+    (the sites of articles stored before 0006). Returns the migrations applied."""
+    applied = migrations.migrate(conn)
+    feeds.fill_sites(conn)
+    return applied

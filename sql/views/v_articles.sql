@@ -5,7 +5,9 @@
 --   url           canonical URL, the article's natural key
 --   title         headline (from the page, else from the feed entry)
 --   author        byline, if any
---   outlet        name of the first feed that carried the article
+--   outlet        the publishing site: the outlet name set on the first feed that carried the
+--                 article (`outlet:` in the feeds file, `feeds add --outlet`), else the article's
+--                 site (the registered domain of its URL, e.g. bbc.co.uk)
 --   outlets       names of every feed that carried it, in the order they did (text[])
 --   published_at  when it was published: the date found on the page, else the feed entry's date,
 --                 else when Newsroom discovered it (dated_by says which): the generated column
@@ -20,6 +22,8 @@
 --   is_original   true for the earliest copy in its cluster (NULL until clustered)
 --   topics        the article's topic slugs, best score first (text[]; empty when untagged)
 --   top_entities  up to 10 canonical entity names, most mentioned first, ties by name (text[])
+--   feed          name of the first feed that carried the article (NULL for a backfilled one)
+--   site          the registered domain of the article's URL ('' when it has no host)
 --
 -- outlets, topics and top_entities are computed per row: cheap for the rows you select, so
 -- filter (by id, published_at, day, cluster_id, ...) before asking for many rows.
@@ -28,7 +32,7 @@ SELECT a.id,
        a.url,
        a.title,
        a.author,
-       f.name AS outlet,
+       coalesce(f.outlet, nullif(a.site, ''), f.name) AS outlet,
        ARRAY(SELECT sf.name
                FROM article_sources s JOIN feeds sf ON sf.id = s.feed_id
               WHERE s.article_id = a.id
@@ -52,6 +56,8 @@ SELECT a.id,
               WHERE ae.article_id = a.id
               GROUP BY e.id, e.name
               ORDER BY count(*) DESC, e.name
-              LIMIT 10) AS top_entities
+              LIMIT 10) AS top_entities,
+       f.name AS feed,
+       a.site
   FROM articles a
   LEFT JOIN feeds f ON f.id = a.first_feed_id;

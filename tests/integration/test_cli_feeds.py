@@ -42,12 +42,12 @@ def feeds(conn):
     ]
     for url, name, enabled, polled, fails, eclass, error, newest, nxt, tags in rows:
         conn.execute(
-            """INSERT INTO feeds (url, name, enabled, tags, last_polled_at, last_success_at, consecutive_failures,
-                                  last_error_class, last_error, last_new_article_at, next_poll_at, created_at,
-                                  last_http_status, last_status)
-               VALUES (%s, %s, %s, %s, now() - %s::interval, now() - %s::interval, %s, %s, %s,
+            """INSERT INTO feeds (url, name, enabled, disabled_reason, tags, last_polled_at, last_success_at,
+                                  consecutive_failures, last_error_class, last_error, last_new_article_at,
+                                  next_poll_at, created_at, last_http_status, last_status)
+               VALUES (%s, %s, %s, %s, %s, now() - %s::interval, now() - %s::interval, %s, %s, %s,
                        now() - %s::interval, now() + %s::interval, now() - interval '30 days', %s, %s)""",
-            (url, name, enabled, tags, polled, polled, fails, eclass, error, newest, nxt,
+            (url, name, enabled, None if enabled else "paused", tags, polled, polled, fails, eclass, error, newest, nxt,
              None if polled is None else 503 if fails else 200,
              None if polled is None else "error" if fails else "ok"))
     conn.commit()
@@ -63,7 +63,7 @@ def test_table_fits_80_columns_without_squeezing_a_column(env, feeds):
     for col in ("state", "feed", "polled", "http", "fails", "newest", "next", "articles"):
         assert col in header, "\n" + out.stdout
     text = out.stdout
-    for state in ("ok", "failing", "disabled", "silent", "new"):
+    for state in ("ok", "failing", "paused", "silent", "new"):
         assert re.search(rf"^\s*{state}\s", text, re.M), (state, text)
     for word in ("5m ago", "in 25m", "due", "503", "4"):  # short columns are whole, never folded
         assert word in text, (word, text)
@@ -71,7 +71,7 @@ def test_table_fits_80_columns_without_squeezing_a_column(env, feeds):
     assert "http_5xx: connection refused" in " ".join(text.split())
     assert LONG_ERROR not in " ".join(text.split()) and "…" in text
     assert "[bold]markup[/bold]" in text and "\x1b" not in text  # shown as written, no terminal escapes
-    assert "1 disabled, 1 failing, 1 new, 1 ok, 1 silent" in text
+    assert "1 failing, 1 new, 1 ok, 1 paused, 1 silent" in text
 
 
 def test_wide_terminal_keeps_each_feed_on_few_lines(env, feeds):

@@ -161,7 +161,7 @@ def _hostile_corpus(conn, corpus) -> None:
                  ("Line one\nline two\r\n\tand, \"three\"", "\n\n" + HOSTILE + " S-400 <b>fake</b>", ids["a2"]))
     conn.execute("UPDATE topics SET name = %s WHERE slug = 'syria-war'", (HOSTILE,))
     conn.execute("UPDATE entities SET name = %s WHERE name = 'S-400'", ("S-400\n<script>x</script>,\t\"SAM\"",))
-    conn.execute("UPDATE feeds SET name = %s WHERE name = 'TASS'", ("TASS,\n<i>Moscow</i>",))
+    conn.execute("UPDATE feeds SET name = %s, outlet = %s WHERE name = 'TASS'", ("TASS,\n<i>Moscow</i>",) * 2)
     conn.commit()
 
 

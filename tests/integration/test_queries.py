@@ -291,7 +291,7 @@ def test_article_not_found_and_bad_ids(conn, corpus):
 
 def test_feed_health_puts_problems_first(conn, corpus):
     rows = queries.feed_health(conn)
-    assert [r["status"] for r in rows] == ["failing", "silent", "new", "ok", "ok", "disabled"]
+    assert [r["status"] for r in rows] == ["failing", "silent", "new", "ok", "ok", "unlisted"]
 
 
 def test_queries_on_an_empty_database(conn):

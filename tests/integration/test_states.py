@@ -4,7 +4,16 @@ import re
 
 import pytest
 
-from pipeline.states import ArticleStatus, DateSource, ErrorClass, PollOutcome, RunStatus, Stage
+from pipeline.states import (
+    ArticleStatus,
+    DateSource,
+    DisabledReason,
+    ErrorClass,
+    FeedManager,
+    PollOutcome,
+    RunStatus,
+    Stage,
+)
 
 CHECKED = [
     (ArticleStatus, "articles", "status"),
@@ -15,6 +24,8 @@ CHECKED = [
     (RunStatus, "ingest_runs", "status"),
     (ErrorClass, "feed_polls", "error_class"),
     (ErrorClass, "feeds", "last_error_class"),
+    (FeedManager, "feeds", "managed_by"),
+    (DisabledReason, "feeds", "disabled_reason"),
 ]
 
 

@@ -33,7 +33,7 @@ def _run(settings, run_key, poll: dict, caplog):
 
 def test_no_feed_due_says_when_the_next_is_and_which(env, conn, caplog):
     _feeds(conn, ("Later", "3 hours"), ("Demo Outlet", "12 minutes 20 seconds"), ("Off", "-1 hour"))
-    conn.execute("UPDATE feeds SET enabled = false WHERE name = 'Off'")
+    conn.execute("UPDATE feeds SET enabled = false, disabled_reason = 'paused' WHERE name = 'Off'")
     conn.commit()
     out = _run(env, "manual__1", {}, caplog)
     expected = ("no feed was due: the next poll is due in 12 min (Demo Outlet); trigger again after that or "

@@ -27,12 +27,12 @@ RULES = "rules-test-1"
 NLP = "nlp-test-1"
 
 FEEDS = {
-    "sabah": FeedSpec(url="http://127.0.0.1/sabah.xml", name="Daily Sabah"),
-    "tass": FeedSpec(url="http://127.0.0.1/tass.xml", name="TASS"),
-    "monitor": FeedSpec(url="http://127.0.0.1/monitor.xml", name="Al-Monitor"),
-    "quiet": FeedSpec(url="http://127.0.0.1/quiet.xml", name="Quiet Times"),
-    "old": FeedSpec(url="http://127.0.0.1/old.xml", name="Old Feed"),
-    "fresh": FeedSpec(url="http://127.0.0.1/fresh.xml", name="Brand New"),
+    "sabah": FeedSpec(url="http://127.0.0.1/sabah.xml", name="Daily Sabah", outlet="Daily Sabah"),
+    "tass": FeedSpec(url="http://127.0.0.1/tass.xml", name="TASS", outlet="TASS"),
+    "monitor": FeedSpec(url="http://127.0.0.1/monitor.xml", name="Al-Monitor", outlet="Al-Monitor"),
+    "quiet": FeedSpec(url="http://127.0.0.1/quiet.xml", name="Quiet Times", outlet="Quiet Times"),
+    "old": FeedSpec(url="http://127.0.0.1/old.xml", name="Old Feed", outlet="Old Feed"),
+    "fresh": FeedSpec(url="http://127.0.0.1/fresh.xml", name="Brand New", outlet="Brand New"),
 }
 
 TOPICS = [
@@ -342,7 +342,7 @@ def test_v_feed_health_status_words_match_feeds_health(conn):
     rows = {r["name"]: r for r in _dicts(conn, "SELECT * FROM v_feed_health")}
     assert {k: r["status"] for k, r in rows.items()} == {
         "Daily Sabah": "ok", "TASS": "ok", "Al-Monitor": "failing", "Quiet Times": "silent",
-        "Old Feed": "disabled", "Brand New": "new"}
+        "Old Feed": "unlisted", "Brand New": "new"}
     # the same word as pipeline/feeds.py:health gives for every feed
     now = store.db.now(conn)
     for r in store.feeds.feed_health(conn):
