@@ -31,15 +31,16 @@ def test_ingest_twice_then_feeds_status(db_dsn, site, feeds_file, tmp_path, conn
 
     status = _run(["feeds", "status"], {**env, "COLUMNS": "250"})
     assert status.returncode == 0, status.stderr
-    assert "failing" in status.stdout and "http_410_gone" in status.stdout
-    assert "1 failing" in status.stdout
+    # 410 Gone: no longer polled, and says why
+    assert "gone" in status.stdout and "HTTP 410 Gone at" in status.stdout
+    assert "1 gone" in status.stdout
     only_failing = _run(["feeds", "status", "--failing"], {**env, "COLUMNS": "250"})
     assert "feed 0" not in only_failing.stdout and "feed 1" in only_failing.stdout
 
     # dropping a feed from the file disables it; its history stays
-    env["NEWSROOM_FEEDS"] = str(feeds_file([site.url("/feed.xml")]))
+    env["NEWSROOM_FEEDS"] = str(feeds_file([site.url("/dead.xml")]))
     sync = _run(["feeds", "sync"], env)
-    assert sync.returncode == 0 and "1 disabled" in sync.stdout
+    assert sync.returncode == 0 and "1 disabled as no longer listed" in sync.stdout, sync.stdout
     # the second run polled nothing: neither feed was due yet
     assert conn.execute("SELECT count(*) FROM feed_polls").fetchone()[0] == 2
 
