@@ -19,7 +19,7 @@ def test_0006_on_an_older_database(empty_db_dsn, tmp_path):
         assert store.migrations.migrate(c, root)[-1] == "0005_wikidata_corrections.sql"
         c.execute("INSERT INTO feeds (url, name) VALUES ('https://a.example/rss', 'A')")
         c.execute("INSERT INTO feeds (url, name, enabled) VALUES ('https://b.example/rss', 'B', false)")
-        for n, url in enumerate(["https://www.bbc.co.uk/news/1", "https://news.example.com/x", "http://127.0.0.1:8/a"]):
+        for url in ["https://www.bbc.co.uk/news/1", "https://news.example.com/x", "http://127.0.0.1:8/a"]:
             c.execute("INSERT INTO articles (url, first_url, pipeline_version) VALUES (%s, %s, 'old')", (url, url))
 
         applied = store.migrate(c)
