@@ -244,3 +244,28 @@ def test_filters_by_feed_tag_outlet_and_language(env, conn, settings):
                        (["--language", "french!"], "--language takes a language code")]:
         for command in (["search", "Idlib"], ["topics"], ["entities"], ["articles"]):
             assert says in _one_line_error(_run([*command, *args], env)), (command, args)
+
+
+def test_only_a_chain_that_starts_permanent_says_where_a_feed_moved(settings, site):
+    import asyncio
+
+    from pipeline import fetch
+    from pipeline.records import FeedState
+
+    feed_xml = rss([])
+    site.add("/end.xml", feed_xml, content_type="application/rss+xml")
+    site.add("/p1.xml", status=301, headers={"Location": "/p2.xml"})
+    site.add("/p2.xml", status=302, headers={"Location": "/end.xml"})  # permanent, then temporary
+    site.add("/t1.xml", status=307, headers={"Location": "/p3.xml"})
+    site.add("/p3.xml", status=308, headers={"Location": "/end.xml"})  # temporary first: no move
+    site.add("/huge.xml", status=301, headers={"Location": "/" + "x" * 2100})
+    site.add("/" + "x" * 2100, feed_xml, content_type="application/rss+xml")
+
+    async def poll(path):
+        async with fetch.make_client(settings) as client:
+            return await fetch.poll_feed(client, fetch.HostLimiter(2, 0), FeedState(id=1, url=site.url(path)),
+                                         settings)
+
+    assert asyncio.run(poll("/p1.xml")).moved_to == site.url("/p2.xml")
+    assert asyncio.run(poll("/t1.xml")).moved_to is None
+    assert asyncio.run(poll("/huge.xml")).moved_to is None  # too long to be a feed's URL
