@@ -59,7 +59,7 @@ def dagbag(tmp_path_factory):
 
 def test_no_import_errors(dagbag):
     assert dagbag["errors"] == {}
-    assert set(dagbag["dags"]) == {"news_ingest", "news_retag"}
+    assert set(dagbag["dags"]) == {"news_backfill", "news_ingest", "news_retag"}
 
 
 def test_news_ingest_shape(dagbag):
@@ -88,3 +88,13 @@ def test_news_retag_has_params(dagbag):
     dag = dagbag["dags"]["news_retag"]
     assert dag["params"] == ["limit", "since", "stages"]
     assert dag["schedule"] in ("None", "Never, external triggers only")
+
+
+def test_news_backfill_has_params_and_one_network_task(dagbag):
+    dag = dagbag["dags"]["news_backfill"]
+    assert dag["params"] == ["limit", "since", "sitemaps", "until", "urls"]
+    assert dag["schedule"] in ("None", "Never, external triggers only")
+    assert dag["catchup"] is False
+    assert list(dag["tasks"]) == ["backfill"]
+    task = dag["tasks"]["backfill"]
+    assert task["pool"] == "newsroom_network" and task["timeout"] and task["retries"] >= 2 and task["backoff"]
