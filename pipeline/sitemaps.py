@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
+from urllib.parse import urljoin
 
 from pipeline.errors import NewsroomError
 from pipeline.records import ListedArticle
@@ -365,13 +366,26 @@ def _url_entry(el, base: str, now: datetime) -> ListedArticle | str:
                     title = _title(_text(part))
                 elif sub == "language":
                     language = _language(_text(part))
+    if not loc:
+        return ""
     try:
-        canonical = canonical_url(loc or "", base=base)
-        listed = fetchable_url(loc or "", base=base)
+        canonical, listed = _article_url(loc, base)
     except InvalidURL:
-        return loc or ""
+        return loc
     return ListedArticle(url=canonical, listed_url=listed, lastmod=lastmod, published=published, title=title,
                          language=language)
+
+
+_ABSOLUTE = re.compile(r"\s*https?://", re.I)
+
+
+def _article_url(loc: str, base: str | None = None) -> tuple[str, str]:
+    """(canonical URL, the URL as listed, resolved) of an article's location; InvalidURL when it
+    can never be fetched. (The page is requested by its canonical URL, which passed every check:
+    the listed spelling is only kept, as a feed entry's is.)"""
+    if base is not None and not _ABSOLUTE.match(loc):  # the protocol wants absolute URLs; some sites don't
+        loc = urljoin(base, loc.strip())
+    return canonical_url(loc), safe_text(loc.strip(), 4000)
 
 
 def _child_entry(el, base: str) -> ChildSitemap | str:
@@ -382,10 +396,12 @@ def _child_entry(el, base: str) -> ChildSitemap | str:
             loc = _text(child)
         elif name == "lastmod":
             lastmod = parse_w3c_date(_text(child))
+    if not loc:
+        return ""
     try:
-        return ChildSitemap(fetchable_url(loc or "", base=base), lastmod)
+        return ChildSitemap(fetchable_url(loc, base=base), lastmod)
     except InvalidURL:
-        return loc or ""
+        return loc
 
 
 def _parse_feed(body: bytes, url: str) -> ParsedSitemap:
@@ -398,11 +414,7 @@ def _parse_feed(body: bytes, url: str) -> ParsedSitemap:
         raise SitemapError(Problem.PARSE_ERROR, f"a feed that cannot be read: {exc}") from None
     articles = []
     for e in feed.entries:
-        try:
-            listed = fetchable_url(e.entry_url)
-        except InvalidURL:
-            continue
-        articles.append(ListedArticle(url=e.url, listed_url=listed, published=e.published, title=e.title))
+        articles.append(ListedArticle(url=e.url, listed_url=e.entry_url, published=e.published, title=e.title))
     return ParsedSitemap(kind=SitemapKind.FEED, articles=tuple(articles),
                          skipped={Skip.INVALID_URL: feed.skipped} if feed.skipped else {})
 
@@ -421,7 +433,8 @@ def parse_url_list(lines: Iterable[str], *, max_urls: int = MAX_URLS_PER_SITEMAP
             skipped[Skip.OVER_LIMIT] += 1
             continue
         try:
-            articles.append(ListedArticle(url=canonical_url(line), listed_url=fetchable_url(line)))
+            url, listed = _article_url(line)
+            articles.append(ListedArticle(url=url, listed_url=listed))
         except InvalidURL:
             skipped[Skip.INVALID_URL] += 1
             if len(invalid) < 5:
