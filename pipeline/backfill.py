@@ -140,7 +140,7 @@ def run(settings: Settings, *, sitemaps_given: Sequence[str] = (), urls: Sequenc
                 conn.commit()  # a long backfill keeps what it wrote; re-running adds only the rest
     result.known = len(articles) - result.new
     result.seconds = time.monotonic() - t0
-    log.info("backfill: %s", result.summary())
+    log.debug("backfill: %s", result.summary())
     return result
 
 

@@ -27,7 +27,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from urllib.parse import urljoin
@@ -496,12 +496,20 @@ class Listing:
             reason = self.dates.rejects(article)
             if reason is None and article.url in self.articles:
                 reason = Skip.DUPLICATE
+                self.articles[article.url] = _merged(self.articles[article.url], article)
             if reason is None and self.full:
                 reason = Skip.OVER_LIMIT
             if reason is None:
                 self.articles[article.url] = article
             else:
                 self.skipped[reason] += 1
+
+
+def _merged(first: ListedArticle, again: ListedArticle) -> ListedArticle:
+    """An article listed twice (a news sitemap and a plain one, read in either order): the first
+    listing, its missing hints taken from the second."""
+    return replace(first, lastmod=first.lastmod or again.lastmod, published=first.published or again.published,
+                   title=first.title or again.title, language=first.language or again.language)
 
 
 class Frontier:

@@ -326,6 +326,20 @@ def test_a_listing_filters_by_date_dedups_and_caps():
     assert listing.listed == 8 and listing.full
 
 
+def test_an_article_listed_twice_keeps_the_hints_of_either_listing():
+    plain = _listed("https://x.example/1", lastmod=datetime(2019, 10, 5, tzinfo=UTC))
+    news = ListedArticle(url="https://x.example/1", listed_url="https://x.example/1?a", title="T", language="en",
+                         published=datetime(2019, 10, 1, tzinfo=UTC))
+    for first, second in ((plain, news), (news, plain)):
+        listing = Listing(limit=10)
+        for a in (first, second):
+            listing.add(ParsedSitemap(kind=SitemapKind.URLSET, articles=(a,)))
+        [a] = listing.articles.values()
+        assert (a.title, a.language, a.published, a.lastmod) == ("T", "en", datetime(2019, 10, 1, tzinfo=UTC),
+                                                                 datetime(2019, 10, 5, tzinfo=UTC))
+        assert listing.skipped == {Skip.DUPLICATE: 1}
+
+
 def test_without_dates_undated_urls_are_taken():
     listing = Listing(limit=10)
     listing.add(parse_url_list(["https://x.example/1", "https://x.example/1?utm_source=a", "# no", "", "nope"]))
