@@ -48,7 +48,8 @@ def _network_queue() -> str:
     },
 )
 def news_backfill():
-    @task(queue=_network_queue(), pool=NETWORK_POOL)
+    # The lowest priority weight: when the pool is full, news_ingest's network tasks go first.
+    @task(queue=_network_queue(), pool=NETWORK_POOL, priority_weight=1, weight_rule="absolute")
     def backfill() -> dict:
         from pipeline import tasks
 

@@ -50,10 +50,3 @@ def known_urls(conn: psycopg.Connection, urls: Sequence[str]) -> set[str]:
         known |= {r[0] for r in rows}
     return known
 
-
-def backlog(conn: psycopg.Connection) -> dict[str, int]:
-    """Backlog articles (priority 1) still waiting for a stage, by status."""
-    return dict(conn.execute(
-        """SELECT status, count(*) FROM articles
-            WHERE priority = 1 AND status IN ('discovered', 'fetched', 'extracted')
-            GROUP BY status""").fetchall())

@@ -38,7 +38,8 @@ for dag_id, dag in bag.dags.items():
                             if t.execution_timeout else None, "downstream": sorted(t.downstream_task_ids),
                             "map_index_template": getattr(t, "map_index_template", None),
                             "outlets": [str(getattr(o, "uri", o)) for o in t.outlets],
-                            "backoff": t.retry_exponential_backoff}
+                            "backoff": t.retry_exponential_backoff, "priority_weight": t.priority_weight,
+                            "weight_rule": str(getattr(t.weight_rule, "value", t.weight_rule))}
     out["dags"][dag_id] = {"tasks": tasks, "catchup": dag.catchup, "schedule": str(getattr(dag.timetable, "summary", None) or dag.schedule),
                            "params": sorted(dag.params.keys())}
 print(json.dumps(out))
@@ -98,3 +99,4 @@ def test_news_backfill_has_params_and_one_network_task(dagbag):
     assert list(dag["tasks"]) == ["backfill"]
     task = dag["tasks"]["backfill"]
     assert task["pool"] == "newsroom_network" and task["timeout"] and task["retries"] >= 2 and task["backoff"]
+    assert task["priority_weight"] == 1 and "absolute" in task["weight_rule"]  # news_ingest's tasks go first
