@@ -524,6 +524,72 @@ def retag_cmd(settings: config.Settings, since: str | None, stages: str, limit: 
         click.echo(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v))
 
 
+# --- backfill -------------------------------------------------------------------------------
+
+@main.command("backfill")
+@click.option("--sitemap", "sitemap_urls", multiple=True, metavar="URL",
+              help="A sitemap, sitemap index or Google News sitemap (gzipped or not; a plain-text list of URLs "
+                   "too). Repeatable.")
+@click.option("--urls", "urls_file", metavar="FILE",
+              help="A file of article URLs, one per line ('#' comments and blank lines ignored; - for stdin).")
+@click.option("--since", help="Only pages published (news sitemaps) or changed (lastmod) since then: a date like "
+                              "2019-10-01, a time, or 30d. Undated pages are skipped then.")
+@click.option("--until", help="Only pages published or changed before then; a date includes its whole day.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many articles [default and cap: NEWSROOM_BACKFILL_MAX_URLS].")
+@click.option("--dry-run", is_flag=True, help="Read and count, but enqueue nothing.")
+@click.pass_obj
+@friendly
+def backfill_cmd(settings: config.Settings, sitemap_urls: tuple[str, ...], urls_file: str | None, since: str | None,
+                 until: str | None, limit: int | None, dry_run: bool) -> None:
+    """Enqueue a site's older articles, listed by its sitemaps or in a file of URLs.
+
+    Only enqueues: they are backlog, which `newsroom ingest --once` and the news_ingest schedule
+    download, extract and tag after any live work. Re-running adds nothing already known.
+    A sitemap listed by an index that fails is reported and the others go on; a sitemap given
+    here that fails stops the backfill before anything is written."""
+    from pipeline import backfill
+
+    if not sitemap_urls and not urls_file:
+        raise click.UsageError("give --sitemap URL (repeatable) and/or --urls FILE")
+    dates = backfill.date_range(since, until)
+    lines = _read_url_list(urls_file) if urls_file else ()
+    _migrate_quietly(settings)
+    result = backfill.run(settings, sitemaps_given=sitemap_urls, urls=lines, dates=dates, limit=limit, dry_run=dry_run,
+                          report=lambda line: click.echo(f"warning: {terminal_text(line)}", err=True))
+    click.echo(result.summary())
+    if result.invalid:
+        click.echo("unusable URLs, e.g.: " + ", ".join(repr(terminal_text(u)[:100]) for u in result.invalid[:3]),
+                   err=True)
+    if result.sitemaps_skipped:
+        click.echo("sitemaps not read: " + ", ".join(f"{v} {k}" for k, v in sorted(result.sitemaps_skipped.items())),
+                   err=True)
+    if dry_run:
+        click.echo("dry run: nothing was enqueued")
+    elif result.new:
+        click.echo(f"{result.new} articles enqueued as backlog: `newsroom ingest --once` (or the news_ingest "
+                   "schedule) downloads them after live work")
+    if not result.listed and result.sitemaps_failed:
+        sys.exit(1)
+
+
+def _read_url_list(name: str) -> list[str]:
+    """The lines of a file of URLs (`-`: stdin); UserInputError when it cannot be read as text."""
+    from pathlib import Path
+
+    from pipeline.errors import UserInputError
+    from pipeline.sitemaps import decode
+
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except OSError as exc:
+        raise UserInputError(f"--urls {name}: {exc.strerror or exc}") from None
+    text = decode(data)
+    if "\x00" in text[:4096]:
+        raise UserInputError(f"--urls {name}: binary data, not a text file of URLs")
+    return text.splitlines()
+
+
 # --- airflow and the demo -------------------------------------------------------------------
 
 @main.group("airflow")

@@ -71,6 +71,7 @@ class Settings:
     claim_lease: int = 60  # seconds a claim lasts without a heartbeat (renewed while working)
     host_budget: float = 60.0  # seconds one host may take of a fetch stage run; the rest waits
     max_text_chars: int = 300_000  # an extracted body is cut here (a reader's 50,000 words)
+    backfill_max_urls: int = 100_000  # article URLs one backfill enqueues at most (sitemaps, URL lists)
     # Airflow
     schedule: str = "*/30 * * * *"
     stage_workers: int = 2  # parallel mapped tasks for the CPU stages (extract, tag)
@@ -124,6 +125,7 @@ class Settings:
             claim_lease=_number(env, "NEWSROOM_CLAIM_LEASE", d.claim_lease, int, 1),
             host_budget=_number(env, "NEWSROOM_HOST_BUDGET", d.host_budget, minimum=1),
             max_text_chars=_number(env, "NEWSROOM_MAX_TEXT_CHARS", d.max_text_chars, int, 1000),
+            backfill_max_urls=_number(env, "NEWSROOM_BACKFILL_MAX_URLS", d.backfill_max_urls, int, 1),
             schedule=dag.schedule,
             stage_workers=_number(env, "NEWSROOM_STAGE_WORKERS", d.stage_workers, int, 1),
             network_queue=dag.network_queue,
@@ -164,6 +166,7 @@ ENV_NAMES = {
     "feed_move_after": "NEWSROOM_FEED_MOVE_AFTER",
     "max_attempts": "NEWSROOM_MAX_ATTEMPTS", "claim_lease": "NEWSROOM_CLAIM_LEASE",
     "host_budget": "NEWSROOM_HOST_BUDGET", "max_text_chars": "NEWSROOM_MAX_TEXT_CHARS",
+    "backfill_max_urls": "NEWSROOM_BACKFILL_MAX_URLS",
     "schedule": "NEWSROOM_SCHEDULE", "stage_workers": "NEWSROOM_STAGE_WORKERS",
     "network_queue": "NEWSROOM_NETWORK_QUEUE", "nlp_queue": "NEWSROOM_NLP_QUEUE",
     "worker_queues": "NEWSROOM_WORKER_QUEUES", "worker_name": "NEWSROOM_WORKER_NAME",

@@ -608,6 +608,48 @@ async def poll_feeds(feeds: Sequence[FeedState], settings: Settings, limiter: Ho
             yield await next_done
 
 
+# --- documents (sitemaps) -------------------------------------------------------------------
+
+_DOCUMENT_ACCEPT = "application/xml, text/xml;q=0.9, application/gzip;q=0.8, text/plain;q=0.5, */*;q=0.1"
+
+
+async def fetch_document(client: httpx.AsyncClient, limiter: HostLimiter, robots: RobotsCache, url: str,
+                         settings: Settings) -> Download:
+    """Download a document that lists pages (a sitemap): the same checked path as a page (URL,
+    robots.txt, the host's turn, every cap). The body is returned as sent, its content type not
+    trusted: the caller tells the format by the bytes. Raises FetchError (classified)."""
+    try:
+        url = fetchable_url(url)
+    except InvalidURL as exc:
+        raise FetchError("invalid_url", str(exc), transient=False) from None
+    if not await robots.allowed(client, url):
+        raise FetchError("robots_disallowed", f"robots.txt disallows {url}", transient=False)
+    dl = await download(client, limiter, url, settings, accept=_DOCUMENT_ACCEPT)
+    if not dl.body.strip():
+        raise FetchError("empty_body", "empty response body", transient=False, http_status=dl.status)
+    return dl
+
+
+@asynccontextmanager
+async def document_fetcher(settings: Settings, limiter: HostLimiter, *, resolve: Resolver | None = None
+                           ) -> AsyncIterator[Callable[[str], Awaitable[Download]]]:
+    """`async with document_fetcher(...) as get: dl = await get(url)`: one client and one
+    robots.txt cache for the documents of one job, each fetched with fetch_document."""
+    robots = RobotsCache(settings, limiter)
+    async with make_client(settings, resolve=resolve) as client:
+
+        async def get(url: str) -> Download:
+            try:
+                return await fetch_document(client, limiter, robots, url, settings)
+            except (FetchError, MemoryError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # a bug or an input nobody foresaw: this document only
+                log.exception("downloading document %s crashed", url)
+                raise FetchError("internal_error", f"{type(exc).__name__}: {str(exc)[:500]}", transient=True) from None
+
+        yield get
+
+
 async def fetch_page(client: httpx.AsyncClient, limiter: HostLimiter, robots: RobotsCache,
                      article: ClaimedArticle, settings: Settings) -> RawPage:
     """Download one article page; raises FetchError (classified) when it cannot be had."""

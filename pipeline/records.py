@@ -47,6 +47,19 @@ class FeedEntry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ListedArticle:
+    """An article URL a backfill found (a sitemap's <url>, a line of a URL list), with the hints
+    a Google News sitemap gives; enqueued as backlog (pipeline/backfill.py)."""
+
+    url: str  # canonical
+    listed_url: str  # as listed, resolved against the sitemap's URL
+    lastmod: datetime | None = None  # when the page last changed (filters only; never a publication time)
+    published: datetime | None = None  # news:publication_date: the feed-level publication time
+    title: str | None = None  # news:title
+    language: str | None = None  # news:language
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PollResult:
     """The outcome of polling one feed, as recorded in `feed_polls` and on the feed."""
 

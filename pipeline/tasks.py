@@ -158,3 +158,16 @@ def reprocess(since: str | None, stages: Sequence[str], limit: int | None = None
     # parse_since, like the CLI: a date means midnight UTC, never the server's local time
     return ingest.reprocess(_settings(), since=parse_since(since) if since else None, stages=tuple(stages),
                             limit=limit or None)
+
+
+def backfill(sitemaps: Sequence[str] = (), urls: Sequence[str] = (), since: str | None = None,
+             until: str | None = None, limit: int | None = None) -> dict:
+    """news_backfill: enqueue the articles of `sitemaps` and `urls` as backlog; counts only.
+    A sitemap given that fails raises (nothing enqueued); one of an index is logged and counted."""
+    from pipeline import backfill as backfill_
+
+    dates = backfill_.date_range(since or None, until or None)
+    result = backfill_.run(_settings(), sitemaps_given=list(sitemaps or ()), urls=list(urls or ()), dates=dates,
+                           limit=limit or None)
+    log.info("backfill: %s", result.summary())
+    return result.as_dict()

@@ -5,6 +5,7 @@
 - `queue`: the work queue: claims, leases, the fence every result is written behind, failures;
 - `feeds`: the feed list, polls and their entries;
 - `articles`: stage results (page, extraction, tagged) and near-duplicate clusters;
+- `backfill`: articles listed by a backfill (sitemaps, URL lists), enqueued as backlog;
 - `annotations`: entities, mentions, topics;
 - `runs`: `ingest_runs` bookkeeping.
 
@@ -14,9 +15,9 @@ The read side for users' questions is pipeline/queries.py.
 
 import psycopg
 
-from pipeline.store import annotations, articles, db, feeds, migrations, queue, runs
+from pipeline.store import annotations, articles, backfill, db, feeds, migrations, queue, runs
 
-__all__ = ["annotations", "articles", "db", "feeds", "migrate", "migrations", "queue", "runs"]
+__all__ = ["annotations", "articles", "backfill", "db", "feeds", "migrate", "migrations", "queue", "runs"]
 
 
 def migrate(conn: psycopg.Connection) -> list[str]:

@@ -98,7 +98,10 @@ def upsert_entries(conn: psycopg.Connection, feed_id: int, entries: Sequence[Fee
                        SELECT %(url)s, %(entry_url)s, %(guid)s, %(feed)s, %(title)s, %(summary)s,
                               %(published)s, %(author)s, %(version)s, %(site)s
                         WHERE NOT EXISTS (SELECT 1 FROM by_guid)
-                       ON CONFLICT (url) DO UPDATE SET updated_at = articles.updated_at
+                       -- a backfilled article a feed now carries: live work, with its outlet
+                       ON CONFLICT (url) DO UPDATE SET updated_at = articles.updated_at,
+                           first_feed_id = coalesce(articles.first_feed_id, EXCLUDED.first_feed_id),
+                           priority = CASE WHEN articles.status = 'discovered' THEN 0 ELSE articles.priority END
                        RETURNING id, (xmax = 0) AS inserted),
                    target AS (
                        SELECT id, false AS inserted FROM by_guid

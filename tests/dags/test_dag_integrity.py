@@ -38,7 +38,8 @@ for dag_id, dag in bag.dags.items():
                             if t.execution_timeout else None, "downstream": sorted(t.downstream_task_ids),
                             "map_index_template": getattr(t, "map_index_template", None),
                             "outlets": [str(getattr(o, "uri", o)) for o in t.outlets],
-                            "backoff": t.retry_exponential_backoff}
+                            "backoff": t.retry_exponential_backoff, "priority_weight": t.priority_weight,
+                            "weight_rule": str(getattr(t.weight_rule, "value", t.weight_rule))}
     out["dags"][dag_id] = {"tasks": tasks, "catchup": dag.catchup, "schedule": str(getattr(dag.timetable, "summary", None) or dag.schedule),
                            "params": sorted(dag.params.keys())}
 print(json.dumps(out))
@@ -59,7 +60,7 @@ def dagbag(tmp_path_factory):
 
 def test_no_import_errors(dagbag):
     assert dagbag["errors"] == {}
-    assert set(dagbag["dags"]) == {"news_ingest", "news_retag"}
+    assert set(dagbag["dags"]) == {"news_backfill", "news_ingest", "news_retag"}
 
 
 def test_news_ingest_shape(dagbag):
@@ -88,3 +89,14 @@ def test_news_retag_has_params(dagbag):
     dag = dagbag["dags"]["news_retag"]
     assert dag["params"] == ["limit", "since", "stages"]
     assert dag["schedule"] in ("None", "Never, external triggers only")
+
+
+def test_news_backfill_has_params_and_one_network_task(dagbag):
+    dag = dagbag["dags"]["news_backfill"]
+    assert dag["params"] == ["limit", "since", "sitemaps", "until", "urls"]
+    assert dag["schedule"] in ("None", "Never, external triggers only")
+    assert dag["catchup"] is False
+    assert list(dag["tasks"]) == ["backfill"]
+    task = dag["tasks"]["backfill"]
+    assert task["pool"] == "newsroom_network" and task["timeout"] and task["retries"] >= 2 and task["backoff"]
+    assert task["priority_weight"] == 1 and "absolute" in task["weight_rule"]  # news_ingest's tasks go first

@@ -85,7 +85,7 @@ def test_third_party_packages_stay_at_their_edge(package, only):
 def test_domain_and_foundation_do_no_io():
     io = {"fetch", "store", "embedded", "runner", "demo"}
     for module in ("states", "errors", "records", "text", "urls", "config", "config_files", "quality",
-                   "periods", "feeds", "extract", "nlp", "topics", "dedup"):
+                   "periods", "feeds", "extract", "nlp", "topics", "dedup", "sitemaps"):
         mods, _ = _imports(_modules()[module])
         assert not {m.split(".")[0] for m in mods} & io, module
 
