@@ -6,12 +6,13 @@
 - `feeds`: the feed list, polls and their entries;
 - `articles`: stage results (page, extraction, tagged) and near-duplicate clusters;
 - `annotations`: entities, mentions, topics;
-- `runs`: `ingest_runs` bookkeeping.
+- `runs`: `ingest_runs` bookkeeping;
+- `maintenance`: pruning old raw pages and polls, VACUUM (ANALYZE), table sizes.
 
 Every write is an upsert against a natural key, so re-running a stage never duplicates rows.
 The read side for users' questions is pipeline/queries.py.
 """
 
-from pipeline.store import annotations, articles, db, feeds, migrations, queue, runs
+from pipeline.store import annotations, articles, db, feeds, maintenance, migrations, queue, runs
 
-__all__ = ["annotations", "articles", "db", "feeds", "migrations", "queue", "runs"]
+__all__ = ["annotations", "articles", "db", "feeds", "maintenance", "migrations", "queue", "runs"]

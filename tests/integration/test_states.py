@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from pipeline.states import ArticleStatus, DateSource, ErrorClass, PollOutcome, RunStatus, Stage
+from pipeline.states import ArticleStatus, CharsetSource, DateSource, ErrorClass, PollOutcome, RunStatus, Stage
 
 CHECKED = [
     (ArticleStatus, "articles", "status"),
@@ -15,6 +15,7 @@ CHECKED = [
     (RunStatus, "ingest_runs", "status"),
     (ErrorClass, "feed_polls", "error_class"),
     (ErrorClass, "feeds", "last_error_class"),
+    (CharsetSource, "raw_pages", "charset_source"),
 ]
 
 
