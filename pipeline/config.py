@@ -229,7 +229,7 @@ def _queues(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-_DURATION = re.compile(r"(\d{1,6})\s*(h|d|w)")
+_DURATION = re.compile(r"([0-9]{1,6})\s*(h|d|w)")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 

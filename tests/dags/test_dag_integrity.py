@@ -59,7 +59,7 @@ def dagbag(tmp_path_factory):
 
 def test_no_import_errors(dagbag):
     assert dagbag["errors"] == {}
-    assert set(dagbag["dags"]) == {"news_ingest", "news_retag"}
+    assert set(dagbag["dags"]) == {"news_ingest", "news_retag", "news_maintenance"}
 
 
 def test_news_ingest_shape(dagbag):
@@ -88,3 +88,16 @@ def test_news_retag_has_params(dagbag):
     dag = dagbag["dags"]["news_retag"]
     assert dag["params"] == ["limit", "since", "stages"]
     assert dag["schedule"] in ("None", "Never, external triggers only")
+
+
+def test_news_maintenance_shape(dagbag):
+    dag = dagbag["dags"]["news_maintenance"]
+    tasks = dag["tasks"]
+    assert list(tasks) == ["prune", "vacuum_analyze", "log_table_sizes"]
+    assert dag["catchup"] is False
+    assert "3" in dag["schedule"] and "30" in dag["schedule"]  # daily, 03:30 (NEWSROOM_MAINTENANCE_SCHEDULE)
+    assert tasks["prune"]["downstream"] == ["vacuum_analyze"]
+    assert tasks["vacuum_analyze"]["downstream"] == ["log_table_sizes"]
+    for name, t in tasks.items():
+        assert t["timeout"] and t["retries"] >= 2 and t["backoff"], name
+        assert t["pool"] == "default_pool", name  # bookkeeping: no network pool, Airflow's default queue

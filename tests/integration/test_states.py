@@ -4,7 +4,15 @@ import re
 
 import pytest
 
-from pipeline.states import ArticleStatus, CharsetSource, DateSource, ErrorClass, PollOutcome, RunStatus, Stage
+from pipeline.states import (
+    ArticleStatus,
+    CharsetSource,
+    DateSource,
+    ErrorClass,
+    PollOutcome,
+    RunStatus,
+    Stage,
+)
 
 CHECKED = [
     (ArticleStatus, "articles", "status"),
