@@ -95,7 +95,7 @@ def per_article(sizes: dict, cols: dict) -> dict:
         "articles: the rest of the row (title, URLs, MinHash, ...)": each(cols["row_rest_stored"]),
         "articles: GIN index on search": each(search_idx),
         "articles: other indexes (url, bands, dates, work queue, ...)": each(art["indexes"] - search_idx),
-        "mentions (article_entities rows + 2 indexes)": each(sizes["article_entities"]["total"]),
+        "mentions (article_entities rows + indexes)": each(sizes["article_entities"]["total"]),
         "topics (article_topics rows + indexes)": each(sizes["article_topics"]["total"]),
         "sources (article_sources rows + indexes)": each(sizes["article_sources"]["total"]),
         "entities (new names only: 0 when all are known)": each(sizes["entities"]["total"]),
