@@ -532,7 +532,7 @@ def reprocess(settings: Settings, *, since: datetime | None = None, stages: Sequ
     """Re-run extraction and/or tagging from stored pages, without the network. Each article's
     annotations are replaced in one transaction by the stage; nothing is deleted beforehand.
     `charset`: decode the chosen pages' stored bytes with this charset from now on (a page
-    the fetch decided wrongly); needs the extract stage.
+    the fetch decided wrongly); needs the extract stage and `ids` (a correction is per page).
 
     The chosen articles (at most `limit`, newest first) become backlog: live work is claimed
     before them, here and in scheduled runs, so a big retag never delays new articles."""
@@ -541,9 +541,11 @@ def reprocess(settings: Settings, *, since: datetime | None = None, stages: Sequ
     codec = None
     if charset is not None:
         codec = fetch.web_codec(charset)
-        if codec is None or first != "extract":
-            raise UserInputError(f"--charset {charset[:40]!r}: not a charset a web page can be in" if codec is None
-                                 else "--charset needs the extract stage (--stages extract)")
+        if codec is None:
+            raise UserInputError(f"--charset {charset[:40]!r}: not a charset a web page can be in")
+        if first != "extract" or not ids:
+            raise UserInputError("--charset needs the extract stage and the articles it is for "
+                                 "(--stages extract --id N ...)")
     with store.db.session(settings) as conn:
         chosen = store.queue.select_for_reprocessing(conn, stage=first, since=since, ids=ids, limit=limit)
         if codec is not None:

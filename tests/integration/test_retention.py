@@ -122,6 +122,11 @@ def test_a_wrong_charset_is_corrected_and_the_page_re_extracted_from_its_bytes(s
         ingest.reprocess(settings, stages=("extract",), ids=[aid], charset="base64")
     with pytest.raises(UserInputError, match="extract stage"):
         ingest.reprocess(settings, stages=("tag",), ids=[aid], charset="utf-8")
+    with pytest.raises(UserInputError, match="--id"):  # never every stored page at once
+        ingest.reprocess(settings, stages=("extract",), charset="utf-8")
+    out = CliRunner().invoke(main, ["retag", "--stages", "extract", "--charset", "utf-7", "--id", str(aid)],
+                             env={"NEWSROOM_DATABASE_URL": settings.database_url})
+    assert out.exit_code == 2 and "utf-7" in out.output and out.output.strip().count("\n") == 0
 
 
 # --- prune -----------------------------------------------------------------------------------
@@ -250,3 +255,21 @@ def test_a_bad_setting_is_one_line(db_dsn, tmp_path):
     out = CliRunner().invoke(main, ["prune", "--dry-run"], env={"NEWSROOM_DATABASE_URL": db_dsn,
                                                                "NEWSROOM_PRUNE_RAW_PAGES_AFTER": "soon"})
     assert out.exit_code == 2 and "NEWSROOM_PRUNE_RAW_PAGES_AFTER" in out.output
+
+
+def test_prune_waits_for_articles_being_sent_back_to_extraction(db_dsn, conn):
+    """Sending articles back to extraction and pruning their pages never interleave: a page is
+    never pruned under an article that was just sent back to need it."""
+    by = _world(conn)
+    pages, _ = _cutoffs(conn)
+    chosen = store.queue.select_for_reprocessing(conn, stage="extract", ids=[by["tagged_old"]])
+    assert chosen == [by["tagged_old"]]  # not committed yet: the lock is held
+    with psycopg.connect(db_dsn, autocommit=True) as ac:
+        ac.execute("SET lock_timeout = '200ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            store.maintenance.prune(ac, raw_pages_before=pages, polls_before=None)
+        conn.commit()
+        done = store.maintenance.prune(ac, raw_pages_before=pages, polls_before=None)
+        assert done.raw_pages == 2  # extracted_old, failed_old: tagged_old is `fetched` again and keeps its page
+        assert ac.execute("SELECT count(*) FROM raw_pages WHERE article_id = %s",
+                          (by["tagged_old"],)).fetchone()[0] == 1
