@@ -20,6 +20,7 @@ COMMENT ON COLUMN raw_pages.raw_gz IS 'gzip of the page bytes as served (after C
 COMMENT ON COLUMN raw_pages.charset IS 'the charset the page was decoded with';
 COMMENT ON COLUMN raw_pages.charset_source IS 'where charset came from: bom, header, meta, detected, fallback, override';
 COMMENT ON COLUMN raw_pages.html_gz IS 'rows before 0007 only: gzip of the decoded page as UTF-8';
+COMMENT ON COLUMN raw_pages.size_bytes IS 'bytes of the page as served (rows before 0007: of the decoded page as UTF-8)';
 
 -- 2. `newsroom prune` deletes raw pages by age, oldest first, in small batches.
 CREATE INDEX raw_pages_fetched_idx ON raw_pages (fetched_at);
