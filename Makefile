@@ -63,6 +63,7 @@ bench: install
 	$(BIN)/python bench/e2e_bench.py
 	$(BIN)/python bench/db_bench.py --articles $(BENCH_ARTICLES)
 	$(BIN)/python bench/report_bench.py
+	$(BIN)/python bench/storage_bench.py
 	$(BIN)/python bench/celery_bench.py
 
 BENCH_ARTICLES ?= 1000000

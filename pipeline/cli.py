@@ -142,6 +142,28 @@ def db_migrate(settings: config.Settings) -> None:
         click.echo(f"  {name}")
 
 
+@db.command("sizes")
+@click.pass_obj
+@friendly
+def db_sizes(settings: config.Settings) -> None:
+    """Disk use of every table: rows (estimated), heap, TOAST, indexes, total; largest first."""
+    with store.db.session(settings) as conn:
+        sizes = store.maintenance.table_sizes(conn)
+    click.echo(f"{'table':<20}{'rows':>12}{'heap':>11}{'toast':>11}{'indexes':>11}{'total':>11}")
+    for t in sizes:
+        click.echo(f"{t.table:<20}{t.rows:>12}{_size(t.heap):>11}{_size(t.toast):>11}{_size(t.indexes):>11}"
+                   f"{_size(t.total):>11}")
+    click.echo(f"{'all':<20}{'':>12}{'':>11}{'':>11}{'':>11}{_size(sum(t.total for t in sizes)):>11}")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
 # --- feeds ----------------------------------------------------------------------------------
 
 @main.group("feeds")
@@ -510,16 +532,21 @@ def tag_cmd(settings: config.Settings, files: tuple[str, ...]) -> None:
               help="Re-run extraction from stored pages, tagging, or both.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most this many articles, newest first (default: all that match).")
+@click.option("--charset", metavar="NAME", default=None,
+              help="With --stages extract: decode the chosen pages' stored bytes as NAME (e.g. windows-1252) "
+                   "from now on, for pages whose charset the fetch got wrong.")
+@click.option("--id", "ids", type=int, multiple=True, help="Only this article (repeatable).")
 @click.pass_obj
 @friendly
-def retag_cmd(settings: config.Settings, since: str | None, stages: str, limit: int | None) -> None:
+def retag_cmd(settings: config.Settings, since: str | None, stages: str, limit: int | None, charset: str | None,
+              ids: tuple[int, ...]) -> None:
     """Re-process stored articles after a model, rules or extractor change (no network).
 
     The articles become backlog: scheduled runs keep taking new articles first."""
     from pipeline.queries import parse_since
 
     result = ingest.reprocess(settings, since=parse_since(since) if since else None,
-                              stages=tuple(stages.split(",")), limit=limit)
+                              stages=tuple(stages.split(",")), limit=limit, charset=charset, ids=ids or None)
     for stage, counts in result.items():
         click.echo(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v))
 
@@ -575,8 +602,6 @@ def backfill_cmd(settings: config.Settings, sitemap_urls: tuple[str, ...], urls_
 
 def _read_url_list(name: str) -> list[str]:
     """The lines of a file of URLs (`-`: stdin); UserInputError when it cannot be read as text."""
-    from pathlib import Path
-
     from pipeline.errors import UserInputError
     from pipeline.sitemaps import decode
 
@@ -588,6 +613,38 @@ def _read_url_list(name: str) -> list[str]:
     if "\x00" in text[:4096]:
         raise UserInputError(f"--urls {name}: binary data, not a text file of URLs")
     return text.splitlines()
+
+
+# --- retention ------------------------------------------------------------------------------
+
+@main.command("prune")
+@click.option("--raw-pages-older-than", "raw_age", metavar="AGE",
+              help="Delete stored pages fetched longer ago than AGE (36h, 90d, 12w) "
+                   "[default: NEWSROOM_PRUNE_RAW_PAGES_AFTER, 90d].")
+@click.option("--polls-older-than", "poll_age", metavar="AGE",
+              help="Delete feed poll records older than AGE [default: NEWSROOM_PRUNE_POLLS_AFTER, 180d].")
+@click.option("--dry-run", is_flag=True, help="Only count what would go, and the bytes it holds.")
+@click.pass_obj
+@friendly
+def prune_cmd(settings: config.Settings, raw_age: str | None, poll_age: str | None, dry_run: bool) -> None:
+    """Delete old raw pages and feed polls, in small batches. Articles, their text, entities,
+    mentions and topics stay; only pages of articles past extraction go (a pruned article can
+    be re-tagged, not re-extracted). Run VACUUM (the news_maintenance DAG does) to reuse the space."""
+    from datetime import UTC, datetime
+
+    pages = config.parse_duration(raw_age, name="--raw-pages-older-than") if raw_age is not None \
+        else settings.prune_raw_pages_after
+    polls = config.parse_duration(poll_age, name="--polls-older-than") if poll_age is not None \
+        else settings.prune_polls_after
+    _migrate_quietly(settings)
+    now = datetime.now(UTC)
+    with store.db.session(settings, autocommit=True) as conn:
+        done = store.maintenance.prune(conn, raw_pages_before=now - pages, polls_before=now - polls, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"raw pages older than {config.format_duration(pages)}: {verb} {done.raw_pages} "
+               f"({_size(done.raw_page_bytes)})")
+    click.echo(f"feed polls older than {config.format_duration(polls)}: {verb} {done.polls} "
+               f"({_size(done.poll_bytes)})")
 
 
 # --- airflow and the demo -------------------------------------------------------------------

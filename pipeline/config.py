@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import timedelta
 from pathlib import Path
 
 from pipeline.errors import ConfigError
@@ -85,6 +86,10 @@ class Settings:
     # Quality checks that fail a run
     qc_min_extract_rate: float = 0.5
     qc_stuck_hours: float = 6.0
+    # Retention (`newsroom prune`, the news_maintenance DAG)
+    prune_raw_pages_after: timedelta = timedelta(days=90)
+    prune_polls_after: timedelta = timedelta(days=180)
+    maintenance_schedule: str = "30 3 * * *"
 
     @property
     def embedded(self) -> bool:
@@ -135,6 +140,9 @@ class Settings:
             log_level=(env.get("NEWSROOM_LOG_LEVEL", "").strip() or d.log_level).upper(),
             qc_min_extract_rate=_number(env, "NEWSROOM_QC_MIN_EXTRACT_RATE", d.qc_min_extract_rate),
             qc_stuck_hours=_number(env, "NEWSROOM_QC_STUCK_HOURS", d.qc_stuck_hours, minimum=0.1),
+            prune_raw_pages_after=_duration(env, "NEWSROOM_PRUNE_RAW_PAGES_AFTER", d.prune_raw_pages_after),
+            prune_polls_after=_duration(env, "NEWSROOM_PRUNE_POLLS_AFTER", d.prune_polls_after),
+            maintenance_schedule=dag.maintenance_schedule,
         )
 
 
@@ -143,6 +151,7 @@ class DagSettings:
     schedule: str
     network_queue: str
     nlp_queue: str
+    maintenance_schedule: str = "30 3 * * *"
 
 
 def dag_settings(env: Mapping[str, str] | None = None) -> DagSettings:
@@ -152,7 +161,9 @@ def dag_settings(env: Mapping[str, str] | None = None) -> DagSettings:
     d = Settings()
     return DagSettings(schedule=env.get("NEWSROOM_SCHEDULE", "").strip() or d.schedule,
                        network_queue=_queue(env, "NEWSROOM_NETWORK_QUEUE", d.network_queue),
-                       nlp_queue=_queue(env, "NEWSROOM_NLP_QUEUE", d.nlp_queue))
+                       nlp_queue=_queue(env, "NEWSROOM_NLP_QUEUE", d.nlp_queue),
+                       maintenance_schedule=env.get("NEWSROOM_MAINTENANCE_SCHEDULE", "").strip()
+                       or d.maintenance_schedule)
 
 
 ENV_NAMES = {
@@ -172,6 +183,8 @@ ENV_NAMES = {
     "worker_queues": "NEWSROOM_WORKER_QUEUES", "worker_name": "NEWSROOM_WORKER_NAME",
     "log_level": "NEWSROOM_LOG_LEVEL",
     "qc_min_extract_rate": "NEWSROOM_QC_MIN_EXTRACT_RATE", "qc_stuck_hours": "NEWSROOM_QC_STUCK_HOURS",
+    "prune_raw_pages_after": "NEWSROOM_PRUNE_RAW_PAGES_AFTER", "prune_polls_after": "NEWSROOM_PRUNE_POLLS_AFTER",
+    "maintenance_schedule": "NEWSROOM_MAINTENANCE_SCHEDULE",
 }
 
 
@@ -188,6 +201,8 @@ def to_env(settings: Settings) -> dict[str, str]:
             value = str(value.resolve())
         elif isinstance(value, tuple):
             value = ",".join(value)
+        elif isinstance(value, timedelta):
+            value = format_duration(value)
         out[var] = str(value)
     return out
 
@@ -218,6 +233,35 @@ def _queues(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     for q in names:
         _queue({name: q}, name, "")
     return tuple(dict.fromkeys(names))
+
+
+_DURATION = re.compile(r"([0-9]{1,6})\s*(h|d|w)")
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_duration(text: str, *, name: str = "duration") -> timedelta:
+    """An age like "90d", "36h" or "12w" (hours, days, weeks; at least one hour). A ConfigError
+    names `name` (the setting or option) and says what is expected."""
+    m = _DURATION.fullmatch((text or "").strip().lower())
+    if m is None or int(m.group(1)) == 0:
+        shown = text if len(text or "") <= 40 else text[:40] + "..."
+        raise ConfigError(f"{name}={shown!r} is not an age; use a whole number of hours, days or weeks, "
+                          f"like 36h, 90d or 12w")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def format_duration(age: timedelta) -> str:
+    """The shortest of "12w", "90d", "36h" that parse_duration reads back as `age` (whole hours)."""
+    hours = int(age.total_seconds() // 3600)
+    for unit, per in (("w", 168), ("d", 24)):
+        if hours % per == 0:
+            return f"{hours // per}{unit}"
+    return f"{hours}h"
+
+
+def _duration(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+    raw = env.get(name, "").strip()
+    return parse_duration(raw, name=name) if raw else default
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:

@@ -43,7 +43,7 @@ from pipeline.feeds import (
     parse_retry_after,
 )
 from pipeline.records import ClaimedArticle, FeedState, PollResult, RawPage
-from pipeline.states import ErrorClass, PollOutcome
+from pipeline.states import CharsetSource, ErrorClass, PollOutcome
 from pipeline.urls import InvalidURL, canonical_url, fetchable_url, host_of
 
 log = logging.getLogger(__name__)
@@ -424,25 +424,60 @@ def _codec(name: str | None) -> str | None:
     return info.name
 
 
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded page and the decision behind it: the charset used and where it came from."""
+
+    text: str
+    charset: str
+    source: CharsetSource
+
+
 def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
     """Decode a page, not trusting its declared charset blindly. Returns (text, charset used);
     never raises, and the text carries no lone surrogates."""
-    text, charset = _decode_html(body, content_type)
-    return _SURROGATES.sub("\ufffd", text), charset
+    d = decode_page(body, content_type)
+    return d.text, d.charset
+
+
+def decode_page(body: bytes, content_type: str | None) -> Decoded:
+    """decode_html with the decision recorded (where the charset came from), for raw_pages:
+    re-extraction decodes the stored bytes again with `decode_as` and the recorded charset."""
+    text, charset, source = _decode_html(body, content_type)
+    return Decoded(_SURROGATES.sub("\ufffd", text), charset, source)
+
+
+def decode_as(body: bytes, charset: str | None) -> str:
+    """Decode stored page bytes with a charset already decided (recorded at fetch time, or
+    corrected by hand): the same text decode_html gave for that decision, bad bytes replaced,
+    a leading BOM dropped, no NUL or lone surrogate. Raises ValueError for a name that is no text
+    encoding (a correction is checked with `web_codec` before it is stored)."""
+    try:
+        text = body.decode(web_codec(charset) or charset or "utf-8", errors="replace").lstrip("\ufeff")
+    except LookupError:
+        raise ValueError(f"{charset!r} is not a text encoding") from None
+    return _SURROGATES.sub("\ufffd", text).replace("\x00", "")
+
+
+def web_codec(name: str | None) -> str | None:
+    """The Python codec name of a charset a page may be in ("latin-1" -> "latin-1",
+    "windows-1252" -> "cp1252"), or None."""
+    return _codec(name)
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
-def _decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
+def _decode_html(body: bytes, content_type: str | None) -> tuple[str, str, CharsetSource]:
     for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if body.startswith(bom):
-            return body.decode(enc, errors="replace").lstrip("\ufeff"), enc
+            return body.decode(enc, errors="replace").lstrip("\ufeff"), enc, CharsetSource.BOM
     header = None
     if content_type and "charset=" in content_type.lower():
         header = content_type.lower().split("charset=", 1)[1].split(";")[0]
     meta = _META_CHARSET.search(body[:4096])
     declared = _codec(header) or _codec(meta.group(1).decode("ascii", "ignore") if meta else None)
+    said_by = CharsetSource.HEADER if _codec(header) else CharsetSource.META
     try:
         utf8 = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -450,27 +485,29 @@ def _decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
     # Valid multi-byte UTF-8 almost never happens by accident: a page declaring Latin-1 whose
     # bytes are valid UTF-8 is lying (a common CMS misconfiguration).
     if utf8 is not None and (declared in (None, "utf-8") or declared in {_codec(x) for x in _LATIN}):
-        return utf8, "utf-8"
+        return utf8, "utf-8", said_by if declared == "utf-8" else CharsetSource.DETECTED
     if declared and declared != "utf-8":
         try:
-            return body.decode(declared), declared
+            return body.decode(declared), declared, said_by
         except (UnicodeError, LookupError):
             pass
     from charset_normalizer import from_bytes
 
     best = from_bytes(body[:200_000]).best()
-    enc = best.encoding if best else "utf-8"
+    if best is None:
+        return body.decode("utf-8", errors="replace"), "utf-8", CharsetSource.FALLBACK
+    enc = best.encoding
     # Detectors confuse the Latin single-byte code pages on short pages; Windows-1252 is by far
     # the most common of them on the web (and what browsers assume for "Latin-1").
     if enc in _LATIN_FAMILY:
         try:
-            return body.decode("cp1252"), "cp1252"
+            return body.decode("cp1252"), "cp1252", CharsetSource.DETECTED
         except UnicodeDecodeError:
             pass
     try:
-        return body.decode(enc, errors="replace"), enc
+        return body.decode(enc, errors="replace"), enc, CharsetSource.DETECTED
     except (UnicodeError, LookupError):
-        return body.decode("utf-8", errors="replace"), "utf-8"
+        return body.decode("utf-8", errors="replace"), "utf-8", CharsetSource.FALLBACK
 
 
 # --- robots.txt -----------------------------------------------------------------------------
@@ -674,9 +711,11 @@ async def fetch_page(client: httpx.AsyncClient, limiter: HostLimiter, robots: Ro
         raise FetchError("not_html", "the body is binary data, not HTML text", transient=False,
                          http_status=dl.status)
     # In a thread: charset detection on a big page is slow, and other hosts' downloads go on.
-    text, charset = await asyncio.to_thread(decode_html, dl.body, dl.headers.get("content-type"))
-    return RawPage(article_id=article.id, http_status=dl.status, final_url=dl.final_url, html=text,
-                   content_type=ctype, charset=charset, headers=dl.headers)
+    decoded = await asyncio.to_thread(decode_page, dl.body, dl.headers.get("content-type"))
+    # The bytes as served (after Content-Encoding) are what is kept; the text is for the caller.
+    return RawPage(article_id=article.id, http_status=dl.status, final_url=dl.final_url, html=decoded.text,
+                   body=dl.body, content_type=ctype, charset=decoded.charset, charset_source=decoded.source,
+                   headers=dl.headers)
 
 
 def _looks_binary(body: bytes) -> bool:

@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 
 from pipeline import dedup, feeds, fetch, quality, store
 from pipeline.config import Settings
-from pipeline.records import ClaimedArticle, PollResult
+from pipeline.errors import UserInputError
+from pipeline.records import ClaimedArticle, PollResult, StoredPage
 from pipeline.states import ArticleStatus, ErrorClass, PollOutcome, RunStatus, Stage
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,16 @@ def fetch_pages(settings: Settings, *, limit: int = 1_000_000, batch_size: int =
     return result
 
 
+def page_text(page: StoredPage | None) -> str | None:
+    """The text of a stored page: its bytes as served decoded with the recorded charset (as
+    fetched, or as corrected by hand), or the text a row from before migration 0007 kept."""
+    if page is None:
+        return None
+    if page.body is None:
+        return page.html
+    return fetch.decode_as(page.body, page.charset)
+
+
 def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int = 50,
                   ids: Sequence[int] | None = None, progress: Progress = _noop,
                   run_key: str | None = None) -> StageResult:
@@ -315,7 +326,7 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
                         error_class=error_class)
 
             def one(a: ClaimedArticle, token: str = claim.token) -> None:
-                html = store.articles.load_page(conn, a.id)
+                html = page_text(store.articles.load_page(conn, a.id))
                 try:
                     if html is None:
                         raise ExtractionFailed(ErrorClass.EMPTY_HTML, "no stored page")
@@ -517,16 +528,29 @@ def _cluster_alone(conn, article_id: int, result: StageResult) -> None:
 
 
 def reprocess(settings: Settings, *, since: datetime | None = None, stages: Sequence[str] = ("tag",),
-              ids: Sequence[int] | None = None, limit: int | None = None) -> dict[str, dict]:
+              ids: Sequence[int] | None = None, limit: int | None = None,
+              charset: str | None = None) -> dict[str, dict]:
     """Re-run extraction and/or tagging from stored pages, without the network. Each article's
     annotations are replaced in one transaction by the stage; nothing is deleted beforehand.
+    `charset`: decode the chosen pages' stored bytes with this charset from now on (a page
+    the fetch decided wrongly); needs the extract stage and `ids` (a correction is per page).
 
     The chosen articles (at most `limit`, newest first) become backlog: live work is claimed
     before them, here and in scheduled runs, so a big retag never delays new articles."""
     out: dict[str, dict] = {}
     first = "extract" if "extract" in stages else "tag"
+    codec = None
+    if charset is not None:
+        codec = fetch.web_codec(charset)
+        if codec is None:
+            raise UserInputError(f"--charset {charset[:40]!r}: not a charset a web page can be in")
+        if first != "extract" or not ids:
+            raise UserInputError("--charset needs the extract stage and the articles it is for "
+                                 "(--stages extract --id N ...)")
     with store.db.session(settings) as conn:
         chosen = store.queue.select_for_reprocessing(conn, stage=first, since=since, ids=ids, limit=limit)
+        if codec is not None:
+            out["charset"] = {"corrected": store.articles.correct_charset(conn, chosen, codec)}
     log.info("re-processing %d articles from the %s stage", len(chosen), first)
     if not chosen:
         return {first: {"selected": 0}}

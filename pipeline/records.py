@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipeline.states import ArticleStatus, DateSource, ErrorClass, PollOutcome
+from pipeline.states import ArticleStatus, CharsetSource, DateSource, ErrorClass, PollOutcome
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,13 +94,32 @@ class ClaimedArticle:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RawPage:
+    """A downloaded page. `body`: the bytes as served (after Content-Encoding), which is what
+    raw_pages keeps, with the charset decision (`charset`, `charset_source`); `html`: the text
+    decoded with it. A page made without `body` is kept as its `html` in UTF-8."""
+
     article_id: int
     http_status: int
     final_url: str
     html: str
+    body: bytes | None = None
     content_type: str | None = None
     charset: str | None = None
+    charset_source: CharsetSource | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredPage:
+    """A page as raw_pages holds it: the bytes as served with the charset decision (rows since
+    migration 0007), or only the decoded text (`html`, older rows)."""
+
+    article_id: int
+    body: bytes | None = None
+    html: str | None = None
+    charset: str | None = None
+    charset_source: CharsetSource | None = None
+    content_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

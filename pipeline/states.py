@@ -77,6 +77,17 @@ class DateSource(StrEnum):
     URL = "url"
 
 
+class CharsetSource(StrEnum):
+    """raw_pages.charset_source: where the charset a page was decoded with came from."""
+
+    BOM = "bom"  # a byte-order mark
+    HEADER = "header"  # the Content-Type header's charset
+    META = "meta"  # a <meta charset> in the first 4 KB
+    DETECTED = "detected"  # the bytes: valid UTF-8 (overruling a Latin declaration), or a detector's guess
+    FALLBACK = "fallback"  # nothing fit: UTF-8 with the bad bytes replaced
+    OVERRIDE = "override"  # corrected by hand after the fetch (store.articles.correct_charset)
+
+
 class ErrorClass(StrEnum):
     """Why a feed, page or article failed: feed_polls.error_class, feeds.last_error_class, the
     prefix of articles.last_error ("timeout: ...", except `worker_lost: ...` for GAVE_UP), and the

@@ -171,3 +171,37 @@ def backfill(sitemaps: Sequence[str] = (), urls: Sequence[str] = (), since: str 
                            limit=limit or None)
     log.info("backfill: %s", result.summary())
     return result.as_dict()
+
+
+# --- news_maintenance ------------------------------------------------------------------------
+
+def prune() -> dict:
+    """Delete raw pages and feed polls older than NEWSROOM_PRUNE_RAW_PAGES_AFTER and
+    NEWSROOM_PRUNE_POLLS_AFTER (store/maintenance.py says which); counts and bytes freed."""
+    from datetime import UTC, datetime
+
+    settings = _settings()
+    now = datetime.now(UTC)
+    with store.db.session(settings, autocommit=True) as conn:
+        done = store.maintenance.prune(conn, raw_pages_before=now - settings.prune_raw_pages_after,
+                                       polls_before=now - settings.prune_polls_after)
+    log.info("pruned %d raw pages (%d bytes) older than %s and %d feed polls older than %s", done.raw_pages,
+             done.raw_page_bytes, config.format_duration(settings.prune_raw_pages_after), done.polls,
+             config.format_duration(settings.prune_polls_after))
+    return done.as_dict()
+
+
+def vacuum_analyze() -> list[str]:
+    """VACUUM (ANALYZE) the big tables; returns their names."""
+    with store.db.session(_settings(), autocommit=True) as conn:
+        return store.maintenance.vacuum_analyze(conn)
+
+
+def log_table_sizes() -> dict:
+    """Log one line per table (rows, heap, TOAST, indexes, total); return {table: {rows, bytes}}."""
+    with store.db.session(_settings()) as conn:
+        sizes = store.maintenance.table_sizes(conn)
+    for t in sizes:
+        log.info("table %-18s rows %10d  heap %10d  toast %12d  indexes %10d  total %12d bytes", t.table, t.rows,
+                 t.heap, t.toast, t.indexes, t.total)
+    return {t.table: {"rows": t.rows, "bytes": t.total} for t in sizes}

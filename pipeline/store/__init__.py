@@ -7,7 +7,8 @@
 - `articles`: stage results (page, extraction, tagged) and near-duplicate clusters;
 - `backfill`: articles listed by a backfill (sitemaps, URL lists), enqueued as backlog;
 - `annotations`: entities, mentions, topics;
-- `runs`: `ingest_runs` bookkeeping.
+- `runs`: `ingest_runs` bookkeeping;
+- `maintenance`: pruning old raw pages and polls, VACUUM (ANALYZE), table sizes.
 
 Every write is an upsert against a natural key, so re-running a stage never duplicates rows.
 The read side for users' questions is pipeline/queries.py.
@@ -15,9 +16,19 @@ The read side for users' questions is pipeline/queries.py.
 
 import psycopg
 
-from pipeline.store import annotations, articles, backfill, db, feeds, migrations, queue, runs
+from pipeline.store import (
+    annotations,
+    articles,
+    backfill,
+    db,
+    feeds,
+    maintenance,
+    migrations,
+    queue,
+    runs,
+)
 
-__all__ = ["annotations", "articles", "backfill", "db", "feeds", "migrate", "migrations", "queue", "runs"]
+__all__ = ["annotations", "articles", "backfill", "db", "feeds", "maintenance", "migrate", "migrations", "queue", "runs"]
 
 
 def migrate(conn: psycopg.Connection) -> list[str]:

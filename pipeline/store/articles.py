@@ -11,7 +11,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from pipeline import PIPELINE_VERSION
-from pipeline.records import ClusterCandidate, Extraction, RawPage
+from pipeline.records import ClusterCandidate, Extraction, RawPage, StoredPage
+from pipeline.states import CharsetSource
 from pipeline.store.db import clean
 from pipeline.store.queue import DONE, FENCE, log_stale
 
@@ -32,34 +33,57 @@ _MARK_TAGGED_SQL = f"""UPDATE articles SET status = 'tagged', nlp_version = %s, 
 
 
 def store_page(conn: psycopg.Connection, page: RawPage, *, token: str | None = None) -> bool:
-    """Keep the downloaded page (gzip) and move its article to `fetched`. False (nothing written)
-    when the claim `token` was lost to another worker."""
+    """Keep the downloaded page and move its article to `fetched`: the bytes as served (gzip)
+    with the charset decision, so a re-extraction can decode them again (with a corrected
+    charset if need be). A page without `body` is kept as its text in UTF-8. False (nothing
+    written) when the claim `token` was lost to another worker."""
     moved = conn.execute(
         _STORE_PAGE_SQL, {"url": clean(page.final_url), "id": page.article_id, "token": token},
     ).rowcount
     if not moved:
         log_stale("page", f"article {page.article_id}", token)
         return False
-    data = clean(page.html).encode("utf-8")
+    if page.body is not None:
+        data, charset, source = page.body, page.charset, page.charset_source
+    else:
+        data, charset, source = clean(page.html).encode("utf-8"), "utf-8", None
     conn.execute(
-        """INSERT INTO raw_pages (article_id, http_status, final_url, content_type, charset, headers,
-                                  size_bytes, html_gz, fetched_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now())
+        """INSERT INTO raw_pages (article_id, http_status, final_url, content_type, charset, charset_source,
+                                  headers, size_bytes, raw_gz, html_gz, fetched_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, now())
            ON CONFLICT (article_id) DO UPDATE SET
                http_status = EXCLUDED.http_status, final_url = EXCLUDED.final_url,
                content_type = EXCLUDED.content_type, charset = EXCLUDED.charset,
-               headers = EXCLUDED.headers, size_bytes = EXCLUDED.size_bytes,
-               html_gz = EXCLUDED.html_gz, fetched_at = now()""",
-        (page.article_id, page.http_status, clean(page.final_url), clean(page.content_type),
-         clean(page.charset), Jsonb({clean(k): clean(v) for k, v in page.headers.items()}), len(data),
+               charset_source = EXCLUDED.charset_source, headers = EXCLUDED.headers,
+               size_bytes = EXCLUDED.size_bytes, raw_gz = EXCLUDED.raw_gz, html_gz = NULL, fetched_at = now()""",
+        (page.article_id, page.http_status, clean(page.final_url), clean(page.content_type), clean(charset),
+         source, Jsonb({clean(k): clean(v) for k, v in page.headers.items()}), len(data),
          gzip.compress(data, compresslevel=6)),
     )
     return True
 
 
-def load_page(conn: psycopg.Connection, article_id: int) -> str | None:
-    row = conn.execute("SELECT html_gz FROM raw_pages WHERE article_id = %s", (article_id,)).fetchone()
-    return gzip.decompress(row[0]).decode("utf-8") if row else None
+def load_page(conn: psycopg.Connection, article_id: int) -> StoredPage | None:
+    """The stored page of an article: its bytes as served and the charset decision, or (a row
+    from before migration 0007) the decoded text. None when no page is stored (or it was pruned)."""
+    row = conn.execute("SELECT raw_gz, html_gz, charset, charset_source, content_type FROM raw_pages "
+                       "WHERE article_id = %s", (article_id,)).fetchone()
+    if row is None:
+        return None
+    raw, html, charset, source, ctype = row
+    return StoredPage(article_id=article_id, body=gzip.decompress(raw) if raw is not None else None,
+                      html=gzip.decompress(html).decode("utf-8") if raw is None and html is not None else None,
+                      charset=charset, charset_source=CharsetSource(source) if source else None, content_type=ctype)
+
+
+def correct_charset(conn: psycopg.Connection, ids: Sequence[int], charset: str) -> int:
+    """Record a charset chosen by hand for pages decoded wrongly (`charset` a Python codec name,
+    checked by the caller); the next extraction of these articles decodes their stored bytes with
+    it. Only pages that keep their bytes (since migration 0007) can be corrected. Returns how
+    many pages changed."""
+    return conn.execute(
+        "UPDATE raw_pages SET charset = %s, charset_source = 'override' "
+        "WHERE article_id = ANY(%s) AND raw_gz IS NOT NULL", (clean(charset), list(ids))).rowcount
 
 
 def save_extraction(conn: psycopg.Connection, article_id: int, ex: Extraction,

@@ -35,6 +35,9 @@ from pipeline.text import safe_text
 
 log = logging.getLogger(__name__)
 
+# Held (per transaction) by whatever sends articles back to the extract stage and by the pruning
+# of raw pages (maintenance.py): never a page pruned under an article just sent back to need it.
+RAW_PAGES_LOCK = 0x52617750  # "RawP"
 # The columns of a claim, cleared when it ends.
 RELEASED = "claim_token = NULL, claimed_by = NULL, claimed_until = NULL"
 # An article that finished a stage: ready for the next one at once, its claim released.
@@ -244,6 +247,7 @@ def select_for_reprocessing(conn, *, stage: Stage, since: datetime | None = None
     """
     stage = Stage(stage)
     if stage is Stage.EXTRACT:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (RAW_PAGES_LOCK,))
         where = "EXISTS (SELECT 1 FROM raw_pages p WHERE p.article_id = a.id) AND a.status <> 'discovered'"
         target = ArticleStatus.FETCHED
     elif stage is Stage.TAG:

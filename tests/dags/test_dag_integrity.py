@@ -60,7 +60,7 @@ def dagbag(tmp_path_factory):
 
 def test_no_import_errors(dagbag):
     assert dagbag["errors"] == {}
-    assert set(dagbag["dags"]) == {"news_backfill", "news_ingest", "news_retag"}
+    assert set(dagbag["dags"]) == {"news_backfill", "news_ingest", "news_maintenance", "news_retag"}
 
 
 def test_news_ingest_shape(dagbag):
@@ -100,3 +100,16 @@ def test_news_backfill_has_params_and_one_network_task(dagbag):
     task = dag["tasks"]["backfill"]
     assert task["pool"] == "newsroom_network" and task["timeout"] and task["retries"] >= 2 and task["backoff"]
     assert task["priority_weight"] == 1 and "absolute" in task["weight_rule"]  # news_ingest's tasks go first
+
+
+def test_news_maintenance_shape(dagbag):
+    dag = dagbag["dags"]["news_maintenance"]
+    tasks = dag["tasks"]
+    assert list(tasks) == ["prune", "vacuum_analyze", "log_table_sizes"]
+    assert dag["catchup"] is False
+    assert "3" in dag["schedule"] and "30" in dag["schedule"]  # daily, 03:30 (NEWSROOM_MAINTENANCE_SCHEDULE)
+    assert tasks["prune"]["downstream"] == ["vacuum_analyze"]
+    assert tasks["vacuum_analyze"]["downstream"] == ["log_table_sizes"]
+    for name, t in tasks.items():
+        assert t["timeout"] and t["retries"] >= 2 and t["backoff"], name
+        assert t["pool"] == "default_pool", name  # bookkeeping: no network pool, Airflow's default queue

@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.states import (
     ArticleStatus,
+    CharsetSource,
     DateSource,
     DisabledReason,
     ErrorClass,
@@ -26,6 +27,7 @@ CHECKED = [
     (ErrorClass, "feeds", "last_error_class"),
     (FeedManager, "feeds", "managed_by"),
     (DisabledReason, "feeds", "disabled_reason"),
+    (CharsetSource, "raw_pages", "charset_source"),
 ]
 
 
