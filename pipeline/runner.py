@@ -293,7 +293,8 @@ def _foreground(settings: Settings, *, port: int, trigger: bool, echo, topo: Top
 
 
 def _greet(settings: Settings, env: dict[str, str], base: str, trigger: bool, echo) -> None:
-    """Unpause news_ingest and trigger its first run (unless told not to); print where to look."""
+    """Unpause news_ingest and trigger its first run, and unpause news_maintenance (unless told
+    not to); print where to look."""
     password = admin_password(env)
     api = Api(base, password)
     api.wait_for_dag("news_ingest", timeout=300)
@@ -301,6 +302,12 @@ def _greet(settings: Settings, env: dict[str, str], base: str, trigger: bool, ec
         api.unpause("news_ingest")
         run_id = api.trigger("news_ingest")
         echo(f"news_ingest unpaused; first run triggered: {run_id}")
+        try:  # parsed in the same pass as news_ingest, as a rule; never worth failing `up` for
+            api.wait_for_dag("news_maintenance", timeout=60)
+            api.unpause("news_maintenance")
+            echo("news_maintenance unpaused: it prunes old raw pages and polls and vacuums, daily")
+        except (AirflowError, httpx.HTTPError) as exc:
+            echo(f"news_maintenance could not be unpaused ({exc}); unpause it in the UI")
     echo("")
     echo(f"  Airflow UI:  {base}    user: admin    password: {password}")
     echo(f"  Runs:        {base}/dags/news_ingest")
