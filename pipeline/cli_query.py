@@ -221,10 +221,12 @@ class _SearchCommand(click.Command):
 @_article_filters
 @click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=20, show_default=True)
 @click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
+@click.option("--language", help="Only articles in this language (a code like en or fr), searched with its "
+              "stemming. Without it every language is searched, each article in its own.")
 @click.pass_obj
 @friendly
 def search(settings: config.Settings, text: str, topic: str | None, entity: str | None, since: str | None,
-           until: str | None, arrived: str | None, limit: int, fmt: str) -> None:
+           until: str | None, arrived: str | None, limit: int, fmt: str, language: str | None = None) -> None:
     """Full-text search, best match first (recent articles weigh a little more).
 
     TEXT is every word that is not an option, in web-search syntax: words, "an exact phrase",
@@ -243,7 +245,7 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
         queries.ensure_schema(conn)
         window = queries.arrival_window(conn, arrived) if arrived else None
         rows = queries.search(conn, text, topic=topic, entity=entity, since=start, until=end, arrived=window,
-                              limit=limit)
+                              limit=limit, language=language)
     if not rows:
         _empty(fmt, f"no articles match {text!r}" + _filters_text(topic, entity, start, end, arrived),
                _SEARCH_COLUMNS)
