@@ -423,7 +423,7 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, si
 # copies as ids (json has them whole).
 _ARTICLE_COLUMNS = ["id", "title", "url", "final_url", "outlet", "outlets", "published_at", "dated_by", "author",
                     "language", "word_count", "status", "cluster_id", "is_original", "copies", "topics", "entities",
-                    "summary", "last_error", "discovered_at", "extracted_at", "tagged_at"]
+                    "summary", "last_error", "discovered_at", "extracted_at", "tagged_at", "tag_skipped"]
 
 
 @click.command("article")
@@ -465,7 +465,7 @@ def article(settings: config.Settings, article_id: int, fmt: str, full: bool) ->
         ("language", a["language"]), ("words", a["word_count"]), ("author", a["author"]),
         ("cluster", "" if a["cluster_id"] is None else
          f"{a['cluster_id']} ({'original' if a['is_original'] else 'copy'}, {len(a['copies'])} other copies)"),
-        ("summary", a["summary"]), ("last error", a["last_error"]),
+        ("summary", a["summary"]), ("last error", a["last_error"]), ("not tagged", a.get("tag_skipped")),
     ):
         if value not in (None, ""):
             head.add_row(label, _text(value))

@@ -575,12 +575,35 @@ def _stopword_scores(text: str) -> dict[str, float]:
     words = [w.casefold() for w in _TOKEN.findall(text[: STOPWORD_SAMPLE * 12])][:STOPWORD_SAMPLE]
     if len(words) < STOPWORD_MIN_WORDS:
         return {}
+    return {code: sum(w in stop for w in words) / len(words) for code, stop in _load_stoplists().items()}
+
+
+def _load_stoplists() -> dict[str, frozenset[str]]:
     if not _stoplists:
         import justext  # a trafilatura dependency; imported late as only this needs it
 
         for code, name in _STOPLIST_NAMES.items():
             _stoplists[code] = frozenset(justext.get_stoplist(name))
-    return {code: sum(w in stop for w in words) / len(words) for code, stop in _stoplists.items()}
+    return _stoplists
+
+
+def tagging_language(language: str | None, text: str) -> str | None:
+    """The language an article is tagged as: its detected `language` (articles.language); for
+    one without (None), English only when the text is too short for the stopword vote
+    (STOPWORD_MIN_WORDS: `detect_language` could not judge), is written in Latin letters, and no
+    other language's stopwords outnumber English's in it. Otherwise None: the article's language
+    is unknown, and no model runs on it. A long text without a language is one whose stopwords
+    matched none of the languages known here: not English, so English's model never sees it."""
+    if language:
+        return language.lower()
+    words = [w.casefold() for w in _TOKEN.findall(text[: STOPWORD_MIN_WORDS * 40])]
+    if len(words) >= STOPWORD_MIN_WORDS or not words:
+        return None
+    letters = [c for w in words for c in w if c.isalpha()]
+    if not letters or sum(c < "\u0250" for c in letters) < 0.9 * len(letters):  # Latin, Latin-1, Latin Extended
+        return None
+    shares = {code: sum(w in stop for w in words) for code, stop in _load_stoplists().items()}
+    return "en" if all(n <= shares["en"] for code, n in shares.items() if code != "en") else None
 
 
 # --- dates -----------------------------------------------------------------------------------

@@ -20,6 +20,8 @@
 --   is_original   true for the earliest copy in its cluster (NULL until clustered)
 --   topics        the article's topic slugs, best score first (text[]; empty when untagged)
 --   top_entities  up to 10 canonical entity names, most mentioned first, ties by name (text[])
+--   tag_skipped   why a tagged article has no entities or topics: no spaCy pipeline for its
+--                 language (NEWSROOM_SPACY_MODELS), or its language is unknown; NULL otherwise
 --
 -- outlets, topics and top_entities are computed per row: cheap for the rows you select, so
 -- filter (by id, published_at, day, cluster_id, ...) before asking for many rows.
@@ -52,6 +54,7 @@ SELECT a.id,
               WHERE ae.article_id = a.id
               GROUP BY e.id, e.name
               ORDER BY count(*) DESC, e.name
-              LIMIT 10) AS top_entities
+              LIMIT 10) AS top_entities,
+       a.tag_skipped
   FROM articles a
   LEFT JOIN feeds f ON f.id = a.first_feed_id;
