@@ -62,6 +62,14 @@ def snapshot(conn: psycopg.Connection) -> dict:
     }
 
 
+def backend_cpu_seconds(conn: psycopg.Connection) -> float:
+    """CPU time (user + system) the connection's server process has used: the machine is shared,
+    and wall time under contention overstates what the migration costs."""
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def time_searches(dsn: str, repeat: int) -> list[dict]:
     out = []
     with psycopg.connect(dsn) as conn:
@@ -137,6 +145,7 @@ def main() -> None:
             before = snapshot(conn)
             log(f"before: {before}")
             log(f"applying {VERSION} in one transaction ...")
+            cpu = backend_cpu_seconds(conn)
             t = time.perf_counter()
             try:
                 with conn.transaction():  # as the runner (pipeline/store/migrations.py) does
@@ -151,6 +160,8 @@ def main() -> None:
                 run["error"] = error
                 raise
             run[f"migration_{VERSION}_seconds"] = round(time.perf_counter() - t, 1)
+            run[f"migration_{VERSION}_server_cpu_seconds"] = round(backend_cpu_seconds(conn) - cpu, 1)
+            run["load_average_after"] = os.getloadavg()
             log(f"{VERSION} applied in {run[f'migration_{VERSION}_seconds']}s")
             t = time.perf_counter()
             with conn.transaction():

@@ -258,16 +258,23 @@ def resolve_label(conn: Any, label: str) -> str:
 # --- search ---------------------------------------------------------------------------------
 
 _SEARCH = """
-WITH matches AS (
-    -- The newest max_candidates matches (all when NULL: LIMIT NULL is no limit). For a common
-    -- word the planner walks the publication-time index backwards, checking each article.
+WITH q AS MATERIALIZED (
     -- Each article in its own language's stemming (0008_languages.sql): the OR of every
     -- language's query finds candidates through the GIN index, its own language's query decides.
-    SELECT a.id, a.first_feed_id, a.search, a.language,
+    -- Both are made once here, not once per candidate row.
+    SELECT newsroom_tsquery(%(text)s, %(language)s) AS candidates),
+lq AS MATERIALIZED (
+    SELECT c AS config, websearch_to_tsquery(c, newsroom_fold(%(text)s)) AS query
+      FROM unnest(newsroom_ts_configs()) c),
+matches AS (
+    -- The newest max_candidates matches (all when NULL: LIMIT NULL is no limit). For a common
+    -- word the planner walks the publication-time index backwards, checking each article.
+    SELECT a.id, a.first_feed_id, a.search, lq.query,
            a.published_effective AS published_at
       FROM articles a
-     WHERE a.search @@ newsroom_tsquery(%(text)s, %(language)s)
-       AND a.search @@ websearch_to_tsquery(newsroom_ts_config(a.language), newsroom_fold(%(text)s))
+      JOIN lq ON lq.config = newsroom_ts_config(a.language)
+     WHERE a.search @@ (SELECT candidates FROM q)
+       AND a.search @@ lq.query
        AND (%(language)s::text IS NULL OR a.language = %(language)s::text)
        AND (%(since)s::timestamptz IS NULL
             OR a.published_effective >= %(since)s::timestamptz)
@@ -281,8 +288,7 @@ WITH matches AS (
 ranked AS (
     -- title (weight A) and body (B) ranked together; length-normalised, scaled to 0..1
     SELECT m.id, m.first_feed_id, m.published_at,
-           ts_rank_cd(m.search, websearch_to_tsquery(newsroom_ts_config(m.language), newsroom_fold(%(text)s)),
-                      1 | 32) AS rank
+           ts_rank_cd(m.search, m.query, 1 | 32) AS rank
       FROM matches m),
 best AS (
     SELECT r.*,

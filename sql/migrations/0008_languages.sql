@@ -30,7 +30,15 @@ CREATE OR REPLACE FUNCTION newsroom_ts_config(language text) RETURNS regconfig
 --    language, one of the OR-ed branches. Searches then keep only the rows that match their own
 --    language's query (pipeline/queries.py): an exclusion ("-russia") is stemmed differently per
 --    language, and another language's branch would let an excluded article through.
---    With a language, only that language's query.
+--    With a language, only that language's query. newsroom_ts_configs() lists every
+--    configuration newsroom_ts_config() gives.
+CREATE OR REPLACE FUNCTION newsroom_ts_configs() RETURNS regconfig[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT ARRAY['english', 'simple', 'french', 'german', 'spanish', 'italian', 'portuguese', 'dutch',
+                       'russian', 'turkish', 'arabic', 'swedish', 'danish', 'norwegian', 'finnish', 'hungarian',
+                       'romanian', 'greek', 'indonesian', 'irish', 'lithuanian', 'nepali', 'tamil', 'armenian',
+                       'basque', 'catalan', 'hindi', 'serbian', 'yiddish']::regconfig[] $$;
+
 CREATE OR REPLACE AGGREGATE newsroom_tsquery_or(tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
 
 CREATE OR REPLACE FUNCTION newsroom_tsquery(query text, language text DEFAULT NULL) RETURNS tsquery
@@ -39,12 +47,7 @@ CREATE OR REPLACE FUNCTION newsroom_tsquery(query text, language text DEFAULT NU
                       THEN websearch_to_tsquery(newsroom_ts_config($2), newsroom_fold($1))
                       ELSE (SELECT newsroom_tsquery_or(DISTINCT q)
                               FROM (SELECT websearch_to_tsquery(c, newsroom_fold($1)) AS q
-                                      FROM unnest(ARRAY['english', 'simple', 'french', 'german', 'spanish',
-                                                        'italian', 'portuguese', 'dutch', 'russian', 'turkish',
-                                                        'arabic', 'swedish', 'danish', 'norwegian', 'finnish',
-                                                        'hungarian', 'romanian', 'greek', 'indonesian', 'irish',
-                                                        'lithuanian', 'nepali', 'tamil', 'armenian', 'basque',
-                                                        'catalan', 'hindi', 'serbian', 'yiddish']::regconfig[]) c) s
+                                      FROM unnest(newsroom_ts_configs()) c) s
                              WHERE numnode(q) > 0) END $$;
 
 -- 3. Articles tagged without entities and topics because no spaCy pipeline is configured for

@@ -172,8 +172,8 @@ def test_0008_stems_each_article_in_its_language(conn):
         "SELECT DISTINCT newsroom_ts_config(c)::text FROM unnest(%s::text[]) c",
         (["en", "fr", "de", "es", "it", "pt", "nl", "ru", "tr", "ar", "sv", "da", "no", "nb", "nn", "fi", "hu",
           "ro", "el", "id", "ga", "lt", "ne", "ta", "hy", "eu", "ca", "hi", "sr", "yi", "xx"],)).fetchall()}
-    body = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'newsroom_tsquery'").fetchone()[0]
-    assert all(f"'{c}'" in body for c in mapped)
+    listed = {r[0] for r in conn.execute("SELECT unnest(newsroom_ts_configs())::text").fetchall()}
+    assert mapped == listed
     # the search uses the GIN index
     conn.execute("SET enable_seqscan = off")
     plan = "\n".join(r[0] for r in conn.execute(
