@@ -578,6 +578,12 @@ def _stopword_scores(text: str) -> dict[str, float]:
     return {code: sum(w in stop for w in words) / len(words) for code, stop in _load_stoplists().items()}
 
 
+def _latin_share(text: str) -> float:
+    """Share of the letters of `text` that are Latin (ASCII, Latin-1, Latin Extended); 1.0 without letters."""
+    letters = [c for c in text if c.isalpha()]
+    return sum(c < "\u0250" for c in letters) / len(letters) if letters else 1.0
+
+
 def _load_stoplists() -> dict[str, frozenset[str]]:
     if not _stoplists:
         import justext  # a trafilatura dependency; imported late as only this needs it
@@ -595,12 +601,12 @@ def tagging_language(language: str | None, text: str) -> str | None:
     is unknown, and no model runs on it. A long text without a language is one whose stopwords
     matched none of the languages known here: not English, so English's model never sees it."""
     if language:
-        return language.lower()
+        language = language.lower()
+        # A page may declare English over text in another script (a template's default that
+        # the stopword check cannot overrule: it knows no non-Latin language but Russian).
+        return None if language == "en" and _latin_share(text[:STOPWORD_SAMPLE * 12]) < 0.5 else language
     words = [w.casefold() for w in _TOKEN.findall(text[: STOPWORD_MIN_WORDS * 40])]
-    if len(words) >= STOPWORD_MIN_WORDS or not words:
-        return None
-    letters = [c for w in words for c in w if c.isalpha()]
-    if not letters or sum(c < "\u0250" for c in letters) < 0.9 * len(letters):  # Latin, Latin-1, Latin Extended
+    if len(words) >= STOPWORD_MIN_WORDS or not words or _latin_share(" ".join(words)) < 0.9:
         return None
     shares = {code: sum(w in stop for w in words) for code, stop in _load_stoplists().items()}
     return "en" if all(n <= shares["en"] for code, n in shares.items() if code != "en") else None

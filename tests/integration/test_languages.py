@@ -10,6 +10,7 @@ from localsite import rss
 from test_extract_stage import STORY, _page
 
 from pipeline import ingest, nlp, queries
+from pipeline.errors import UserInputError
 
 FR_TITLE = "Idlib : l'offensive du régime syrien se poursuit"
 FR_STORY = [
@@ -148,6 +149,13 @@ def test_search_keeps_exclusions_per_language(settings, site, feeds_file, conn):
     # English article (which says "Russian") through
     assert queries.search(conn, "S-400 -russian") == []
     assert queries.search(conn, "the") == []  # English stop words alone still match nothing
+
+
+@pytest.mark.parametrize("language", ["", "french", "f", "fr'; --", "fr\x00", "FR-ca", "x" * 1000])
+def test_a_bad_language_filter_is_a_user_error(conn, language):
+    with pytest.raises(UserInputError, match="language must be a two- or three-letter code"):
+        queries.search(conn, "Idlib", language=language)
+    assert queries.search(conn, "Idlib", language=" FR ") == []  # a code, any case, is fine
 
 
 def test_0008_stems_each_article_in_its_language(conn):

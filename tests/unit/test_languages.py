@@ -83,9 +83,23 @@ LONG_FR = ("Les forces gouvernementales ont poursuivi leur offensive dans la pro
     (None, LONG_FR, None),  # long enough to vote, and detection found no language: not English
     (None, "the " * 60, None),  # long: detection would have said "en" had it been English
     (None, "", None),
+    (None, "1234 5678", "en"),  # no letters: nothing points elsewhere, and no other language to spoil
+    ("en", "قتل ثلاثة في إدلب " * 30, None),  # declared English over Arabic: a template's default
+    ("en", "Idlib (إدلب) was shelled again on Tuesday, residents said.", "en"),  # a quoted name is fine
+    ("ar", "قتل ثلاثة في إدلب", "ar"),
 ])
 def test_tagging_language(language, text, expected):
     assert tagging_language(language, text) == expected
+
+
+def test_tagging_language_reads_a_bounded_sample():
+    # a hostile body of megabytes costs no more than its first few thousand characters
+    import time
+
+    text = "x " * 5_000_000
+    t = time.perf_counter()
+    assert tagging_language("en", text) == "en" and tagging_language(None, text) is None
+    assert time.perf_counter() - t < 1.0
 
 
 def test_tag_plan_names_the_reason():
