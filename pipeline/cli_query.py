@@ -465,7 +465,7 @@ def article(settings: config.Settings, article_id: int, fmt: str, full: bool) ->
         ("language", a["language"]), ("words", a["word_count"]), ("author", a["author"]),
         ("cluster", "" if a["cluster_id"] is None else
          f"{a['cluster_id']} ({'original' if a['is_original'] else 'copy'}, {len(a['copies'])} other copies)"),
-        ("summary", a["summary"]), ("last error", a["last_error"]), ("not tagged", a.get("tag_skipped")),
+        ("summary", a["summary"]), ("last error", a["last_error"]), ("no entities", a.get("tag_skipped")),
     ):
         if value not in (None, ""):
             head.add_row(label, _text(value))

@@ -90,6 +90,28 @@ def test_without_a_french_model_the_article_is_tagged_with_nothing_and_a_reason(
     assert "<b>élections</b>" in hit["snippet"]
 
 
+def test_the_cli_shows_the_reason_and_searches_one_language(settings, site, feeds_file, conn, db_dsn, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    _ingest(settings, site, feeds_file, english=True)
+    aid = _french(conn)[0]
+    env = {"NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_STATE_DIR": str(tmp_path / "cli"), "COLUMNS": "200",
+           "NEWSROOM_LOG_LEVEL": "WARNING"}
+
+    def run(*args, code=0):
+        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    table = run("article", str(aid))
+    assert "no entities" in table and "no_model" in table
+    assert "no_model" not in run("article", str(aid + 1 if aid == 1 else 1))  # the English one
+    assert FR_TITLE[:20] in run("search", "élection", "--language", "fr")
+    assert "no articles match" in run("search", "élection", "--language", "en", code=1)
+
+
 def test_the_english_pipeline_never_tags_french_text(settings, site, feeds_file, conn, loads):
     _ingest(settings, site, feeds_file, english=True)
     assert set(loads) == {EN_MODEL}  # the English article's
