@@ -45,6 +45,61 @@ from pipeline import embedded, queries, store  # noqa: E402
 
 SEARCHES = ["S-400", "Idlib offensive", "sanctions -Russia", '"air defence"', "élection"]
 
+# The search before 0008 (pipeline/queries.py at a64ddda): English stemming for every article.
+# Timed on the same database as the baseline of the language-aware search.
+ENGLISH_ONLY_SEARCH = """
+WITH matches AS (
+    -- The newest max_candidates matches (all when NULL: LIMIT NULL is no limit). For a common
+    -- word the planner walks the publication-time index backwards, checking each article.
+    SELECT a.id, a.first_feed_id, a.search,
+           a.published_effective AS published_at
+      FROM articles a
+     WHERE a.search @@ websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s))
+       AND (%(since)s::timestamptz IS NULL
+            OR a.published_effective >= %(since)s::timestamptz)
+       AND (%(until)s::timestamptz IS NULL
+            OR a.published_effective < %(until)s::timestamptz)
+       /*arrived*/
+       /*topic*/
+       /*entities*/
+     ORDER BY a.published_effective DESC
+     LIMIT %(candidates)s),
+ranked AS (
+    -- title (weight A) and body (B) ranked together; length-normalised, scaled to 0..1
+    SELECT m.id, m.first_feed_id, m.published_at,
+           ts_rank_cd(m.search, websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s)), 1 | 32) AS rank
+      FROM matches m),
+best AS (
+    SELECT r.*,
+           r.rank * (0.5 + 0.5 / (1 + greatest(extract(epoch FROM now() - r.published_at), 0)
+                                      / (86400.0 * %(recency_days)s))) AS score
+      FROM ranked r
+     ORDER BY score DESC, r.published_at DESC, r.id
+     LIMIT %(limit)s)
+-- Snippets only for the rows returned: ts_headline re-parses the whole body.
+SELECT b.id, a.title, a.url, f.name AS outlet, b.published_at, a.language, a.cluster_id, a.is_original,
+       round(b.rank::numeric, 4)::float AS rank, round(b.score::numeric, 4)::float AS score,
+       ts_headline('english'::regconfig,
+                   left(coalesce(nullif(a.body, ''), a.summary, a.title, ''), 100000),
+                   -- the body is not folded: highlight the words as typed and as folded
+                   websearch_to_tsquery('english'::regconfig, %(text)s)
+                   || websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s)), %(headline)s) AS snippet,
+       ARRAY(SELECT t.slug FROM article_topics at JOIN topics t ON t.id = at.topic_id
+              WHERE at.article_id = b.id ORDER BY at.score DESC, t.slug) AS topics
+  FROM best b
+  JOIN articles a ON a.id = b.id
+  LEFT JOIN feeds f ON f.id = b.first_feed_id
+ ORDER BY b.score DESC, b.published_at DESC, b.id
+"""
+
+
+def english_only_search(conn: psycopg.Connection, text: str) -> list:
+    query = queries._with(ENGLISH_ONLY_SEARCH, topic=False, entities=False, arrived=False)
+    return queries._rows(conn, query, {
+        "text": text, "limit": 20, "headline": queries.HEADLINE_OPTIONS, "recency_days": queries.RECENCY_DAYS,
+        "candidates": queries.MAX_CANDIDATES, "since": None, "until": None, "arrived_from": None,
+        "arrived_to": None, "topic": None, "entities": None})
+
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -74,11 +129,14 @@ def time_searches(dsn: str, repeat: int) -> list[dict]:
     out = []
     with psycopg.connect(dsn) as conn:
         for text in SEARCHES:
-            for language in (None, "fr"):
+            for language in (None, "fr", "english-only (before 0008)"):
                 times, n = [], 0
                 for _ in range(repeat):
                     t = time.perf_counter()
-                    n = len(queries.search(conn, text, limit=20, language=language))
+                    if language is None or len(language) == 2:
+                        n = len(queries.search(conn, text, limit=20, language=language))
+                    else:
+                        n = len(english_only_search(conn, text))
                     times.append(time.perf_counter() - t)
                     conn.rollback()
                 out.append({"text": text, "language": language, "rows": n,
