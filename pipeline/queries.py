@@ -260,9 +260,13 @@ def resolve_label(conn: Any, label: str) -> str:
 _SEARCH = """
 WITH q AS MATERIALIZED (
     -- Each article in its own language's stemming (0008_languages.sql): the OR of every
-    -- language's query finds candidates through the GIN index, its own language's query decides.
-    -- Both are made once here, not once per candidate row.
-    SELECT newsroom_tsquery(%(text)s, %(language)s) AS candidates),
+    -- language's query finds the matches through the GIN index; both it and each language's
+    -- query are made once here, not once per row. An exclusion ("-russia") is stemmed
+    -- differently per language, and another language's branch would let an excluded article
+    -- through: a query with one is checked again with the article's own language's query.
+    -- (Without one, each row is matched once, as before 0008: twice was measured 2x slower.)
+    SELECT c.candidates, position('!' IN c.candidates::text) > 0 AS excludes
+      FROM (SELECT newsroom_tsquery(%(text)s, %(language)s) AS candidates) c),
 lq AS MATERIALIZED (
     SELECT c AS config, websearch_to_tsquery(c, newsroom_fold(%(text)s)) AS query
       FROM unnest(newsroom_ts_configs()) c),
@@ -274,7 +278,7 @@ matches AS (
       FROM articles a
       JOIN lq ON lq.config = newsroom_ts_config(a.language)
      WHERE a.search @@ (SELECT candidates FROM q)
-       AND a.search @@ lq.query
+       AND (NOT (SELECT excludes FROM q) OR a.search @@ lq.query)
        AND (%(language)s::text IS NULL OR a.language = %(language)s::text)
        AND (%(since)s::timestamptz IS NULL
             OR a.published_effective >= %(since)s::timestamptz)
