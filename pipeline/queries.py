@@ -273,12 +273,13 @@ lq AS MATERIALIZED (
 matches AS (
     -- The newest max_candidates matches (all when NULL: LIMIT NULL is no limit). For a common
     -- word the planner walks the publication-time index backwards, checking each article.
-    SELECT a.id, a.first_feed_id, a.search, lq.query,
+    -- (No join here: it would keep the planner from walking the time index and stopping early.)
+    SELECT a.id, a.first_feed_id, a.search, a.language,
            a.published_effective AS published_at
       FROM articles a
-      JOIN lq ON lq.config = newsroom_ts_config(a.language)
      WHERE a.search @@ (SELECT candidates FROM q)
-       AND (NOT (SELECT excludes FROM q) OR a.search @@ lq.query)
+       AND (NOT (SELECT excludes FROM q)
+            OR a.search @@ (SELECT lq.query FROM lq WHERE lq.config = newsroom_ts_config(a.language)))
        AND (%(language)s::text IS NULL OR a.language = %(language)s::text)
        AND (%(since)s::timestamptz IS NULL
             OR a.published_effective >= %(since)s::timestamptz)
@@ -292,7 +293,8 @@ matches AS (
 ranked AS (
     -- title (weight A) and body (B) ranked together; length-normalised, scaled to 0..1
     SELECT m.id, m.first_feed_id, m.published_at,
-           ts_rank_cd(m.search, m.query, 1 | 32) AS rank
+           ts_rank_cd(m.search, (SELECT lq.query FROM lq WHERE lq.config = newsroom_ts_config(m.language)),
+                      1 | 32) AS rank
       FROM matches m),
 best AS (
     SELECT r.*,
