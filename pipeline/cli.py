@@ -489,9 +489,11 @@ def extract_cmd(files: tuple[str, ...], url: str | None) -> None:
 
 @main.command("tag")
 @click.argument("files", nargs=-1, required=True)
+@click.option("--language", help="The files' language code (default: detected in HTML, en for plain text); "
+              "tagged with its pipeline in NEWSROOM_SPACY_MODELS, with nothing without one.")
 @click.pass_obj
 @friendly
-def tag_cmd(settings: config.Settings, files: tuple[str, ...]) -> None:
+def tag_cmd(settings: config.Settings, files: tuple[str, ...], language: str | None = None) -> None:
     """Entities and topics of FILES (plain text or HTML): one JSON object per line."""
     import json
     import re
@@ -505,19 +507,22 @@ def tag_cmd(settings: config.Settings, files: tuple[str, ...]) -> None:
         if text is None:
             failed += 1
             continue
-        title = None
+        title, detected = None, "en"
         if re.match(r"\s*<", text):
             try:
                 ex = extract_article(text)
-                text, title = ex.text, ex.title
+                text, title, detected = ex.text, ex.title, ex.language
             except ExtractionFailed as exc:
                 click.echo(json.dumps({"path": path, "error": exc.reason, "message": str(exc)}))
                 failed += 1
                 continue
-        [mentions] = nlp.tag_entities([text], model=settings.spacy_model, gazetteer=settings.gazetteer_file)
-        tags = topics.tag_topics(text, mentions, rules, title=title)
+        plan = ingest.tag_plan(language.strip().lower() if language else detected, text, settings)
+        mentions, tags = [], []
+        if plan.model is not None:
+            [mentions] = nlp.tag_entities([text], model=plan.model, gazetteer=settings.gazetteer_file)
+            tags = topics.tag_topics(text, mentions, rules, title=title, language=plan.language)
         click.echo(json.dumps({
-            "path": path,
+            "path": path, "language": plan.language, **({"skipped": plan.skipped} if plan.skipped else {}),
             "entities": [{"text": m.surface, "label": m.label, "canonical": m.canonical, "start": m.start,
                           "end": m.end, **({"wikidata": m.wikidata_id} if m.wikidata_id else {})} for m in mentions],
             "topics": [{"slug": t.slug, "score": round(t.score, 3), "evidence": t.evidence} for t in tags],
@@ -536,17 +541,21 @@ def tag_cmd(settings: config.Settings, files: tuple[str, ...]) -> None:
               help="With --stages extract: decode the chosen pages' stored bytes as NAME (e.g. windows-1252) "
                    "from now on, for pages whose charset the fetch got wrong.")
 @click.option("--id", "ids", type=int, multiple=True, help="Only this article (repeatable).")
+@click.option("--skipped", is_flag=True,
+              help="Only articles tagged without entities or topics for want of a spaCy pipeline for their "
+                   "language (after adding one to NEWSROOM_SPACY_MODELS).")
 @click.pass_obj
 @friendly
 def retag_cmd(settings: config.Settings, since: str | None, stages: str, limit: int | None, charset: str | None,
-              ids: tuple[int, ...]) -> None:
+              ids: tuple[int, ...], skipped: bool) -> None:
     """Re-process stored articles after a model, rules or extractor change (no network).
 
     The articles become backlog: scheduled runs keep taking new articles first."""
     from pipeline.queries import parse_since
 
     result = ingest.reprocess(settings, since=parse_since(since) if since else None,
-                              stages=tuple(stages.split(",")), limit=limit, charset=charset, ids=ids or None)
+                              stages=tuple(stages.split(",")), limit=limit, charset=charset, ids=ids or None,
+                              skipped=skipped)
     for stage, counts in result.items():
         click.echo(f"{stage}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v))
 

@@ -257,7 +257,9 @@ def search(settings: config.Settings, text: str, topic: str | None, entity: str 
     TEXT is every word that is not an option, in web-search syntax: words, "an exact phrase",
     or, -excluded (newsroom search Erdogan -Turkey --since 7d); after -- every word is TEXT.
     When a very common word matches more than 10,000 articles, the 10,000 most recent are
-    ranked; narrow with --since, --topic or --entity to reach further back.
+    ranked; narrow with --since, --topic or --entity to reach further back. Each article is
+    matched with its own language's stemming; --language keeps one language, searched with its
+    stemming alone.
 
     The table shows no score: the order is the ranking. json and csv carry `score`, the text
     rank (0 to 1; title matches weigh more than body matches) times recency (1 today, 0.75 a
@@ -456,7 +458,7 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, si
 # copies as ids (json has them whole).
 _ARTICLE_COLUMNS = ["id", "title", "url", "final_url", "outlet", "outlets", "published_at", "dated_by", "author",
                     "language", "word_count", "status", "cluster_id", "is_original", "copies", "topics", "entities",
-                    "summary", "last_error", "discovered_at", "extracted_at", "tagged_at"]
+                    "summary", "last_error", "discovered_at", "extracted_at", "tagged_at", "tag_skipped"]
 
 
 @click.command("article")
@@ -498,7 +500,7 @@ def article(settings: config.Settings, article_id: int, fmt: str, full: bool) ->
         ("language", a["language"]), ("words", a["word_count"]), ("author", a["author"]),
         ("cluster", "" if a["cluster_id"] is None else
          f"{a['cluster_id']} ({'original' if a['is_original'] else 'copy'}, {len(a['copies'])} other copies)"),
-        ("summary", a["summary"]), ("last error", a["last_error"]),
+        ("summary", a["summary"]), ("last error", a["last_error"]), ("no entities", a.get("tag_skipped")),
     ):
         if value not in (None, ""):
             head.add_row(label, _text(value))

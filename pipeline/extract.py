@@ -575,12 +575,41 @@ def _stopword_scores(text: str) -> dict[str, float]:
     words = [w.casefold() for w in _TOKEN.findall(text[: STOPWORD_SAMPLE * 12])][:STOPWORD_SAMPLE]
     if len(words) < STOPWORD_MIN_WORDS:
         return {}
+    return {code: sum(w in stop for w in words) / len(words) for code, stop in _load_stoplists().items()}
+
+
+def _latin_share(text: str) -> float:
+    """Share of the letters of `text` that are Latin (ASCII, Latin-1, Latin Extended); 1.0 without letters."""
+    letters = [c for c in text if c.isalpha()]
+    return sum(c < "\u0250" for c in letters) / len(letters) if letters else 1.0
+
+
+def _load_stoplists() -> dict[str, frozenset[str]]:
     if not _stoplists:
         import justext  # a trafilatura dependency; imported late as only this needs it
 
         for code, name in _STOPLIST_NAMES.items():
             _stoplists[code] = frozenset(justext.get_stoplist(name))
-    return {code: sum(w in stop for w in words) / len(words) for code, stop in _stoplists.items()}
+    return _stoplists
+
+
+def tagging_language(language: str | None, text: str) -> str | None:
+    """The language an article is tagged as: its detected `language` (articles.language); for
+    one without (None), English only when the text is too short for the stopword vote
+    (STOPWORD_MIN_WORDS: `detect_language` could not judge), is written in Latin letters, and no
+    other language's stopwords outnumber English's in it. Otherwise None: the article's language
+    is unknown, and no model runs on it. A long text without a language is one whose stopwords
+    matched none of the languages known here: not English, so English's model never sees it."""
+    if language:
+        language = language.lower()
+        # A page may declare English over text in another script (a template's default that
+        # the stopword check cannot overrule: it knows no non-Latin language but Russian).
+        return None if language == "en" and _latin_share(text[:STOPWORD_SAMPLE * 12]) < 0.5 else language
+    words = [w.casefold() for w in _TOKEN.findall(text[: STOPWORD_MIN_WORDS * 40])]
+    if len(words) >= STOPWORD_MIN_WORDS or not words or _latin_share(" ".join(words)) < 0.9:
+        return None
+    shares = {code: sum(w in stop for w in words) for code, stop in _load_stoplists().items()}
+    return "en" if all(n <= shares["en"] for code, n in shares.items() if code != "en") else None
 
 
 # --- dates -----------------------------------------------------------------------------------

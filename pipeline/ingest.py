@@ -356,18 +356,58 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
     return result
 
 
-def _annotate(texts: dict[int, tuple[str | None, str]], order: list[int], settings: Settings, rules,
-              on_error: Callable[[int, str], None]) -> dict[int, tuple[list, list]]:
-    """{id: (mentions, topic tags)} for the articles in `order`: the whole batch through spaCy at
-    once, and, if that raises, one article at a time so only the culprit fails."""
+@dataclass(frozen=True, slots=True)
+class TagPlan:
+    """How one article is tagged: its language, and the spaCy pipeline for it (None: no model for
+    that language, or the language is unknown; the article is tagged with nothing, and why)."""
+
+    language: str | None
+    model: str | None
+
+    @property
+    def skipped(self) -> str | None:
+        if self.model is not None:
+            return None
+        if self.language is None:
+            return ("unknown_language: no language was detected and the text does not read as English; "
+                    "no entities or topics")
+        return (f"no_model: no spaCy pipeline for language {self.language!r} (NEWSROOM_SPACY_MODELS); "
+                "no entities or topics")
+
+
+def _plan(texts: dict[int, tuple[str | None, str, str | None]], settings: Settings) -> dict[int, TagPlan]:
+    """Which pipeline tags each article: the one configured for its language. The English one
+    never runs on an article in another language, nor on one whose language is unknown
+    (`extract.tagging_language` decides when an article without a language counts as English)."""
+    return {i: tag_plan(language, body, settings) for i, (_, body, language) in texts.items()}
+
+
+def tag_plan(language: str | None, text: str, settings: Settings) -> TagPlan:
+    """How a text in `language` (as extraction detected it; None: unknown) is tagged."""
+    from pipeline.extract import tagging_language
+
+    lang = tagging_language(language, text)
+    return TagPlan(lang, settings.model_for(lang))
+
+
+def _annotate(texts: dict[int, tuple[str | None, str, str | None]], order: list[int], plans: dict[int, TagPlan],
+              settings: Settings, rules, on_error: Callable[[int, str], None]) -> dict[int, tuple[list, list]]:
+    """{id: (mentions, topic tags)} for the articles in `order`: each language's articles through
+    their pipeline at once, and, if that raises, one article at a time so only the culprit fails.
+    An article without a pipeline gets nothing (no mentions, no topics)."""
     from pipeline import nlp, topics
 
     def tag(ids: list[int]) -> dict[int, tuple[list, list]]:
-        # batch_size 8: the same speed as 32 at about half the peak memory (bench/nlp_bench.py)
-        found = nlp.tag_entities([texts[i][1] for i in ids], model=settings.spacy_model,
-                                 gazetteer=settings.gazetteer_file, batch_size=8)
-        return {i: (ms, topics.tag_topics(texts[i][1], ms, rules, title=texts[i][0]))
-                for i, ms in zip(ids, found, strict=True)}
+        out: dict[int, tuple[list, list]] = {i: ([], []) for i in ids if plans[i].model is None}
+        for model in dict.fromkeys(plans[i].model for i in ids if plans[i].model is not None):
+            group = [i for i in ids if plans[i].model == model]
+            # batch_size 8: the same speed as 32 at about half the peak memory (bench/nlp_bench.py)
+            found = nlp.tag_entities([texts[i][1] for i in group], model=model,
+                                     gazetteer=settings.gazetteer_file, batch_size=8)
+            out.update({i: (ms, topics.tag_topics(texts[i][1], ms, rules, title=texts[i][0],
+                                                  language=plans[i].language))
+                        for i, ms in zip(group, found, strict=True)})
+        return out
 
     try:
         return tag(order)
@@ -399,7 +439,8 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
     t0 = time.monotonic()
     result = StageResult("tag")
     rules = topics.load_rules(settings.topics_file)  # a broken rules file fails the stage even when idle
-    version: str | None = None  # the model loads (seconds, hundreds of MB) only once there is work
+    # {model: version}: each language's model loads (seconds, hundreds of MB) only once it has work
+    versions: dict[str, str] = {}
     # The gazetteer's names of each entity, merged into entities.aliases: here for the entities
     # stored already (a no-op once done), in upsert_entities for those the run creates. Only the
     # YAML file is read for this, not the model.
@@ -411,9 +452,11 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
         batches = _claimed_batches(conn, settings, Stage.TAG, result, hb, owner=_owner(run_key, "tag"),
                                    limit=limit, batch_size=batch_size, ids=ids)
         for claim, claimed in batches:
-            if version is None:
+            texts = store.articles.load_texts(conn, [a.id for a in claimed])
+            plans = _plan(texts, settings)
+            for model in dict.fromkeys(p.model for p in plans.values() if p.model and p.model not in versions):
                 try:
-                    version = nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file))
+                    versions[model] = nlp.model_version(nlp.load_nlp(model, settings.gazetteer_file))
                 except BaseException:
                     # The machinery failed, not these articles: give them back with their attempt
                     # uncounted, so a missing model never ends good articles `failed`.
@@ -426,19 +469,18 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 _failed(conn, settings, result, Stage.TAG, token, article_id, error, transient=transient,
                         error_class=error_class)
 
-            texts = store.articles.load_texts(conn, [a.id for a in claimed])
             for a in claimed:
                 if a.id not in texts:
                     failed(a.id, "no_body: nothing to tag", transient=False, error_class=ErrorClass.NO_BODY)
             conn.commit()
             order = [a.id for a in claimed if a.id in texts]
-            annotations = _annotate(texts, order, settings, rules, lambda i, error: _isolated(
+            annotations = _annotate(texts, order, plans, settings, rules, lambda i, error: _isolated(
                 conn, "recording the failure of article", i,
                 lambda: failed(i, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR), lambda _e: None))
             conn.commit()
 
             def write(ids: list[int], token: str = claim.token, annotations: dict = annotations,
-                      nlp_version: str = version) -> dict:
+                      plans: dict = plans) -> dict:
                 """The annotations of `ids` (those still ours), replacing the old ones: {id: (mentions
                 written, topic tags)}, or None for an article whose claim ran out."""
                 held = store.queue.holding(conn, token, ids)
@@ -453,12 +495,18 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 # path was 3x slower).
                 entity_ids = store.annotations.upsert_entities(conn, (m for ms in mentions.values() for m in ms),
                                                                known)
-                written = store.annotations.replace_mentions_many(conn, mentions, nlp_version, entity_ids)
+                written: dict[int, int] = {}
+                for model in dict.fromkeys(plans[i].model for i in mentions):  # None: no model, no mentions
+                    group = {i: ms for i, ms in mentions.items() if plans[i].model == model}
+                    written.update(store.annotations.replace_mentions_many(
+                        conn, group, versions[model] if model else "", entity_ids))
                 for i in mentions:
                     tags = annotations[i][1]
                     store.annotations.replace_topics(conn, i, tags, rules.version, topic_ids)
-                    store.articles.mark_tagged(conn, i, nlp_version=nlp_version, rules_version=rules.version)
-                    out[i] = (written[i], tags)
+                    model = plans[i].model
+                    store.articles.mark_tagged(conn, i, nlp_version=versions[model] if model else None,
+                                               rules_version=rules.version, skipped=plans[i].skipped)
+                    out[i] = (written[i], tags, plans[i])
                 return out
 
             def write_failed(i: int, error: str, token: str = claim.token) -> str:
@@ -471,19 +519,28 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                 if outcome is None:
                     result.counts["stale"] += 1
                 elif outcome != "failed":
-                    mentions_written, tags = outcome
+                    mentions_written, tags, plan = outcome
                     result.counts["tagged"] += 1
+                    if plan.skipped:
+                        # Not a failure: tagged with nothing, the reason on the article.
+                        result.counts["no_model" if plan.language else "unknown_language"] += 1
                     result.counts["mentions"] += mentions_written
                     result.counts["topic_tags"] += len(tags)
                     result.topics.update(t.slug for t in tags)
             conn.commit()
             progress("tag", len(claimed))
     result.seconds = time.monotonic() - t0
-    if version is None:
-        log.info("nothing to tag: no extracted article is waiting (the model was not loaded)")
+    if not result.counts["tagged"] and not versions:
+        log.info("nothing to tag: no extracted article is waiting (no model was loaded)")
     else:
         log.info("tagged %d articles with %d mentions and %d topic tags (%s, rules %s)", result.counts["tagged"],
-                 result.counts["mentions"], result.counts["topic_tags"], version, rules.version)
+                 result.counts["mentions"], result.counts["topic_tags"], ", ".join(versions.values()) or "no model",
+                 rules.version)
+    if result.counts["no_model"] or result.counts["unknown_language"]:
+        log.warning("%d articles tagged without entities or topics: %d in a language without a spaCy pipeline "
+                    "(NEWSROOM_SPACY_MODELS), %d in an unknown language; `newsroom retag --skipped` re-tags them "
+                    "once a pipeline is configured", result.counts["no_model"] + result.counts["unknown_language"],
+                    result.counts["no_model"], result.counts["unknown_language"])
     return result
 
 
@@ -529,14 +586,15 @@ def _cluster_alone(conn, article_id: int, result: StageResult) -> None:
 
 def reprocess(settings: Settings, *, since: datetime | None = None, stages: Sequence[str] = ("tag",),
               ids: Sequence[int] | None = None, limit: int | None = None,
-              charset: str | None = None) -> dict[str, dict]:
+              charset: str | None = None, skipped: bool = False) -> dict[str, dict]:
     """Re-run extraction and/or tagging from stored pages, without the network. Each article's
     annotations are replaced in one transaction by the stage; nothing is deleted beforehand.
     `charset`: decode the chosen pages' stored bytes with this charset from now on (a page
     the fetch decided wrongly); needs the extract stage and `ids` (a correction is per page).
 
     The chosen articles (at most `limit`, newest first) become backlog: live work is claimed
-    before them, here and in scheduled runs, so a big retag never delays new articles."""
+    before them, here and in scheduled runs, so a big retag never delays new articles. `skipped`:
+    only the articles tagged with nothing for want of a model for their language."""
     out: dict[str, dict] = {}
     first = "extract" if "extract" in stages else "tag"
     codec = None
@@ -548,7 +606,8 @@ def reprocess(settings: Settings, *, since: datetime | None = None, stages: Sequ
             raise UserInputError("--charset needs the extract stage and the articles it is for "
                                  "(--stages extract --id N ...)")
     with store.db.session(settings) as conn:
-        chosen = store.queue.select_for_reprocessing(conn, stage=first, since=since, ids=ids, limit=limit)
+        chosen = store.queue.select_for_reprocessing(conn, stage=first, since=since, ids=ids, limit=limit,
+                                                     skipped=skipped)
         if codec is not None:
             out["charset"] = {"corrected": store.articles.correct_charset(conn, chosen, codec)}
     log.info("re-processing %d articles from the %s stage", len(chosen), first)

@@ -39,6 +39,13 @@ KEEP_LABELS: frozenset[str] = frozenset(
     {"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "PRODUCT"}
 )
 
+# Other pipelines' labels in ours, so an entity is labelled alike whatever the article's language.
+# spaCy's French, Spanish, Italian, Portuguese... pipelines (WikiNER) label PER, LOC, ORG, MISC:
+# PER is PERSON; LOC (a place: countries and cities too, which English calls GPE) and ORG are kept
+# as they are; MISC (nationalities, events, works, anything) is not kept, as English's
+# numbers are not. The gazetteer's names get the gazetteer's labels in every language.
+LABEL_MAP: dict[str, str] = {"PER": "PERSON"}
+
 # Components NER does not read. Measured on the 91 extraction-dev articles (bench/nlp_bench.py):
 # without tagger, attribute_ruler and lemmatizer the entities are identical and NER runs ~30%
 # faster (7.3 -> 9.6 articles/s). The parser stays: NER does not cross its sentence boundaries,
@@ -341,7 +348,13 @@ def _make_case_filter(nlp: Language, name: str, exact: dict[str, list[str]]):
 
 def load_nlp(model: str, gazetteer: Path) -> Language:
     """The spaCy pipeline `model` trimmed to what NER needs, with an entity ruler fed from the
-    gazetteer before "ner". Loaded once per process per (model, gazetteer path)."""
+    gazetteer before "ner". Loaded once per process per (model, gazetteer path), when first
+    asked for: a worker that never tags a French article never loads the French pipeline.
+
+    The same gazetteer goes before every language's NER: its names are mostly written alike in
+    every language (Idlib, Erdoğan, S-400, NATO), its case-sensitive forms ("US", "UN") keep
+    common words of other languages out, and other languages' names are listed as aliases
+    (Turquie, Moscou), so an entity is one row whatever the language of its articles."""
     return _load(model, gazetteer)[0]
 
 
@@ -359,12 +372,12 @@ def _load(model: str, gazetteer: Path) -> tuple[Language, Gazetteer]:
         except OSError as exc:
             # spaCy's E050 "Can't find model": never download, tell the user what to install.
             raise ConfigError(
-                f"NEWSROOM_SPACY_MODEL={model!r}: this spaCy pipeline is not installed; it must be "
+                f"NEWSROOM_SPACY_MODEL(S) {model!r}: this spaCy pipeline is not installed; it must be "
                 f"installed as a package (see requirements-model.txt) or given as a path. Nothing is "
                 f"downloaded at run time. ({str(exc).splitlines()[0][:200]})"
             ) from None
         if "ner" not in nlp.pipe_names:
-            raise ConfigError(f"NEWSROOM_SPACY_MODEL={model!r} has no 'ner' component; pick an NER pipeline")
+            raise ConfigError(f"NEWSROOM_SPACY_MODEL(S) {model!r} has no 'ner' component; pick an NER pipeline")
         # First in the pipeline, so before "ner" (which keeps its spans) and so that adding the
         # phrase patterns, which runs the components before the ruler, only tokenizes.
         from spacy.language import Language
@@ -446,5 +459,5 @@ def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path,
             if start >= end:
                 continue
             raw[i].append(Mention(start=offset + start, end=offset + end, surface=chunk[start:end],
-                                  label=ent.label_, canonical=""))
+                                  label=LABEL_MAP.get(ent.label_, ent.label_), canonical=""))
     return [normalise(r, gaz) for r in raw]

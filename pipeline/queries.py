@@ -243,10 +243,7 @@ def _scope(conn: Any, scope: Scope | None) -> dict[str, Any]:
                            "e.g. bbc.co.uk, or the outlet name set on a feed)")
         out["scope_outlet"] = scope.outlet
     if scope.language:
-        code = scope.language.strip().lower()
-        if not _LANGUAGE.fullmatch(code):
-            raise UserInputError(f"--language takes a language code such as en or fr, got {scope.language[:20]!r}")
-        out["scope_language"] = code
+        out["scope_language"] = _language(scope.language)
     return out
 
 
@@ -335,13 +332,29 @@ def resolve_label(conn: Any, label: str) -> str:
 # --- search ---------------------------------------------------------------------------------
 
 _SEARCH = """
-WITH matches AS (
+WITH q AS MATERIALIZED (
+    -- Each article in its own language's stemming (0008_languages.sql): the OR of every
+    -- language's query finds the matches through the GIN index; both it and each language's
+    -- query are made once here, not once per row. An exclusion ("-russia") is stemmed
+    -- differently per language, and another language's branch would let an excluded article
+    -- through: a query with one is checked again with the article's own language's query.
+    -- (Without one, each row is matched once, as before 0008: twice was measured 2x slower.)
+    SELECT c.candidates, position('!' IN c.candidates::text) > 0 AS excludes
+      FROM (SELECT newsroom_tsquery(%(text)s, %(language)s) AS candidates) c),
+lq AS MATERIALIZED (
+    SELECT c AS config, websearch_to_tsquery(c, newsroom_fold(%(text)s)) AS query
+      FROM unnest(newsroom_ts_configs()) c),
+matches AS (
     -- The newest max_candidates matches (all when NULL: LIMIT NULL is no limit). For a common
     -- word the planner walks the publication-time index backwards, checking each article.
-    SELECT a.id, a.first_feed_id, a.search,
+    -- (No join here: it would keep the planner from walking the time index and stopping early.)
+    SELECT a.id, a.first_feed_id, a.search, a.language,
            a.published_effective AS published_at
       FROM articles a
-     WHERE a.search @@ websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s))
+     WHERE a.search @@ (SELECT candidates FROM q)
+       AND (NOT (SELECT excludes FROM q)
+            OR a.search @@ (SELECT lq.query FROM lq WHERE lq.config = newsroom_ts_config(a.language)))
+       AND (%(language)s::text IS NULL OR a.language = %(language)s::text)
        AND (%(since)s::timestamptz IS NULL
             OR a.published_effective >= %(since)s::timestamptz)
        AND (%(until)s::timestamptz IS NULL
@@ -355,7 +368,8 @@ WITH matches AS (
 ranked AS (
     -- title (weight A) and body (B) ranked together; length-normalised, scaled to 0..1
     SELECT m.id, m.first_feed_id, m.published_at,
-           ts_rank_cd(m.search, websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s)), 1 | 32) AS rank
+           ts_rank_cd(m.search, (SELECT lq.query FROM lq WHERE lq.config = newsroom_ts_config(m.language)),
+                      1 | 32) AS rank
       FROM matches m),
 best AS (
     SELECT r.*,
@@ -367,11 +381,12 @@ best AS (
 -- Snippets only for the rows returned: ts_headline re-parses the whole body.
 SELECT b.id, a.title, a.url, coalesce(f.outlet, nullif(a.site, ''), f.name) AS outlet, b.published_at, a.language, a.cluster_id, a.is_original,
        round(b.rank::numeric, 4)::float AS rank, round(b.score::numeric, 4)::float AS score,
-       ts_headline('english'::regconfig,
+       ts_headline(newsroom_ts_config(a.language),
                    left(coalesce(nullif(a.body, ''), a.summary, a.title, ''), 100000),
                    -- the body is not folded: highlight the words as typed and as folded
-                   websearch_to_tsquery('english'::regconfig, %(text)s)
-                   || websearch_to_tsquery('english'::regconfig, newsroom_fold(%(text)s)), %(headline)s) AS snippet,
+                   websearch_to_tsquery(newsroom_ts_config(a.language), %(text)s)
+                   || websearch_to_tsquery(newsroom_ts_config(a.language), newsroom_fold(%(text)s)),
+                   %(headline)s) AS snippet,
        ARRAY(SELECT t.slug FROM article_topics at JOIN topics t ON t.id = at.topic_id
               WHERE at.article_id = b.id ORDER BY at.score DESC, t.slug) AS topics
   FROM best b
@@ -384,7 +399,8 @@ SELECT b.id, a.title, a.url, coalesce(f.outlet, nullif(a.site, ''), f.name) AS o
 def search(conn: Any, text: str, *, topic: str | None = None, entity: str | None = None,
            since: datetime | None = None, until: datetime | None = None,
            arrived: tuple[datetime, datetime | None] | None = None, limit: int = 20,
-           max_candidates: int | None = MAX_CANDIDATES, scope: Scope | None = None) -> list[dict[str, Any]]:
+           max_candidates: int | None = MAX_CANDIDATES, language: str | None = None,
+           scope: Scope | None = None) -> list[dict[str, Any]]:
     """Full-text search (web-search syntax: `"exact phrase"`, `or`, `-excluded`) over titles and
     bodies, best first: text rank (title counts more than body) times a recency factor.
 
@@ -395,12 +411,16 @@ def search(conn: Any, text: str, *, topic: str | None = None, entity: str | None
     [since, until) bounds publication time and `arrived` (from `arrival_window`) discovery. A query
     of only stop words ("the") matches nothing. When more than `max_candidates` articles match,
     only the most recent that many are ranked (None: rank every match, slower for common words).
+    Each article is matched with its own language's stemming (the words as typed, in every
+    language PostgreSQL stems); `language` ("fr", or the scope's) keeps only articles in that
+    language, matched with its stemming alone.
     """
     text = (text or "").strip()
     if not text:
         raise UserInputError("search text is empty; give some words to look for")
     params = {
         "text": text, "limit": _limit(limit), "headline": HEADLINE_OPTIONS,
+        "language": _language(language or (scope.language if scope else None)),
         "recency_days": RECENCY_DAYS, "candidates": max_candidates,
         **_filters(conn, topic=topic, entity=entity, since=since, until=until, arrived=arrived, scope=scope),
     }
@@ -410,6 +430,16 @@ def search(conn: Any, text: str, *, topic: str | None = None, entity: str | None
     query = _with(_SEARCH, topic=params["topic"] is not None, entities=params["entities"] is not None,
                   arrived=params["arrived_from"] is not None, scope=bool(scope))
     return _rows(conn, query, params)
+
+
+def _language(language: str | None) -> str | None:
+    """A language filter as articles.language stores it ("fr"), or None for every language."""
+    if language is None:
+        return None
+    code = language.strip().lower()
+    if not _LANGUAGE.fullmatch(code):
+        raise UserInputError(f"language must be a two- or three-letter code like en or fr, got {language[:20]!r}")
+    return code
 
 
 def _filters(conn: Any, *, topic: str | None, entity: str | None, since: datetime | None,

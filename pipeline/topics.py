@@ -68,14 +68,31 @@ class Topic:
     required: tuple[Group, ...]
     supporting: tuple[Item, ...] = ()
     exclude: tuple[Item, ...] = ()
+    language: str = "en"  # the language of its terms: only articles in it are matched
+
+
+RULES_LANGUAGE = "en"  # the language of a topic's own terms; others are under its `languages`
 
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    topics: tuple[Topic, ...]
+    topics: tuple[Topic, ...]  # as the file lists them, with their own (English) terms
     version: str  # short hash of the file's bytes
     path: Path | None = None
     title_boost: float = 1.0  # a title match adds this times the item's weight, once
+    # The topics written for other languages: ((language, (Topic, ...)), ...)
+    translations: tuple[tuple[str, tuple[Topic, ...]], ...] = ()
+
+    def for_language(self, language: str | None) -> tuple[Topic, ...]:
+        """The rules that may match an article in `language`: those written for it, none for a
+        language no rule is written for (an English term says nothing about a French text)."""
+        if language == RULES_LANGUAGE:
+            return self.topics
+        return dict(self.translations).get(language or "", ())
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return (RULES_LANGUAGE, *(lang for lang, _ in self.translations))
 
 
 # --- the file: pydantic models, converted into the records above -----------------------------
@@ -153,17 +170,15 @@ class _Group(_Section):
         return self
 
 
-class _Topic(Model):
-    slug: _Slug
-    name: Text
-    description: str = ""
-    threshold: float = Field(ge=0, description="the score a matching article must reach")
+class _Rule(Model):
+    """What decides a topic in one language: required groups, supporting items, exclusions."""
+
     required: list[_Group] = Field(min_length=1)
     supporting: _Supporting | None = None
     exclude: _Section | None = None
 
     @model_validator(mode="after")
-    def _each_item_once(self) -> _Topic:
+    def _each_item_once(self) -> _Rule:
         # Within one list an item once; an item may be both required and supporting (it then
         # scores in both), but never both wanted and excluded.
         wanted: set[tuple[str, str]] = set()
@@ -179,12 +194,43 @@ class _Topic(Model):
             wanted.update(keys)
         return self
 
-    def record(self) -> Topic:
+    def parts(self) -> tuple[tuple[Group, ...], tuple[Item, ...], tuple[Item, ...]]:
         groups = (Group(g.name or f"group {k}", tuple(replace(x, weight=g.weight) for x in g.items()), g.min_count)
                   for k, g in enumerate(self.required, 1))
-        return Topic(self.slug, self.name, " ".join(self.description.split()), self.threshold, tuple(groups),
-                     tuple(self.supporting.items() if self.supporting else ()),
-                     tuple(self.exclude.items() if self.exclude else ()))
+        return (tuple(groups), tuple(self.supporting.items() if self.supporting else ()),
+                tuple(self.exclude.items() if self.exclude else ()))
+
+
+_Language = matching(r"[a-z]{2,3}", "a lower-case language code like fr")
+
+
+class _Translation(_Rule):
+    """The topic's rule for articles in another language: its own terms (entities are the same
+    canonical names in every language); the threshold is the topic's unless given."""
+
+    threshold: float | None = Field(None, ge=0)
+
+
+class _Topic(_Rule):
+    slug: _Slug
+    name: Text
+    description: str = ""
+    threshold: float = Field(ge=0, description="the score a matching article must reach")
+    # Rules for articles in other languages, by language code; the topic's own are English.
+    languages: dict[_Language, _Translation] | None = None
+
+    @model_validator(mode="after")
+    def _not_english_twice(self) -> _Topic:
+        if RULES_LANGUAGE in (self.languages or {}):
+            raise problem(f"the topic's own terms are the {RULES_LANGUAGE!r} ones; list only other languages here",
+                          "languages")
+        return self
+
+    def record(self, language: str = RULES_LANGUAGE) -> Topic:
+        rule: _Rule = self if language == RULES_LANGUAGE else (self.languages or {})[language]
+        threshold = self.threshold if getattr(rule, "threshold", None) is None else rule.threshold
+        return Topic(self.slug, self.name, " ".join(self.description.split()), threshold, *rule.parts(),
+                     language=language)
 
 
 class TopicsFile(ConfigFile):
@@ -211,8 +257,11 @@ class TopicsFile(ConfigFile):
 def load_rules(path: Path) -> RuleSet:
     """Read and validate a topic rules file. Raises ConfigError naming file, topic and field."""
     raw, rules = load(path, TopicsFile)
+    others = sorted({lang for t in rules.topics for lang in t.languages or ()})
+    translations = tuple((lang, tuple(t.record(lang) for t in rules.topics if lang in (t.languages or ())))
+                         for lang in others)
     return RuleSet(tuple(t.record() for t in rules.topics), hashlib.sha256(raw).hexdigest()[:12], Path(path),
-                   rules.title_boost)
+                   rules.title_boost, translations)
 
 
 def topic_defs(rules: RuleSet) -> list[TopicDef]:
@@ -379,26 +428,29 @@ def _evaluate(topic: Topic, doc: _Text, rules: RuleSet) -> tuple[bool, float, di
         evidence["missing_groups"] = missing
     if excluded:
         evidence["excluded_by"] = excluded
+    if topic.language != RULES_LANGUAGE:
+        evidence["language"] = topic.language
     return passed, score, evidence
 
 
 def explain(text: str, mentions: Sequence[Mention], rules: RuleSet, *,
-            title: str | None = None) -> dict[str, dict[str, Any]]:
-    """Evidence for every topic, tagged or not ("passed"): for debugging rules."""
+            title: str | None = None, language: str | None = RULES_LANGUAGE) -> dict[str, dict[str, Any]]:
+    """Evidence for every topic written for `language`, tagged or not ("passed"): for debugging rules."""
     doc = _Text(text, mentions, title)
     out = {}
-    for topic in rules.topics:
+    for topic in rules.for_language(language):
         passed, _, evidence = _evaluate(topic, doc, rules)
         out[topic.slug] = {"passed": passed, **evidence}
     return out
 
 
 def tag_topics(text: str, mentions: Sequence[Mention], rules: RuleSet, *,
-               title: str | None = None) -> list[TopicTag]:
-    """The topics this article is about, best first, each with its score and evidence."""
+               title: str | None = None, language: str | None = RULES_LANGUAGE) -> list[TopicTag]:
+    """The topics this article is about, best first, each with its score and evidence. Only the
+    rules written for the article's `language` are tried: none, for a language without any."""
     doc = _Text(text, mentions, title)
     tags = []
-    for topic in rules.topics:
+    for topic in rules.for_language(language):
         passed, score, evidence = _evaluate(topic, doc, rules)
         if passed:
             tags.append(TopicTag(slug=topic.slug, score=score, evidence=evidence))

@@ -28,7 +28,7 @@ _SAVE_EXTRACTION_SQL = f"""UPDATE articles SET
          WHERE id = %(id)s AND {FENCE}"""  # noqa: S608 (constant fragments only)
 # Not fenced here: the tag stage locks its claimed rows first (queue.holding) and marks only those.
 _MARK_TAGGED_SQL = f"""UPDATE articles SET status = 'tagged', nlp_version = %s, rules_version = %s, tagged_at = now(),
-                  priority = 0, {DONE}
+                  tag_skipped = %s, priority = 0, {DONE}
             WHERE id = %s"""  # noqa: S608 (constant fragments only)
 
 
@@ -104,18 +104,20 @@ def save_extraction(conn: psycopg.Connection, article_id: int, ex: Extraction,
     return bool(written)
 
 
-def load_texts(conn: psycopg.Connection, ids: Sequence[int]) -> dict[int, tuple[str | None, str]]:
-    """{id: (title, body)} for extracted articles."""
-    rows = conn.execute("SELECT id, title, body FROM articles WHERE id = ANY(%s) AND body IS NOT NULL",
+def load_texts(conn: psycopg.Connection, ids: Sequence[int]) -> dict[int, tuple[str | None, str, str | None]]:
+    """{id: (title, body, language)} for extracted articles."""
+    rows = conn.execute("SELECT id, title, body, language FROM articles WHERE id = ANY(%s) AND body IS NOT NULL",
                         (list(ids),)).fetchall()
-    return {r[0]: (r[1], r[2]) for r in rows}
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
-def mark_tagged(conn: psycopg.Connection, article_id: int, *, nlp_version: str, rules_version: str) -> None:
-    """Move an article to `tagged`. The tag stage checks its claim first (queue.holding)."""
+def mark_tagged(conn: psycopg.Connection, article_id: int, *, nlp_version: str | None, rules_version: str,
+                skipped: str | None = None) -> None:
+    """Move an article to `tagged`. The tag stage checks its claim first (queue.holding). `skipped`:
+    why it was tagged with nothing (no model for its language), kept in `tag_skipped`."""
     conn.execute(
         _MARK_TAGGED_SQL,
-        (nlp_version, rules_version, article_id),
+        (nlp_version, rules_version, clean(skipped), article_id),
     )
 
 

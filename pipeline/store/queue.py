@@ -238,12 +238,14 @@ def record_failure(conn, token: str | None, article_id: int, *, stage: Stage | s
 
 
 def select_for_reprocessing(conn, *, stage: Stage, since: datetime | None = None,
-                            ids: Sequence[int] | None = None, limit: int | None = None) -> list[int]:
+                            ids: Sequence[int] | None = None, limit: int | None = None,
+                            skipped: bool = False) -> list[int]:
     """Send articles back to the start of `stage` (extract: needs a stored page; tag: a body), as
     backlog: claimed only when no live work is due, so a big retag never delays new articles.
 
     Their current annotations stay until the stage replaces them, one article at a time. At most
-    `limit` articles (newest first), all when None.
+    `limit` articles (newest first), all when None. `skipped`: only articles tagged with nothing
+    because no model was configured for their language (`tag_skipped` says why).
     """
     stage = Stage(stage)
     if stage is Stage.EXTRACT:
@@ -255,6 +257,8 @@ def select_for_reprocessing(conn, *, stage: Stage, since: datetime | None = None
         target = ArticleStatus.EXTRACTED
     else:
         raise ValueError(f"unknown stage {stage!r}")
+    if skipped:
+        where += " AND a.tag_skipped IS NOT NULL"
     rows = conn.execute(
         sql.SQL("""UPDATE articles a SET status = %(target)s, {done},
                        -- live work already waiting for this stage stays live

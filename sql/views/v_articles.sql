@@ -24,6 +24,8 @@
 --   top_entities  up to 10 canonical entity names, most mentioned first, ties by name (text[])
 --   feed          name of the first feed that carried the article (NULL for a backfilled one)
 --   site          the registered domain of the article's URL ('' when it has no host)
+--   tag_skipped   why a tagged article has no entities or topics: no spaCy pipeline for its
+--                 language (NEWSROOM_SPACY_MODELS), or its language is unknown; NULL otherwise
 --
 -- outlets, topics and top_entities are computed per row: cheap for the rows you select, so
 -- filter (by id, published_at, day, cluster_id, ...) before asking for many rows.
@@ -58,6 +60,7 @@ SELECT a.id,
               ORDER BY count(*) DESC, e.name
               LIMIT 10) AS top_entities,
        f.name AS feed,
-       a.site
+       a.site,
+       a.tag_skipped
   FROM articles a
   LEFT JOIN feeds f ON f.id = a.first_feed_id;

@@ -194,7 +194,7 @@ def test_csv_of_hostile_text_parses_back_one_line_per_row(run, corpus, conn):
     _parse_csv(run("topics", "--format", "csv"), 6, 8)
     entities = _parse_csv(run("entities", "--format", "csv"), 13, 6)
     assert ["S-400 x, \"SAM\""] == [r[1] for r in entities if r[1].startswith("S-400")]
-    article = _parse_csv(run("article", str(ids["a2"]), "--format", "csv", "--full"), 1, 23)
+    article = _parse_csv(run("article", str(ids["a2"]), "--format", "csv", "--full"), 1, 24)
     assert article[0][-1] == "body" and HOSTILE.split()[0] in article[1][-1]
 
 

@@ -241,7 +241,7 @@ def test_filters_by_feed_tag_outlet_and_language(env, conn, settings):
     for args, says in [(["--tag", "nope"], "no feed has the tag 'nope' (tags in use: fr, uk)"),
                        (["--feed", "Nope"], "no feed is called 'Nope'"),
                        (["--outlet", "nope.example"], "no outlet is called"),
-                       (["--language", "french!"], "--language takes a language code")]:
+                       (["--language", "french!"], "language must be a two- or three-letter code")]:
         for command in (["search", "Idlib"], ["topics"], ["entities"], ["articles"]):
             assert says in _one_line_error(_run([*command, *args], env)), (command, args)
 

@@ -67,7 +67,8 @@ def test_the_search_column_folds_both_ways(conn):
     rows = {}
     for i, title in enumerate(["Mette Frederiksen and Sørensen meet", "Straße closed in Łódź", "Ærø ferry"]):
         rows[title] = conn.execute(
-            "INSERT INTO articles (url, first_url, title, pipeline_version) VALUES (%s, %s, %s, 't') RETURNING id",
+            "INSERT INTO articles (url, first_url, title, pipeline_version, language) VALUES (%s, %s, %s, 't', 'en') "
+            "RETURNING id",
             (f"http://127.0.0.1/{i}", f"http://127.0.0.1/{i}", title)).fetchone()[0]
     for query, title in [("Sorensen", 0), ("Sørensen", 0), ("strasse", 1), ("Lodz", 1), ("Aero", 2)]:
         want = rows[list(rows)[title]]

@@ -91,7 +91,7 @@ def test_search_prefers_the_newer_of_two_equal_texts(conn, corpus):
     [new] = store.feeds.upsert_entries(conn, corpus.feeds["tass"], [FeedEntry(
         url="http://127.0.0.1/news/a4-again", entry_url="http://127.0.0.1/news/a4-again", title=a4.title)])
     store.articles.save_extraction(conn, new, Extraction(text=a4.text, title=a4.title, published_at=corpus.now,
-                                                published_source="page", word_count=40))
+                                                published_source="page", word_count=40, language="en"))
     rows = queries.search(conn, "shelling civilians")
     assert [r["id"] for r in rows][:2] == [new, corpus.ids["a4"]]  # (a2 "shelled" further down)
     assert rows[0]["rank"] == rows[1]["rank"] and rows[0]["score"] > rows[1]["score"]

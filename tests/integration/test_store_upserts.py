@@ -152,9 +152,13 @@ def test_nul_characters_are_stripped(conn):
 def test_full_text_search_column(conn):
     fid = _feed(conn)
     [aid] = store.feeds.upsert_entries(conn, fid, [_entry(1)])
-    store.articles.save_extraction(conn, aid, Extraction(text="Turkey received the S-400 batteries from Russia.", word_count=7))
+    store.articles.save_extraction(conn, aid, Extraction(text="Turkey received the S-400 batteries from Russia.", word_count=7,
+                                                         language="en"))
     hit = conn.execute("SELECT id FROM articles WHERE search @@ websearch_to_tsquery('english', 'batteries russia')").fetchall()
     assert hit == [(aid,)]
+    # stemmed in its language (0008): without one, `simple` (no stemming, no stop words)
+    store.articles.save_extraction(conn, aid, Extraction(text="Turkey received the S-400 batteries from Russia.", word_count=7))
+    assert conn.execute("SELECT id FROM articles WHERE search @@ websearch_to_tsquery('simple', 'batteries the')").fetchall() == [(aid,)]
 
 
 def test_entity_keys_fold_case_and_accents():
