@@ -216,6 +216,7 @@ def feeds_add(settings: config.Settings, url: str, name: str | None, tags: str, 
 
 def _set_feed(settings: config.Settings, ident: str, change) -> tuple[dict, str]:
     """(the feed, "now" or "already") after `change(conn, feed)` said whether it changed it."""
+    _migrate_quietly(settings)
     with store.db.session(settings) as conn:
         feed = store.feeds.find_feed(conn, _feed_ident(ident))
         changed = change(conn, feed)
@@ -276,6 +277,7 @@ def feeds_import(settings: config.Settings, file: Path) -> None:
 @friendly
 def feeds_export(settings: config.Settings, fmt: str, everything: bool) -> None:
     """Print the feed list as OPML (for feed readers) or YAML (for NEWSROOM_FEEDS or `feeds import`)."""
+    _migrate_quietly(settings)
     with store.db.session(settings) as conn:
         specs = store.feeds.listed_feeds(conn, include_disabled=everything)
     if fmt == "opml":
@@ -609,15 +611,24 @@ def backfill_cmd(settings: config.Settings, sitemap_urls: tuple[str, ...], urls_
         sys.exit(1)
 
 
+MAX_URL_FILE_BYTES = 64 * 2**20  # ~300,000 long URLs: more than a backfill takes (/dev/zero is not a list)
+
+
 def _read_url_list(name: str) -> list[str]:
     """The lines of a file of URLs (`-`: stdin); UserInputError when it cannot be read as text."""
     from pipeline.errors import UserInputError
     from pipeline.sitemaps import decode
 
     try:
-        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        if name == "-":
+            data = sys.stdin.buffer.read(MAX_URL_FILE_BYTES + 1)
+        else:
+            with open(name, "rb") as f:
+                data = f.read(MAX_URL_FILE_BYTES + 1)
     except OSError as exc:
         raise UserInputError(f"--urls {name}: {exc.strerror or exc}") from None
+    if len(data) > MAX_URL_FILE_BYTES:
+        raise UserInputError(f"--urls {name}: larger than {MAX_URL_FILE_BYTES // 2**20} MB; split it")
     text = decode(data)
     if "\x00" in text[:4096]:
         raise UserInputError(f"--urls {name}: binary data, not a text file of URLs")

@@ -114,14 +114,17 @@ class Settings:
         url = env.get("NEWSROOM_DATABASE_URL", "").strip() or None
         state = Path(env.get("NEWSROOM_STATE_DIR", "").strip() or ".newsroom").expanduser()
         dag = dag_settings(env)
+        models = _spacy_models(env, env.get("NEWSROOM_SPACY_MODEL", "").strip() or d.spacy_model)
         return cls(
             database_url=url,
             state_dir=state,
             feeds_file=_path(env, "NEWSROOM_FEEDS", PACKAGE_DATA / "feeds.yaml"),
             topics_file=_path(env, "NEWSROOM_TOPICS", PACKAGE_DATA / "topics.yaml"),
             gazetteer_file=_path(env, "NEWSROOM_GAZETTEER", PACKAGE_DATA / "gazetteer.yaml"),
-            spacy_model=env.get("NEWSROOM_SPACY_MODEL", "").strip() or d.spacy_model,
-            spacy_models=_spacy_models(env, env.get("NEWSROOM_SPACY_MODEL", "").strip() or d.spacy_model),
+            # one English pipeline: NEWSROOM_SPACY_MODELS's en= pair when it gives one (to_env then
+            # writes the two settings alike, so a task process reads them back without a conflict)
+            spacy_model=dict(models)["en"],
+            spacy_models=models,
             allow_private_networks=_bool(env, "NEWSROOM_ALLOW_PRIVATE_NETWORKS", False),
             user_agent=env.get("NEWSROOM_USER_AGENT", "").strip() or d.user_agent,
             connect_timeout=_number(env, "NEWSROOM_CONNECT_TIMEOUT", d.connect_timeout, minimum=0.1),
@@ -246,16 +249,17 @@ def _queues(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 _DURATION = re.compile(r"([0-9]{1,6})\s*(h|d|w)")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+MAX_AGE = timedelta(days=36525)  # "now - age" must stay a date
 
 
 def parse_duration(text: str, *, name: str = "duration") -> timedelta:
     """An age like "90d", "36h" or "12w" (hours, days, weeks; at least one hour). A ConfigError
     names `name` (the setting or option) and says what is expected."""
     m = _DURATION.fullmatch((text or "").strip().lower())
-    if m is None or int(m.group(1)) == 0:
+    if m is None or int(m.group(1)) == 0 or int(m.group(1)) * _UNITS[m.group(2)] > MAX_AGE:
         shown = text if len(text or "") <= 40 else text[:40] + "..."
         raise ConfigError(f"{name}={shown!r} is not an age; use a whole number of hours, days or weeks, "
-                          f"like 36h, 90d or 12w")
+                          f"like 36h, 90d or 12w, at most 100 years")
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 

@@ -152,11 +152,20 @@ def to_opml(specs: Sequence[FeedSpec], *, title: str = "Newsroom feeds", now: da
     etree.SubElement(head, "dateCreated").text = (now or datetime.now(UTC)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     body = etree.SubElement(root, "body")
     for s in specs:
-        attrs = {"type": "rss", "text": s.name, "title": s.name, "xmlUrl": s.url}
+        name = _xml_text(s.name)
+        attrs = {"type": "rss", "text": name, "title": name, "xmlUrl": _xml_text(s.url)}
         if s.tags:
-            attrs["category"] = ",".join(t.replace(",", " ") for t in s.tags)
+            attrs["category"] = _xml_text(",".join(t.replace(",", " ") for t in s.tags))
         etree.SubElement(body, "outline", attrs)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+# What XML 1.0 cannot carry at all (a stored name is a stranger's text: a feed's own title, say)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_text(value: str) -> str:
+    return _NOT_XML.sub("\ufffd", value)
 
 
 def to_yaml(specs: Sequence[FeedSpec]) -> str:

@@ -113,6 +113,9 @@ def load_feed_list(path: Path) -> list[FeedSpec]:
     return list(specs.values())
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def feed_spec(url: str, *, name: str | None = None, tags: str = "", interval: str | None = None,
               outlet: str | None = None) -> FeedSpec:
     """One feed as typed on the command line, checked as the feeds file's entries are;
@@ -129,7 +132,8 @@ def feed_spec(url: str, *, name: str | None = None, tags: str = "", interval: st
         seconds = parse_interval(interval) if interval else None
     except ValueError as exc:
         raise UserInputError(f"--interval {exc}") from None
-    name, outlet = " ".join((name or "").split()), " ".join((outlet or "").split())
+    # control characters as spaces: a name ends up in terminals and in exported OPML (XML)
+    name, outlet = (" ".join(_CONTROL.sub(" ", safe_text(v) or "").split()) for v in (name, outlet))
     return FeedSpec(url=canonical, name=name or canonical, tags=tuple(tag_list), poll_interval=seconds,
                     outlet=outlet or None)
 

@@ -227,12 +227,16 @@ def _follow_redirect(conn: psycopg.Connection, result: PollResult, move_after: i
         return
     old_url, new_url = polls[1], result.moved_to
     other = conn.execute(
-        """SELECT id FROM feeds WHERE url = %(url)s AND id <> %(id)s
-           UNION ALL SELECT feed_id FROM feed_url_history WHERE url = %(url)s AND feed_id <> %(id)s
+        """SELECT id, enabled, disabled_reason FROM feeds WHERE url = %(url)s AND id <> %(id)s
+           UNION ALL SELECT f.id, f.enabled, f.disabled_reason
+                       FROM feed_url_history h JOIN feeds f ON f.id = h.feed_id
+                      WHERE h.url = %(url)s AND h.feed_id <> %(id)s
            LIMIT 1""", {"url": new_url, "id": result.feed_id}).fetchone()
     if other is not None:
-        set_disabled(conn, result.feed_id, DisabledReason.MOVED,
-                     f"moved for good to {new_url}, which feed #{other[0]} already polls")
+        # That feed's URL (or one it had) is taken: one feed per URL. If that feed is not
+        # polled, say so: resuming it is the user's call (they may have removed it on purpose).
+        has = "already polls" if other[1] else f"has, but does not poll ({other[2]}: `newsroom feeds resume {other[0]}`)"
+        set_disabled(conn, result.feed_id, DisabledReason.MOVED, f"moved for good to {new_url}, which feed #{other[0]} {has}")
         return
     why = f"HTTP {result.http_status or '301/308'} permanent redirect on {polls[0]} polls in a row"
     conn.execute("DELETE FROM feed_url_history WHERE feed_id = %s AND url = %s", (result.feed_id, new_url))
@@ -259,9 +263,11 @@ def set_disabled(conn: psycopg.Connection, feed_id: int, reason: DisabledReason,
 
 
 def set_enabled(conn: psycopg.Connection, feed_id: int) -> bool:
-    """Poll a disabled feed again, from now, with a clean failure streak. False if it was enabled."""
+    """Poll a disabled feed again, from now, with a clean failure streak. False if it was enabled.
+    A feed the feeds file dropped becomes the user's: the file's next sync would disable it again."""
     return bool(conn.execute(
         """UPDATE feeds SET enabled = true, disabled_reason = NULL, disabled_at = NULL, disabled_detail = NULL,
+                            managed_by = CASE WHEN disabled_reason = 'unlisted' THEN 'user' ELSE managed_by END,
                             consecutive_failures = 0, next_poll_at = now(), updated_at = now()
             WHERE id = %s AND NOT enabled""", (feed_id,)).rowcount)
 

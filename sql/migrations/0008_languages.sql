@@ -28,8 +28,9 @@ CREATE OR REPLACE FUNCTION newsroom_ts_config(language text) RETURNS regconfig
 --    GIN index, where a per-row websearch_to_tsquery(newsroom_ts_config(a.language), ...) alone
 --    would read every row. It finds a superset: an article matches the query of its own
 --    language, one of the OR-ed branches. Searches then keep only the rows that match their own
---    language's query (pipeline/queries.py): an exclusion ("-russia") is stemmed differently per
---    language, and another language's branch would let an excluded article through.
+--    language's query (pipeline/queries.py: a query with an exclusion is checked again per row,
+--    as "-russia" is stemmed differently per language and another language's branch would let an
+--    excluded article through; otherwise a row whose own language's query ranks it 0 is dropped).
 --    With a language, only that language's query. newsroom_ts_configs() lists every
 --    configuration newsroom_ts_config() gives.
 CREATE OR REPLACE FUNCTION newsroom_ts_configs() RETURNS regconfig[]

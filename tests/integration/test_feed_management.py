@@ -66,8 +66,9 @@ def test_a_feed_added_from_the_cli_survives_a_full_cycle_with_the_file(env, site
     # the outlet filter: the feed's outlet name, else the article's site
     mine = json.loads(_run(["articles", "--outlet", "my outlet", "--format", "json"], env).stdout)
     assert [r["title"] for r in mine] == ["Added"] and mine[0]["outlet"] == "My Outlet"
+    # a site's domain finds its articles whatever outlet name their feed gives them
     by_site = json.loads(_run(["articles", "--outlet", "127.0.0.1", "--format", "json"], env).stdout)
-    assert [r["title"] for r in by_site] == ["Listed"]
+    assert sorted(r["title"] for r in by_site) == ["Added", "Listed"]
 
 
 def test_add_remove_pause_resume_and_their_errors(env, conn):
@@ -118,6 +119,14 @@ def test_the_file_syncs_its_own_feeds_only(settings, feeds_file, conn):
     again = ingest.sync_feeds(settings).counts
     assert (again["inserted"], again["updated"], again["disabled"]) == (0, 0, 0)
     assert conn.execute("SELECT count(*) FROM feeds").fetchone()[0] == 3
+    # a feed the file dropped and the user resumed is the user's now: the next sync keeps it
+    settings = replace(settings, feeds_file=feeds_file(["http://127.0.0.1/a.xml"]))
+    ingest.sync_feeds(settings)
+    b_id = store.feeds.find_feed(conn, "http://127.0.0.1/b.xml")["id"]
+    assert store.feeds.set_enabled(conn, b_id)
+    conn.commit()
+    assert ingest.sync_feeds(settings).counts["disabled"] == 0
+    assert _feeds(conn)["http://127.0.0.1/b.xml"][1:4] == (True, None, "user")
 
 
 def _poll_now(settings, conn):
@@ -166,6 +175,13 @@ def test_a_move_onto_a_feed_already_polled_disables_the_mover(settings, site, fe
     _poll_now(settings, conn)
     row = conn.execute("SELECT enabled, disabled_reason, disabled_detail FROM feeds WHERE name = 'feed 0'").fetchone()
     assert row[:2] == (False, "moved") and "which feed #2 already polls" in row[2]
+    # onto a feed that is not polled: said so, with the way back
+    store.feeds.set_enabled(conn, 1)
+    store.feeds.set_disabled(conn, 2, "removed", "by the user")
+    conn.commit()
+    _poll_now(settings, conn)
+    detail = conn.execute("SELECT disabled_detail FROM feeds WHERE id = 1").fetchone()[0]
+    assert "which feed #2 has, but does not poll (removed: `newsroom feeds resume 2`)" in detail
 
 
 def test_410_gone_disables_the_feed_with_its_reason_and_status_shows_it(settings, site, feeds_file, conn, env):
@@ -232,6 +248,7 @@ def test_filters_by_feed_tag_outlet_and_language(env, conn, settings):
     assert titles("search", "Idlib") == ["Idlib en guerre", "Idlib talks"]
     assert titles("search", "Idlib", "--tag", "uk") == ["Idlib talks"]
     assert titles("search", "Idlib", "--feed", "French") == ["Idlib en guerre"]
+    assert titles("search", "Idlib", "--feed", "HTTP://127.0.0.1/fr.xml?utm_source=x") == ["Idlib en guerre"]
     assert titles("search", "Idlib", "--outlet", "bbc.co.uk") == ["Idlib talks"]
     assert titles("search", "Idlib", "--outlet", "LE JOURNAL") == ["Idlib en guerre"]
     assert titles("articles", "--language", "fr") == ["Idlib en guerre"]
@@ -241,7 +258,8 @@ def test_filters_by_feed_tag_outlet_and_language(env, conn, settings):
     for args, says in [(["--tag", "nope"], "no feed has the tag 'nope' (tags in use: fr, uk)"),
                        (["--feed", "Nope"], "no feed is called 'Nope'"),
                        (["--outlet", "nope.example"], "no outlet is called"),
-                       (["--language", "french!"], "language must be a two- or three-letter code")]:
+                       (["--language", "french!"], "language must be a two- or three-letter code"),
+                       (["--outlet", "English"], "no outlet is called")]:  # a feed's name is not an outlet
         for command in (["search", "Idlib"], ["topics"], ["entities"], ["articles"]):
             assert says in _one_line_error(_run([*command, *args], env)), (command, args)
 

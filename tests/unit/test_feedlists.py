@@ -145,3 +145,10 @@ def test_yaml_outlet_is_read(tmp_path):
     path = Path(tmp_path / "f.yaml")
     path.write_text("feeds:\n  - url: http://a.example/f\n    outlet: A Daily\n")
     assert read_feed_list(path)[0].outlet == "A Daily"
+
+
+def test_opml_export_carries_no_character_xml_cannot(tmp_path):
+    path = tmp_path / "out.opml"
+    path.write_bytes(to_opml([FeedSpec(url="http://a.example/f", name="A\x01B\x0c", tags=("x\x02",))]))
+    [back] = read_feed_list(path)
+    assert back.name == "A\ufffdB\ufffd" and back.tags == ("x\ufffd",)

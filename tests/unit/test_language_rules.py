@@ -60,6 +60,14 @@ def test_the_two_settings_must_agree_on_english():
         Settings.from_env({"NEWSROOM_SPACY_MODELS": "en=x", "NEWSROOM_SPACY_MODEL": "y"})
 
 
+def test_an_english_pair_is_the_english_pipeline_and_survives_the_trip_to_a_task():
+    from pipeline.config import to_env
+
+    s = Settings.from_env({"NEWSROOM_SPACY_MODELS": f"en=my_en,fr={FR}"})
+    assert s.spacy_model == "my_en"  # what `airflow up` hands its tasks must read back alike
+    assert Settings.from_env(to_env(s)).spacy_models == s.spacy_models
+
+
 def test_model_for():
     s = Settings.from_env({"NEWSROOM_SPACY_MODELS": f"fr={FR}"})
     assert (s.model_for("en"), s.model_for("fr"), s.model_for("de"), s.model_for(None)) == (EN, FR, None, None)
