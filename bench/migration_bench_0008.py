@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -38,6 +37,7 @@ VIEWS = ROOT / "sql" / "views"
 RESULT = HERE / "results" / "migration_0008.json"
 sys.path.insert(0, str(HERE))
 
+import common  # noqa: E402
 import db_bench  # noqa: E402
 import psycopg  # noqa: E402
 
@@ -250,10 +250,7 @@ def main() -> None:
 
     if not args.no_write:
         data = json.loads(RESULT.read_text()) if RESULT.exists() else {}
-        mem = round(int(next(x for x in open("/proc/meminfo") if x.startswith("MemTotal")).split()[1]) / 2**20, 1)
-        cpu = next((x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "")
-        data["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "cpu": cpu, "mem_gib": mem,
-                           "platform": platform.platform(), "postgres": settings.get("server_version")}
+        data["machine"] = {**common.machine(), "postgres": settings.get("server_version")}
         data["what"] = ("bench/migration_bench_0008.py: database built by this tree (migrations 0001-0005, "
                         "bench/db_bench.py load, every n-th article marked French, every 50th without a "
                         "language), then 0008 applied in one transaction on a throwaway embedded server; "
