@@ -272,7 +272,7 @@ def feeds_import(settings: config.Settings, file: Path) -> None:
 
 @feeds_group.command("export")
 @click.option("--format", "fmt", type=click.Choice(["opml", "yaml"]), default="opml", show_default=True)
-@click.option("--all", "everything", is_flag=True, help="Also the feeds not polled (paused, removed, gone).")
+@click.option("--all", "everything", is_flag=True, help="Also the feeds not polled (paused, removed, gone); the file does not say so.")
 @click.pass_obj
 @friendly
 def feeds_export(settings: config.Settings, fmt: str, everything: bool) -> None:

@@ -115,7 +115,7 @@ def upsert_entries(conn: psycopg.Connection, feed_id: int, entries: Sequence[Fee
                 {"feed": feed_id, "url": clean(e.url), "entry_url": clean(e.entry_url),
                  "guid": clean(e.guid), "title": clean(e.title), "summary": clean(e.summary),
                  "published": e.published, "author": clean(", ".join(e.authors)) or None,
-                 "version": PIPELINE_VERSION, "site": clean(site_of(e.url))},
+                 "version": PIPELINE_VERSION, "site": clean(site_of(e.url)) or ""},
             ).fetchone()
             if row and row[1]:
                 new_ids.append(row[0])
