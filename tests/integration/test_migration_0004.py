@@ -81,6 +81,6 @@ def test_0004_upgrades_a_database_with_data(empty_db_dsn, tmp_path):
                          (gpe,)).fetchone()[0] == ["GPE", "LOC", "LOC"]  # each mention keeps its own label
         for query, want in [("Sorensen", y), ("Lodz", y), ("strasse", alone)]:
             assert c.execute("SELECT array_agg(id) FROM articles WHERE search @@ "
-                             "websearch_to_tsquery('english', newsroom_fold(%s))", (query,)).fetchone()[0] == [want]
+                             "websearch_to_tsquery(newsroom_ts_config(language), newsroom_fold(%s))", (query,)).fetchone()[0] == [want]
         # The views were re-created over the new column.
         assert c.execute("SELECT published_at FROM v_articles WHERE id = %s", (x,)).fetchone()[0] == T0
