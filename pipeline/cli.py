@@ -20,7 +20,7 @@ from pipeline.cli_support import (
 )
 from pipeline.errors import ConfigError
 from pipeline.states import DisabledReason
-from pipeline.urls import canonical_url
+from pipeline.urls import feed_lookup_key
 
 log = logging.getLogger(__name__)
 
@@ -185,16 +185,6 @@ def feeds_sync(settings: config.Settings) -> None:
                f"{c['disabled']} disabled as no longer listed (from {settings.feeds_file})")
 
 
-def _feed_ident(ident: str) -> str:
-    """A feed named by URL is looked up by its canonical URL, as the list stores it."""
-    if "://" not in ident:
-        return ident
-    try:
-        return canonical_url(ident.strip())
-    except ValueError:
-        return ident
-
-
 @feeds_group.command("add")
 @click.argument("url")
 @click.option("--name", help="What to call it (default: its URL).")
@@ -218,7 +208,7 @@ def _set_feed(settings: config.Settings, ident: str, change) -> tuple[dict, str]
     """(the feed, "now" or "already") after `change(conn, feed)` said whether it changed it."""
     _migrate_quietly(settings)
     with store.db.session(settings) as conn:
-        feed = store.feeds.find_feed(conn, _feed_ident(ident))
+        feed = store.feeds.find_feed(conn, feed_lookup_key(ident))
         changed = change(conn, feed)
     return feed, "now" if changed else "already"
 

@@ -26,13 +26,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pipeline.errors import NotFound, UserInputError
 from pipeline.periods import Bucket
-from pipeline.urls import InvalidURL, canonical_url
+from pipeline.urls import feed_lookup_key
 
 log = logging.getLogger(__name__)
 
@@ -217,12 +217,7 @@ def _scope(conn: Any, scope: Scope | None) -> dict[str, Any]:
     scope = scope or EVERYWHERE
     out: dict[str, Any] = {"scope_feeds": None, "scope_tag": None, "scope_outlet": None, "scope_language": None}
     if scope.feed:
-        ident = scope.feed.strip()
-        if "://" in ident:  # a URL is stored canonical, as `newsroom feeds` commands look it up
-            try:
-                ident = canonical_url(ident)
-            except InvalidURL:
-                pass
+        ident = feed_lookup_key(scope.feed)  # as `newsroom feeds` commands look it up
         ids = [r["id"] for r in _rows(conn, """
             SELECT id FROM feeds
              WHERE (%(id)s::bigint IS NOT NULL AND id = %(id)s::bigint)
@@ -359,7 +354,6 @@ matches AS (
      WHERE a.search @@ (SELECT candidates FROM q)
        AND (NOT (SELECT excludes FROM q)
             OR a.search @@ (SELECT lq.query FROM lq WHERE lq.config = newsroom_ts_config(a.language)))
-       AND (%(language)s::text IS NULL OR a.language = %(language)s::text)
        AND (%(since)s::timestamptz IS NULL
             OR a.published_effective >= %(since)s::timestamptz)
        AND (%(until)s::timestamptz IS NULL
@@ -428,9 +422,10 @@ def search(conn: Any, text: str, *, topic: str | None = None, entity: str | None
     text = (text or "").strip()
     if not text:
         raise UserInputError("search text is empty; give some words to look for")
+    lang = _language(language if language is not None else scope.language if scope else None)
+    scope = replace(scope or EVERYWHERE, language=lang)  # one language filter: the scope's
     params = {
-        "text": text, "limit": _limit(limit), "headline": HEADLINE_OPTIONS,
-        "language": _language(language if language is not None else scope.language if scope else None),
+        "text": text, "limit": _limit(limit), "headline": HEADLINE_OPTIONS, "language": lang,
         "recency_days": RECENCY_DAYS, "candidates": max_candidates,
         **_filters(conn, topic=topic, entity=entity, since=since, until=until, arrived=arrived, scope=scope),
     }

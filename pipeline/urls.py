@@ -176,3 +176,16 @@ def site_of(url: str) -> str | None:
     except Exception:  # a stranger's host; the fallback below is always right enough
         registered = None
     return registered or host.removeprefix("www.")
+
+
+def feed_lookup_key(ident: str) -> str:
+    """How a feed the user names (id, URL or name) is looked up: a URL by its canonical form, as
+    feed lists store it (`HTTPS://Example.org/rss?utm_source=x` finds https://example.org/rss);
+    anything else, or a URL too broken to canonicalise, as typed (stripped)."""
+    ident = (ident or "").strip()
+    if "://" not in ident:
+        return ident
+    try:
+        return canonical_url(ident)
+    except InvalidURL:
+        return ident
