@@ -292,7 +292,9 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
     # An ambiguous place is not taken on its name alone (rule 5 decides).
     entries = [None if e is not None and e.ambiguous else e for e in found]
     # Group ids: the gazetteer entry's key, else the folded key.
-    groups = [f"gz:{e.key}" if e else f"key:{name_key(n)}" for n, e in zip(names, entries, strict=True)]
+    # An all-lower-case name ("a turkey") never joins a capitalised one ("Turkey").
+    groups = [f"gz:{e.key}" if e else f"{'lower' if n == n.lower() else 'key'}:{name_key(n)}"
+              for n, e in zip(names, entries, strict=True)]
 
     # Full names (PERSON, two or more words) and the surname keys that point at them.
     def person(i: int) -> bool:
