@@ -452,14 +452,29 @@ def _ruler_patterns(gazetteer: Gazetteer) -> tuple[list[dict[str, Any]], dict[st
     return patterns, exact
 
 
+_SENTENCE_END = frozenset('.!?:;"\u201c\u201d-\u2013\u2014(')
+
+
+def _title_word(doc, i: int) -> bool:
+    """Is token i a capitalised word that is not just starting its sentence or line?"""
+    if i < 0 or i >= len(doc) or not doc[i].is_title or not doc[i].is_alpha:
+        return False
+    before = doc[i - 1] if i > 0 else None
+    return before is not None and "\n" not in before.text_with_ws and before.text not in _SENTENCE_END
+
+
 def _make_case_filter(nlp: Language, name: str, exact: dict[str, list[str]]):
-    """Drops gazetteer matches of case-sensitive entries whose case differs ("us" is not "US");
-    the tokens go back to the statistical NER."""
+    """Drops gazetteer matches the statistical NER should decide instead; their tokens go back to
+    it: a case-sensitive entry's match whose case differs ("us" is not "US"), and a place's match
+    with a capitalised word right before or after it, which makes it part of a longer name ("Air
+    France", "Dynamo Moscow", "East Jerusalem", "U.S. Treasury", "China Daily"; a word that only
+    starts its sentence or line does not count)."""
     allowed = {ent_id: set(forms) for ent_id, forms in exact.items()}
 
     def case_filter(doc):
         ents = list(doc.ents)
-        kept = [e for e in ents if e.ent_id_ not in allowed or e.text in allowed[e.ent_id_]]
+        kept = [e for e in ents if (e.ent_id_ not in allowed or e.text in allowed[e.ent_id_])
+                and not (e.label_ in PLACE_LABELS and (_title_word(doc, e.start - 1) or _title_word(doc, e.end)))]
         if len(kept) != len(ents):
             doc.set_ents(kept, default="missing")
         return doc
