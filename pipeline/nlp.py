@@ -356,22 +356,19 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
     for g in pending:
         idx = members[g]
         r = resolved[g]
-        curated = next((found[i] for i in idx if found[i] is not None and found[i].place is not None), None)
-        candidates = (curated.place,) if curated is not None else _candidates(places, [names[i] for i in idx])
+        # Every place of the name: the curated ones (an ambiguous entry's too) are in the index.
+        candidates = _candidates(places, [names[i] for i in idx])
         if not candidates:
             continue
-        ambiguous = curated is not None or any(places.is_ambiguous(names[i]) for i in idx)
+        ambiguous = any(found[i] is not None for i in idx) or any(places.is_ambiguous(names[i]) for i in idx)
         decision: Decision | None = None
         if r.label in PLACE_LABELS:
-            decision = choose(candidates, countries)
-            if ambiguous and decision is not None and decision.rule == LinkRule.PROMINENT:
-                decision = None  # a name that is often something else needs more than size
+            decision = choose(candidates, countries)  # the model's label is the evidence
         elif r.label == "PERSON" or (ambiguous and r.label != "ORG"):
             evidence = next((rule for i in idx for rule in _place_evidence(text, ms[i], spans)), None)
-            if evidence is not None:
-                pick = choose(candidates, countries)
-                if pick is not None and not (ambiguous and pick.rule == LinkRule.PROMINENT):
-                    decision = Decision(pick.place, evidence)
+            pick = choose(candidates, countries) if evidence is not None else None
+            if pick is not None:
+                decision = Decision(pick.place, evidence)
         if decision is not None:
             p = decision.place
             resolved[g] = _Resolved(p.name, p.label, p.wikidata_id, True, p.key, p, decision.rule)
@@ -598,4 +595,27 @@ def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path, places: P
                 continue
             raw[i].append(Mention(start=offset + start, end=offset + end, surface=chunk[start:end],
                                   label=LABEL_MAP.get(ent.label_, ent.label_), canonical=""))
-    return [normalise(r, gaz, places=index, text=t) for r, t in zip(raw, texts, strict=True)]
+    return [normalise(dateline(t, r, index), gaz, places=index, text=t) for r, t in zip(raw, texts, strict=True)]
+
+
+# A wire story's dateline: the place in capitals at the start of a line, then a date, a comma, an
+# agency in brackets or a dash ("BEIRUT, Oct 3 (Reuters) -", "LONDON 1996-08-30"). The small
+# model misses most names in capitals.
+_DATELINE = re.compile(
+    r"^[ \t]*([A-Z][A-Z'.]*(?:[ -][A-Z][A-Z'.]*){0,3})(?=[ \t]*(?:,|\(|--|\u2014|\u2013|- |[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"|[0-9]{1,2}/[0-9]{1,2}|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? [0-9]))", re.MULTILINE)
+
+
+def dateline(text: str, mentions: Sequence[Mention], places: PlaceIndex) -> list[Mention]:
+    """The mentions with each dateline's place labelled GPE (added, or relabelled where the model
+    saw something else), when the place index knows the name and can tell which place it is."""
+    out = list(mentions)
+    for m in _DATELINE.finditer(text):
+        start, end = m.span(1)
+        name = m.group(1).rstrip(".")
+        end = start + len(name)
+        if choose(_candidates(places, [name.title()]), {}) is None:
+            continue
+        out = [x for x in out if x.end <= start or end <= x.start]
+        out.append(Mention(start=start, end=end, surface=text[start:end], label="GPE", canonical=""))
+    return out

@@ -17,8 +17,9 @@ mention is linked (`choose`), each rule a `LinkRule`:
 - CONTEXT: several places have the name; the article names the country of exactly one of them
   ("Tripoli" beside "Lebanon");
 - PROMINENT: several have it, none in a country the article names; a country wins over the
-  regions and cities of its name, a city over its own province, else a city ten times as
-  populous as every other (regions have no population here, so a region never loses on size);
+  cities of its name (not over a state or province: "Georgia" needs context), a city over its
+  own province, else a city ten times as populous as every other (regions have no population
+  here, so a region never loses on size);
 - for a name that is also something else (places.yaml `ambiguous`), the model's GPE/LOC label is
   the evidence (it read the sentence); without it, PREPOSITION ("in Jordan", "near Chad") or
   NEARBY_COUNTRY (another country named within a few words: "Jordan and Syria") make it a place.
@@ -59,11 +60,6 @@ class Place:
     wikidata_id: str | None = None
     population: int = 0
     label: str = "GPE"
-
-    @property
-    def rank(self) -> int:
-        """Countries first, then regions, cities, continents (PROMINENT)."""
-        return {PlaceKind.COUNTRY: 3, PlaceKind.REGION: 2, PlaceKind.CITY: 1, PlaceKind.CONTINENT: 0}[self.kind]
 
 
 # --- the curated file -------------------------------------------------------------------------
@@ -328,10 +324,11 @@ def choose(candidates: Sequence[Place], countries: Mapping[str, int]) -> Decisio
         if len({p.key for p in top}) == 1:
             return Decision(top[0], LinkRule.CONTEXT)
         candidates = top
-    top_rank = max(p.rank for p in candidates)
-    ranked = [p for p in candidates if p.rank == top_rank]
-    if len({p.key for p in ranked}) == 1 and top_rank == 3:
-        return Decision(ranked[0], LinkRule.PROMINENT)
+    countries_ = [p for p in candidates if p.kind == PlaceKind.COUNTRY]
+    if len(countries_) == 1 and all(p.kind in (PlaceKind.COUNTRY, PlaceKind.CITY) for p in candidates):
+        # A country over the towns named after it ("Jordan", Hong Kong's); not over a state or
+        # province of the name ("Georgia"): that takes the article's context.
+        return Decision(countries_[0], LinkRule.PROMINENT)
     cities = [p for p in candidates if p.kind == PlaceKind.CITY]
     if len({p.country for p in candidates}) == 1 and len(cities) == 1:
         # A city and the province named after it ("Hama"): the city, the usual sense in news.
