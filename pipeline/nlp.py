@@ -353,11 +353,13 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
             for i in members[g]:
                 countries[r.place.country or ""] += 1
                 spans.append((ms[i].start, ms[i].end, r.place.country, r.place.kind))
-    for g in pending:
+    # Every place of each name (the curated ones, an ambiguous entry's too, are in the index); the
+    # names of one place first, so that "Atlanta" is context for "Georgia" after it.
+    options = {g: _candidates(places, [names[i] for i in members[g]]) for g in pending}
+    for g in sorted(pending, key=lambda g: len(options[g])):
         idx = members[g]
         r = resolved[g]
-        # Every place of the name: the curated ones (an ambiguous entry's too) are in the index.
-        candidates = _candidates(places, [names[i] for i in idx])
+        candidates = options[g]
         if not candidates:
             continue
         ambiguous = any(found[i] is not None for i in idx) or any(places.is_ambiguous(names[i]) for i in idx)
@@ -372,6 +374,9 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
         if decision is not None:
             p = decision.place
             resolved[g] = _Resolved(p.name, p.label, p.wikidata_id, True, p.key, p, decision.rule)
+            for i in idx:
+                countries[p.country or ""] += 1
+                spans.append((ms[i].start, ms[i].end, p.country, p.kind))
 
     out: list[Mention] = []
     for m, g in zip(ms, groups, strict=True):

@@ -333,10 +333,15 @@ def choose(candidates: Sequence[Place], countries: Mapping[str, int]) -> Decisio
     if len({p.country for p in candidates}) == 1 and len(cities) == 1:
         # A city and the province named after it ("Hama"): the city, the usual sense in news.
         return Decision(cities[0], LinkRule.PROMINENT)
-    if all(p.population > 0 for p in candidates):  # regions have no population here: no size to compare
-        by_size = sorted(candidates, key=lambda p: p.population, reverse=True)
-        if by_size[0].population >= 10 * by_size[1].population:
-            return Decision(by_size[0], LinkRule.PROMINENT)
+    if cities:
+        # A city ten times the size of every other, where no region of the name lies in another
+        # country (regions have no population here: "Surrey" the county is not outweighed by
+        # Surrey in Canada; Paris's own department does not stop Paris).
+        by_size = sorted(cities, key=lambda p: p.population, reverse=True)
+        big = by_size[0]
+        if (len(by_size) == 1 or big.population >= 10 * by_size[1].population) and \
+                all(p.country == big.country for p in candidates if p.kind == PlaceKind.REGION):
+            return Decision(big, LinkRule.PROMINENT)
     return None
 
 
