@@ -12,7 +12,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from pipeline import ingest, nlp, store
+from pipeline import ingest, nlp, queries, store
 from pipeline.cli import main
 from pipeline.cli_query import COMMANDS
 from pipeline.records import Mention
@@ -278,6 +278,11 @@ def test_the_tag_stage_links_places(tagged, conn):
                  FROM article_entities ae JOIN entities e ON e.id = ae.entity_id""").fetchall():
         assert body[aid][start:end] == surface
         assert rule is None or country is not None, surface
+    # the place index's names are the entities' aliases: a look-up by any of them finds the place
+    aliases = dict(conn.execute("SELECT name, aliases FROM entities WHERE country = 'SY'").fetchall())
+    assert "Idleb" in aliases["Idlib"] and {"Halab", "Alep"} <= set(aliases["Aleppo"])
+    assert "Idlib province" in aliases["Idlib Governorate"]
+    assert [r["name"] for r in queries.resolve_entity(conn, "Idleb")] == ["Idlib"]
     # one row per place
     assert conn.execute("SELECT count(*) FROM entities WHERE country IS NOT NULL").fetchone()[0] == len(places)
 
@@ -374,10 +379,13 @@ def test_entities_country_lists_only_that_countrys_places(run, corpus):
     assert rows[0]["name"] == "Idlib" and rows[0]["articles"] == 2 and rows[0]["mentions"] == 3
     tr = json.loads(run("entities", "--country", "tr", "--format", "json").stdout)
     assert [r["name"] for r in tr] == ["Turkey"]
+    narrow = run("entities", "--country", "SY", columns=80)
+    assert narrow.exit_code == 0 and all(len(line) <= 80 for line in narrow.stdout.splitlines())
+    assert "Idlib" in narrow.stdout
 
 
 def test_entities_bad_or_unknown_country(run, corpus):
-    for bad in ("XYZ", "S", "1Y", "SY; DROP TABLE entities"):
+    for bad in ("XYZ", "S", "1Y", "S\x00Y", "ŞY", "SY; DROP TABLE entities"):
         out = run("entities", "--country", bad)
         # a malformed value is bad input: exit 2, as every other bad option (cli_support.EXIT_BAD_INPUT)
         assert out.exit_code == 2, (bad, out.stdout, out.stderr)
