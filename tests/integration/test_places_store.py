@@ -428,11 +428,8 @@ def test_article_shows_country_ids_and_linked_by(run, corpus):
     assert narrow.exit_code == 0 and all(len(line) <= 80 for line in narrow.stdout.splitlines())
 
 
-# --- found while writing these tests ------------------------------------------------------------
+# --- found while writing these tests (both were bugs) -------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="upsert_entities: the first mention of a key decides whether the row is "
-                                       "authoritative; a model-only mention with the same name key ahead of the "
-                                       "gazetteer's in one batch stores the model's name and label")
 def test_the_gazetteers_mention_wins_whatever_the_order_in_the_batch(conn):
     # GRU (case-sensitive gazetteer ORG, no Wikidata id: key name:gru) and the model's "Gru" (a film
     # character: not the entry, the case differs) share the key name:gru.
@@ -443,8 +440,6 @@ def test_the_gazetteers_mention_wins_whatever_the_order_in_the_batch(conn):
     assert _row(conn, "name:gru")[1:3] == ("GRU", "ORG")
 
 
-@pytest.mark.xfail(strict=True, reason="the legacy re-key ignores the old row's label: a name-keyed PERSON row "
-                                       "becomes the place (its old PERSON mentions count as the place until retag)")
 def test_a_legacy_row_of_another_kind_is_not_re_keyed_to_a_place(conn):
     eid = conn.execute("INSERT INTO entities (key, name, label) VALUES ('name:victoria', 'Victoria', 'PERSON') "
                        "RETURNING id").fetchone()[0]
