@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from pipeline import entity_rules
 from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem, short
 from pipeline.errors import ConfigError
 from pipeline.records import Mention
@@ -460,4 +461,5 @@ def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path,
                 continue
             raw[i].append(Mention(start=offset + start, end=offset + end, surface=chunk[start:end],
                                   label=LABEL_MAP.get(ent.label_, ent.label_), canonical=""))
+    raw = [entity_rules.apply(t, r) for t, r in zip(texts, raw, strict=True)]  # span and label rules
     return [normalise(r, gaz) for r in raw]
