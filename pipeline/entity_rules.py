@@ -30,6 +30,9 @@ class RuleName(StrEnum):
     TABLE_WORD = "table_word"
     RESULTS_TEAM = "results_team"
     DATELINE = "dateline"
+    CAPS_LINE = "caps_line"
+    CAPS_ECHO = "caps_echo"
+    ROW_HEAD = "row_head"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +61,13 @@ class _Doc:
     """The text with its line boundaries (bisect: linear time whatever the number of mentions)
     and the changes made so far."""
 
-    __slots__ = ("changes", "text", "_newlines", "_results")
+    __slots__ = ("changes", "text", "_caps", "_newlines", "_results")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._newlines = [m.start() for m in re.finditer("\n", text)]
         self._results: dict[int, bool] = {}
+        self._caps: dict[int, bool] = {}
         self.changes: list[Change] = []
 
     def line(self, pos: int) -> tuple[int, int]:
@@ -76,6 +80,16 @@ class _Doc:
     def span(self, m: Mention, start: int, end: int, label: str | None = None) -> Mention:
         return replace(m, start=start, end=end, surface=self.text[start:end],
                        label=m.label if label is None else label)
+
+    def is_caps_line(self, pos: int) -> bool:
+        """Whether the line holding text[pos] has letters and none of them lower-case (a
+        headline, a table's heading or row)."""
+        start, end = self.line(pos)
+        hit = self._caps.get(start)
+        if hit is None:
+            line = self.text[start:end]
+            hit = self._caps[start] = _has_letter(line) and not any(c.islower() for c in line)
+        return hit
 
     def is_results_line(self, pos: int) -> bool:
         start, end = self.line(pos)
@@ -251,6 +265,133 @@ def dateline(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     return out
 
 
+# Labels the model gives names on capitals lines with little better than chance; places are
+# mostly right there (datelines, countries in headlines).
+_WEAK_ON_CAPS = NAME_LABELS - PLACE_LABELS
+
+
+def _mixed_case_names(doc: _Doc, mentions: list[Mention]) -> dict[str, str]:
+    """{case-folded surface: label} of the name mentions on lines with lower-case letters (the
+    first label seen), the names the text itself vouches for."""
+    names: dict[str, str] = {}
+    for m in mentions:
+        if m.label in NAME_LABELS and _valid(doc.text, m) and not doc.is_caps_line(m.start):
+            names.setdefault(" ".join(m.surface.split()).casefold(), m.label)
+    return names
+
+
+def caps_line(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
+    """On a line without lower-case letters that is not a line of results (a headline, a
+    table's heading: "SOCCER - LEAGUE STANDINGS", "EASTERN DIVISION"), the small model has no
+    case to go by and its ORG, PERSON, EVENT... labels are mostly wrong: such a mention is
+    dropped unless the text writes the same name in mixed case as a mention elsewhere. Places
+    are kept (datelines, countries in headlines are mostly right)."""
+    vouched = _mixed_case_names(doc, mentions)
+    out: list[Mention] = []
+    for m in mentions:
+        if (m.label in _WEAK_ON_CAPS and _valid(doc.text, m) and doc.is_caps_line(m.start)
+                and not doc.is_results_line(m.start)
+                and " ".join(m.surface.split()).casefold() not in vouched):
+            doc.changes.append(Change(RuleName.CAPS_LINE, m, None))
+            continue
+        out.append(m)
+    return out
+
+
+_CAP_WORD = re.compile(r"[A-Z][A-Z.'&-]*")
+_ECHO_MAX_WORDS = 4
+
+
+def _free(covered: list[tuple[int, int]], a: int, b: int) -> bool:
+    """Whether [a, b) overlaps none of the sorted, non-overlapping spans `covered`."""
+    k = bisect_left(covered, (b, b))
+    return k == 0 or covered[k - 1][1] <= a
+
+
+def _covered(mentions: list[Mention]) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for a, b in sorted((m.start, m.end) for m in mentions):
+        if spans and a < spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], b))
+        else:
+            spans.append((a, b))
+    return spans
+
+
+def caps_echo(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
+    """A name in a capitals line ("ROMANIA BEAT LITHUANIA") that the text also writes in mixed
+    case as a mention ("Romania") is that name, with its label: the model misses names in
+    capitals, which carry no case to go by. Longest match first, at most four words, never over
+    another mention."""
+    vouched = _mixed_case_names(doc, mentions)
+    if not vouched:
+        return mentions
+    covered = _covered(mentions)
+    out = list(mentions)
+    line_start, text = 0, doc.text
+    while line_start <= len(text):
+        line_end = text.find("\n", line_start)
+        line_end = len(text) if line_end < 0 else line_end
+        if doc.is_caps_line(line_start) if line_start < len(text) else False:
+            words = [(w.start(), w.end()) for w in _CAP_WORD.finditer(text, line_start, line_end)]
+            i = 0
+            while i < len(words):
+                for n in range(min(_ECHO_MAX_WORDS, len(words) - i), 0, -1):
+                    a, b = words[i][0], words[i + n - 1][1]
+                    label = vouched.get(" ".join(text[a:b].split()).casefold())
+                    if label is not None and _free(covered, a, b) and (
+                            b == len(text) or not text[b].isalnum()):
+                        new = Mention(start=a, end=b, surface=text[a:b], label=label, canonical="")
+                        doc.changes.append(Change(RuleName.CAPS_ECHO, None, new))
+                        out.append(new)
+                        i += n - 1
+                        break
+                i += 1
+        line_start = line_end + 1
+    return out
+
+
+_NAME = r"[A-Z][\w'&.-]*(?:[ \t]+(?:[A-Z][\w'&.-]*|of|de|la|am|upon))*"
+_SCORE = r"(?:\d+(?:[-:]\d+)?|\.\d+|\d+\.\d+|\d+[ \t]+\d/\d|-)"
+_ROW = re.compile(rf"(?:{_NAME}(?:[ \t]+{_SCORE})+[ \t]*)+")
+_ROW_NAME = re.compile(rf"({_NAME})((?:[ \t]+{_SCORE})+)")
+_INITIAL = re.compile(r"(?:^|\s)[A-Z]\.")
+
+
+def row_head(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
+    """A line made only of names each followed by numbers ("Leeds 2 Hull 1", a standings row
+    "Denver 70 62 .530 4 1/2") is a line of results or a table whose names are the teams: a
+    name there that the model left out, or labelled as a place, is an organisation. Names with
+    an initial ("P. Smith") and names the text labels PERSON are competitors, left alone."""
+    text = doc.text
+    persons = {k for k, v in _mixed_case_names(doc, mentions).items() if v == "PERSON"}
+    exact = {(m.start, m.end): i for i, m in enumerate(mentions)}
+    covered = _covered(mentions)
+    out = list(mentions)
+    for row in _ROW.finditer(text):
+        a, b = row.span()
+        if (a and text[a - 1] != "\n") or (b < len(text) and text[b] != "\n"):
+            continue
+        names = list(_ROW_NAME.finditer(text, a, b))
+        if sum(len(n.group(2).split()) for n in names) < 2:
+            continue
+        for n in names:
+            s, e = n.span(1)
+            surface = text[s:e]
+            if _INITIAL.search(surface) or " ".join(surface.split()).casefold() in persons:
+                continue
+            new = Mention(start=s, end=e, surface=surface, label="ORG", canonical="")
+            i = exact.get((s, e))
+            if i is not None:
+                if out[i].label in PLACE_LABELS | {"PRODUCT", "LAW", "WORK_OF_ART", "NORP"}:
+                    doc.changes.append(Change(RuleName.ROW_HEAD, out[i], new))
+                    out[i] = replace(out[i], label="ORG")
+            elif _free(covered, s, e):
+                doc.changes.append(Change(RuleName.ROW_HEAD, None, new))
+                out.append(new)
+    return out
+
+
 # --- the driver ------------------------------------------------------------------------------
 
 SpanRule = Callable[[_Doc, Mention], list[Mention]]
@@ -266,6 +407,9 @@ SPAN_RULES: tuple[tuple[RuleName, SpanRule], ...] = (
 )
 TEXT_RULES: tuple[tuple[RuleName, TextRule], ...] = (
     (RuleName.DATELINE, dateline),
+    (RuleName.CAPS_LINE, caps_line),
+    (RuleName.CAPS_ECHO, caps_echo),
+    (RuleName.ROW_HEAD, row_head),
 )
 
 
