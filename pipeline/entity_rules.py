@@ -33,6 +33,7 @@ class RuleName(StrEnum):
     CAPS_LINE = "caps_line"
     CAPS_ECHO = "caps_echo"
     ROW_HEAD = "row_head"
+    PLACE_MODIFIER = "place_modifier"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,8 @@ NAME_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "FAC", "NORP", "EVENT", 
 # Labels of places, which the model gives to a team named after its town.
 PLACE_LABELS = frozenset({"GPE", "LOC", "FAC"})
 
+# Labels whose names may end in a number.
+_NUMBERED = frozenset({"PRODUCT", "EVENT", "LAW", "WORK_OF_ART"})
 _LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -61,13 +64,14 @@ class _Doc:
     """The text with its line boundaries (bisect: linear time whatever the number of mentions)
     and the changes made so far."""
 
-    __slots__ = ("changes", "text", "_caps", "_newlines", "_results")
+    __slots__ = ("changes", "text", "_caps", "_newlines", "_results", "_title")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._newlines = [m.start() for m in re.finditer("\n", text)]
         self._results: dict[int, bool] = {}
         self._caps: dict[int, bool] = {}
+        self._title: dict[int, bool] = {}
         self.changes: list[Change] = []
 
     def line(self, pos: int) -> tuple[int, int]:
@@ -91,6 +95,16 @@ class _Doc:
             hit = self._caps[start] = _has_letter(line) and not any(c.islower() for c in line)
         return hit
 
+    def is_title_line(self, pos: int) -> bool:
+        """Whether the line holding text[pos] is written in title case (most of its words of
+        four letters or more capitalised), as some feeds write headlines."""
+        start, end = self.line(pos)
+        hit = self._title.get(start)
+        if hit is None:
+            words = [w for w in _WORD.findall(self.text[start:end]) if len(w) >= 4 and w[0].isalpha()]
+            hit = self._title[start] = bool(words) and sum(w[0].isupper() for w in words) * 2 > len(words)
+        return hit
+
     def is_results_line(self, pos: int) -> bool:
         start, end = self.line(pos)
         hit = self._results.get(start)
@@ -112,10 +126,13 @@ def split_span(doc: _Doc, m: Mention) -> list[Mention]:
     number: "Somerset 83", "Leicestershire 296", "J. Ratcliffe 63", "Haitai 2 Samsung 0",
     "Scott Smith ( Australia", "Carlisle 4 2 1 1\\nHull". The model joins these in tables and
     results, where it has no lowercase context. The pieces with a capital letter are kept, with
-    the span's label (later rules and `normalise` may correct it). Numeric labels are left
-    alone, and so are products and events, whose names do carry numbers ("Boeing 747")."""
-    if m.label not in NAME_LABELS or m.label in {"PRODUCT", "EVENT", "LAW"} and "\n" not in m.surface:
+    the span's label (later rules and `normalise` may correct it); a span without one is no
+    name. Numeric labels are left alone, and so are products, events and laws outside lines of
+    results, as their names do carry numbers ("Boeing 747", "Euro 96")."""
+    if m.label not in NAME_LABELS:
         return [m]
+    if m.label in _NUMBERED and "\n" not in m.surface and not doc.is_results_line(m.start):
+        return [m] if any(c.isupper() for c in m.surface) else []
     pieces: list[Mention] = []
     pos = m.start
     for cut in _CUT.finditer(m.surface):
@@ -170,18 +187,37 @@ def possessive(doc: _Doc, m: Mention) -> list[Mention]:
 
 # --- labels from the context -----------------------------------------------------------------
 
-_AGENCY_AFTER = re.compile(r"\s+(?:news\s+agency|press\s+agency|agency|news\s+service|newswire)\b",
-                           re.IGNORECASE)
-_AGENCY_INSIDE = re.compile(r"\s+(?:news\s+agency|press\s+agency|news\s+service)$", re.IGNORECASE)
+# Lower-case "news agency" after or before a name: "Interfax news agency said", "the official
+# news agency Tanjug". Capitalised, it is part of the name ("Iraqi News Agency").
+_AGENCY_AFTER = re.compile(r"\s+(?:news|press)\s+agency\b")
+_AGENCY_BEFORE = re.compile(r"\b(?:news|press)\s+agency\s+$")
+_AGENCY_INSIDE = re.compile(r"\s+(?:news|press)\s+agency$")
+# An adjective or a place before "news agency" is the agency's country, not its name.
+_NOT_AGENCY = frozenset({"NORP", "GPE", "LOC"})
 
 
 def agency(doc: _Doc, m: Mention) -> list[Mention]:
-    """"Interfax news agency", "the official IRNA news agency", "Xinhua news agency said": the
-    name before "news agency" is an organisation, and "news agency" is not part of it."""
-    if m.label not in NAME_LABELS:
+    """"Interfax news agency said", "the official news agency Tanjug": the name beside a
+    lower-case "news agency" is an organisation, and "news agency" is not part of it. "the
+    Yugoslav news agency" (an adjective) and "Iraqi News Agency" (capitalised: the whole
+    name) are left alone."""
+    if m.label not in NAME_LABELS or m.label in _NOT_AGENCY:
         return [m]
     inside = _AGENCY_INSIDE.search(m.surface)
-    if inside is not None and inside.start() > 0:
+    if inside is not None:
+        name = m.surface[:inside.start()]
+        if not any(c.isupper() for c in _THE.sub("", name, count=1)):
+            return []  # "the state news agency": no name
+        return [doc.span(m, m.start, m.start + inside.start(), "ORG")]
+    if m.label != "ORG" and (_AGENCY_AFTER.match(doc.text, m.end)
+                             or _AGENCY_BEFORE.search(doc.text, max(0, m.start - 20), m.start)):
+        return [doc.span(m, m.start, m.end, "ORG")]
+    return [m]
+    inside = _AGENCY_INSIDE.search(m.surface)
+    if inside is not None:
+        name = m.surface[:inside.start()]
+        if not any(c.isupper() for c in _THE.sub("", name, count=1)):
+            return []  # "the state news agency": no name
         return [doc.span(m, m.start, m.start + inside.start(), "ORG")]
     if m.label != "ORG" and _AGENCY_AFTER.match(doc.text, m.end):
         return [doc.span(m, m.start, m.end, "ORG")]
@@ -392,6 +428,39 @@ def row_head(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     return out
 
 
+# Titles that follow a place in a person's description ("U.S. Assistant Secretary of State",
+# "French Prime Minister"): the place is the entity there, and the title is not part of a name.
+_TITLES = frozenset({"president", "vice", "prime", "minister", "secretary", "assistant", "deputy", "ambassador",
+                     "envoy", "senator", "governor", "mayor", "general", "cardinal", "archbishop", "bishop",
+                     "chief", "foreign", "defence", "defense", "interior", "finance", "trade", "attorney",
+                     "judge", "consul", "leader", "king", "queen", "prince", "crown", "premier", "chancellor"})
+_NEXT_CAP_WORD = re.compile(r"[ \t]+([A-Z][a-z][\w'-]*)")
+
+
+def place_modifier(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
+    """A place directly followed by capitalised words that no mention covers, in a line of
+    lower-case prose ("the China Daily said", "the Cleveland Indians", "U.S. Treasuries"), is
+    the first word of a longer name the model did not see, mostly an organisation's: the span
+    grows over those words and becomes ORG. A title after the place ("U.S. Assistant
+    Secretary") is not a name; headlines in title case and capitals lines are left alone."""
+    covered = _covered(mentions)
+    out: list[Mention] = []
+    for m in mentions:
+        if m.label in PLACE_LABELS and _valid(doc.text, m) and not doc.is_caps_line(m.start):
+            nxt = _NEXT_CAP_WORD.match(doc.text, m.end)
+            if (nxt is not None and _free(covered, *nxt.span(1)) and not doc.is_title_line(m.start)
+                    and nxt.group(1).lower() not in _TITLES):
+                end = nxt.end(1)
+                while (more := _NEXT_CAP_WORD.match(doc.text, end)) is not None and _free(covered, *more.span(1)):
+                    end = more.end(1)
+                new = doc.span(m, m.start, end, "ORG")
+                doc.changes.append(Change(RuleName.PLACE_MODIFIER, m, new))
+                out.append(new)
+                continue
+        out.append(m)
+    return out
+
+
 # --- the driver ------------------------------------------------------------------------------
 
 SpanRule = Callable[[_Doc, Mention], list[Mention]]
@@ -410,6 +479,7 @@ TEXT_RULES: tuple[tuple[RuleName, TextRule], ...] = (
     (RuleName.CAPS_LINE, caps_line),
     (RuleName.CAPS_ECHO, caps_echo),
     (RuleName.ROW_HEAD, row_head),
+    (RuleName.PLACE_MODIFIER, place_modifier),
 )
 
 
