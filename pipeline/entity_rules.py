@@ -34,6 +34,8 @@ class RuleName(StrEnum):
     CAPS_ECHO = "caps_echo"
     ROW_HEAD = "row_head"
     PLACE_MODIFIER = "place_modifier"
+    INITIAL_NAME = "initial_name"
+    COMPETITOR = "competitor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,6 +463,90 @@ def place_modifier(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     return out
 
 
+_SURNAME = r"(?:[A-Z][a-z]+|[A-Z]'[A-Z][a-z]+|Mc[A-Z][a-z]+|Mac[A-Z][a-z]+)(?:-[A-Z][a-z]+)?"
+_INITIALS_NAME = re.compile(rf"[A-Z]\.[ \t]?{_SURNAME}(?![\w'])")
+# A place's abbreviation looks like an initial ("N. Korea", "S. Africa"): what the model calls
+# a place or a people there is left alone.
+_NOT_INITIAL_NAME = frozenset({"PERSON", "GPE", "LOC", "NORP"})
+_CAPITALISED_BEFORE = re.compile(r"[A-Z][\w'-]*[ \t]+$")
+
+
+def initial_name(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
+    """An initial and a surname ("P. Smith", "J. O'Neill"), the way results, scoreboards and
+    bylines write players and people, is a person: a mention of exactly that span becomes
+    PERSON, a mention of the initial alone grows over the surname, and one the model missed
+    is added. After a capitalised word ("Group B. Germany") it may be a sentence's end, and is
+    left alone."""
+    text = doc.text
+    exact = {(m.start, m.end): i for i, m in enumerate(mentions)}
+    covered = _covered(mentions)
+    out = list(mentions)
+    dropped: set[int] = set()
+    for hit in _INITIALS_NAME.finditer(text):
+        a, b = hit.span()
+        if (a and (text[a - 1].isalnum() or text[a - 1] in ".'")) or (b < len(text) and text[b].isalnum()):
+            continue
+        if _CAPITALISED_BEFORE.search(text, max(0, a - 30), a):
+            continue
+        new = Mention(start=a, end=b, surface=text[a:b], label="PERSON", canonical="")
+        i = exact.get((a, b))
+        if i is not None:
+            if out[i].label not in _NOT_INITIAL_NAME and out[i].label in NAME_LABELS:
+                doc.changes.append(Change(RuleName.INITIAL_NAME, out[i], new))
+                out[i] = replace(out[i], label="PERSON")
+            continue
+        inside = [exact[s] for s in covered_spans(covered, a, b) if s in exact]
+        if not inside and _free(covered, a, b):
+            doc.changes.append(Change(RuleName.INITIAL_NAME, None, new))
+            out.append(new)
+        elif len(inside) == 1 and out[inside[0]].start == a and out[inside[0]].end < b \
+                and re.fullmatch(r"[A-Z]\.", out[inside[0]].surface) is not None:
+            doc.changes.append(Change(RuleName.INITIAL_NAME, out[inside[0]], new))
+            dropped.add(inside[0])
+            out.append(new)
+    return [m for i, m in enumerate(out) if i not in dropped]
+
+
+def covered_spans(covered: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
+    """The spans of `covered` (sorted, non-overlapping) that overlap [a, b)."""
+    k = bisect_left(covered, (a, a))
+    if k and covered[k - 1][1] > a:
+        k -= 1
+    found = []
+    while k < len(covered) and covered[k][0] < b:
+        found.append(covered[k])
+        k += 1
+    return found
+
+
+_COMPETITOR_LABELS = frozenset({"ORG", "GPE", "NORP", "FAC", "LOC", "PRODUCT", "WORK_OF_ART", "LAW"})
+_TWO_WORDS = re.compile(r"[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*)+")
+_CORPORATE = re.compile(r"\b(?:Inc|Corp|Co|Ltd|Plc|PLC|AG|SA|NV|LLC|Group|Bank|Club|FC|United|City)\.?$")
+_BRACKET_AFTER = re.compile(r"[ \t]*\([ \t]*")
+
+
+def competitor(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
+    """A full name followed by a place in brackets ("Jane Doe (Kenya)", "Ivan Petrov ( Russia
+    )"), as results and start lists write athletes, is a person: the model, seeing no
+    sentence, labels such names ORG. Names of companies and clubs ("... Corp", "... City") are
+    left alone."""
+    text = doc.text
+    starts = {m.start: m for m in mentions}
+    out: list[Mention] = []
+    for m in mentions:
+        if m.label in _COMPETITOR_LABELS and _valid(text, m) and _TWO_WORDS.fullmatch(m.surface) \
+                and not _CORPORATE.search(m.surface):
+            bracket = _BRACKET_AFTER.match(text, m.end)
+            inner = starts.get(bracket.end()) if bracket is not None and "(" in bracket.group() else None
+            if inner is not None and inner.label in {"GPE", "LOC", "NORP"} and \
+                    re.match(r"[ \t]*\)", text[inner.end:inner.end + 3]):
+                new = replace(m, label="PERSON")
+                doc.changes.append(Change(RuleName.COMPETITOR, m, new))
+                m = new
+        out.append(m)
+    return out
+
+
 # --- the driver ------------------------------------------------------------------------------
 
 SpanRule = Callable[[_Doc, Mention], list[Mention]]
@@ -480,6 +566,8 @@ TEXT_RULES: tuple[tuple[RuleName, TextRule], ...] = (
     (RuleName.CAPS_ECHO, caps_echo),
     (RuleName.ROW_HEAD, row_head),
     (RuleName.PLACE_MODIFIER, place_modifier),
+    (RuleName.INITIAL_NAME, initial_name),
+    (RuleName.COMPETITOR, competitor),
 )
 
 
