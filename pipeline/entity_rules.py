@@ -36,6 +36,7 @@ class RuleName(StrEnum):
     PLACE_MODIFIER = "place_modifier"
     INITIAL_NAME = "initial_name"
     COMPETITOR = "competitor"
+    FIRST_NAME = "first_name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,25 +280,23 @@ _DATELINE = re.compile(r"([A-Z][A-Z.'-]+(?: [A-Z][A-Z.'-]+){0,3})(?=,? (?:\d{4}-
 
 def dateline(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     """A wire dateline, "BELGRADE 1996-08-30" or "WASHINGTON (Reuters) -" at a line's start,
-    names a place: the model, reading capitals without context, often misses or mislabels it."""
-    starts = sorted((m.start, m.end) for m in mentions)
+    names a place: the model, reading capitals without context, often misses or mislabels it.
+    A mention of exactly that span becomes GPE; one is added where no mention overlaps."""
+    text = doc.text
+    exact = {(m.start, m.end): i for i, m in enumerate(mentions)}
+    covered = _covered(mentions)
     out = list(mentions)
-    for hit in _DATELINE.finditer(doc.text):
+    for hit in _DATELINE.finditer(text):
         a, b = hit.span(1)
-        if a and doc.text[a - 1] != "\n":
+        if a and text[a - 1] != "\n":
             continue
-        k = bisect_left(starts, (a, -1))
-        overlapping = [i for i in range(max(0, k - 1), min(len(starts), k + 2))
-                       if starts[i][0] < b and a < starts[i][1]]
-        same = [i for i, x in enumerate(out) if x.start == a and x.end == b] if overlapping else []
-        if overlapping and not same:
-            continue
-        new = Mention(start=a, end=b, surface=doc.text[a:b], label="GPE", canonical="")
-        for i in same:
+        new = Mention(start=a, end=b, surface=text[a:b], label="GPE", canonical="")
+        i = exact.get((a, b))
+        if i is not None:
             if out[i].label != "GPE":
                 doc.changes.append(Change(RuleName.DATELINE, out[i], new))
-                out[i] = new
-        if not same:
+                out[i] = replace(out[i], label="GPE")
+        elif _free(covered, a, b):
             doc.changes.append(Change(RuleName.DATELINE, None, new))
             out.append(new)
     return out
@@ -547,6 +546,43 @@ def competitor(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     return out
 
 
+# Capitalised words before a surname that are not first names: sentence openers and titles.
+_NOT_FIRST = frozenset({"the", "a", "an", "but", "and", "or", "if", "when", "while", "after", "before", "as",
+                        "at", "in", "on", "of", "for", "with", "by", "from", "to", "since", "then", "so",
+                        "he", "she", "they", "it", "we", "i", "his", "her", "their", "this", "that", "there",
+                        "both", "only", "even", "also", "said", "says", "mr", "mrs", "ms", "dr", "sir", "lord",
+                        "lady", "dame", "saint", "st", "coach", "captain", "striker", "defender", "midfielder",
+                        "manager", "rookie", "veteran", "champion", "seed", "no", "not", "all", "former",
+                        "new", "old", "young", "today", "yesterday", "tonight", "here", "where", "what",
+                        "who", "how", "why", "because", "although", "though", "until", "unlike", "like",
+                        "without", "against", "under", "over", "about", "among", "between",
+                        "during", "despite", "through", "via", "per", "than", "yet", "nor", "each", "every",
+                        "some", "many", "most", "several", "other", "another", "such", "these", "those",
+                        "instead", "meanwhile", "however", "still", "now", "later", "earlier",
+                        "again", "once", "twice", "indeed", "perhaps", "maybe", "already"}
+                       | _TITLES)
+_WORD_BEFORE = re.compile(r"(?:^|(?<=[\s(\"\u201c]))([A-Z][a-z]+(?:-[A-Z][a-z]+)?)[ \t]+$")
+
+
+def first_name(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
+    """A person mention right after a capitalised word that no mention covers ("Maria Lopez"
+    where the model took only "Lopez") starts at that word, the first name: the small model
+    often keeps only the surname of names it does not know. Sentence openers and titles
+    ("But", "Coach", "President") are not first names."""
+    text = doc.text
+    covered = _covered(mentions)
+    out: list[Mention] = []
+    for m in mentions:
+        if m.label == "PERSON" and _valid(text, m) and " " not in m.surface:
+            hit = _WORD_BEFORE.search(text, max(0, m.start - 40), m.start)
+            if hit is not None and hit.group(1).lower() not in _NOT_FIRST and _free(covered, *hit.span(1)):
+                new = doc.span(m, hit.start(1), m.end)
+                doc.changes.append(Change(RuleName.FIRST_NAME, m, new))
+                m = new
+        out.append(m)
+    return out
+
+
 # --- the driver ------------------------------------------------------------------------------
 
 SpanRule = Callable[[_Doc, Mention], list[Mention]]
@@ -568,6 +604,7 @@ TEXT_RULES: tuple[tuple[RuleName, TextRule], ...] = (
     (RuleName.PLACE_MODIFIER, place_modifier),
     (RuleName.INITIAL_NAME, initial_name),
     (RuleName.COMPETITOR, competitor),
+    (RuleName.FIRST_NAME, first_name),
 )
 
 
