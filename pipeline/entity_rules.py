@@ -118,27 +118,35 @@ class _Doc:
 
 # --- span edges ------------------------------------------------------------------------------
 
-# Where a name cannot continue: a line break, a spaced dash or colon, a comma, a bracket, or a
-# token without a letter (a number, a score, "+353", "-").
+# Where a name cannot continue: a line break, a spaced dash, colon or slash, a comma, a bracket,
+# a token of punctuation alone ("-", "+").
 _CUT = re.compile(r"\s*\n\s*|\s+[-\u2013\u2014:;|/]+\s+|\s*,\s+|\s*[()\[\]]\s*"
-                  r"|(?:^|\s+)[^\s\w]*\d\S*(?=\s|$)|(?:^|\s+)[-+*=#\u2013\u2014]+(?=\s|$)")
+                  r"|(?:^|\s+)[-+*=#\u2013\u2014]+(?=\s|$)")
+# ... and, for persons and places anywhere and for any name in a line of results, a number or
+# score ("83", "4-38", "+353", ".596", "1/2").
+_CUT_NUMBER = re.compile(r"\s*\n\s*|\s+[-\u2013\u2014:;|/]+\s+|\s*,\s+|\s*[()\[\]]\s*"
+                         r"|(?:^|\s+)[-+*=#\u2013\u2014]+(?=\s|$)"
+                         r"|(?:^|\s+)[-+]?(?:\d[\d.,:/-]*|\.\d+)(?=\s|$)")
+# Labels whose names never end in a number ("Route 66" is a FAC, "Channel 4" an ORG).
+_NO_NUMBER = frozenset({"PERSON", "GPE", "LOC", "NORP"})
 
 
 def split_span(doc: _Doc, m: Mention) -> list[Mention]:
-    """A name does not run across a line break, a spaced dash or colon, a comma, a bracket or a
-    number: "Somerset 83", "Leicestershire 296", "J. Ratcliffe 63", "Haitai 2 Samsung 0",
-    "Scott Smith ( Australia", "Carlisle 4 2 1 1\\nHull". The model joins these in tables and
-    results, where it has no lowercase context. The pieces with a capital letter are kept, with
-    the span's label (later rules and `normalise` may correct it); a span without one is no
+    """A name does not run across a line break, a spaced dash or colon, a comma or a bracket
+    ("Scott Smith ( Australia", "Carlisle 4 2 1 1\\nHull"), nor, for a person or place or in a
+    line of results, a number ("Somerset 83", "J. Ratcliffe 63", "Haitai 2 Samsung 0"). The
+    model joins these in tables and results, where it has no lowercase context. The pieces
+    with a capital letter are kept, with the span's label (later rules and `normalise` may correct it); a span without one is no
     name. Numeric labels are left alone, and so are products, events and laws outside lines of
     results, as their names do carry numbers ("Boeing 747", "Euro 96")."""
     if m.label not in NAME_LABELS:
         return [m]
     if m.label in _NUMBERED and "\n" not in m.surface and not doc.is_results_line(m.start):
         return [m] if any(c.isupper() for c in m.surface) else []
-    pieces: list[Mention] = []
+    cuts = _CUT_NUMBER if m.label in _NO_NUMBER or doc.is_results_line(m.start) else _CUT
+    pieces: list[tuple[int, int]] = []
     pos = m.start
-    for cut in _CUT.finditer(m.surface):
+    for cut in cuts.finditer(m.surface):
         pieces.append((pos, m.start + cut.start()))
         pos = m.start + cut.end()
     if pos == m.start:
