@@ -136,9 +136,10 @@ def split_span(doc: _Doc, m: Mention) -> list[Mention]:
     ("Scott Smith ( Australia", "Carlisle 4 2 1 1\\nHull"), nor, for a person or place or in a
     line of results, a number ("Somerset 83", "J. Ratcliffe 63", "Haitai 2 Samsung 0"). The
     model joins these in tables and results, where it has no lowercase context. The pieces
-    with a capital letter are kept, with the span's label (later rules and `normalise` may correct it); a span without one is no
-    name. Numeric labels are left alone, and so are products, events and laws outside lines of
-    results, as their names do carry numbers ("Boeing 747", "Euro 96")."""
+    with a capital letter are kept, with the span's label (later rules and `normalise` may
+    correct it); a span without one is no name. Numeric labels are left alone, and so are
+    products, events and laws outside lines of results, as their names do carry numbers
+    ("Boeing 747", "Euro 96")."""
     if m.label not in NAME_LABELS:
         return [m]
     if m.label in _NUMBERED and "\n" not in m.surface and not doc.is_results_line(m.start):
@@ -224,15 +225,6 @@ def agency(doc: _Doc, m: Mention) -> list[Mention]:
                              or _AGENCY_BEFORE.search(doc.text, max(0, m.start - 20), m.start)):
         return [doc.span(m, m.start, m.end, "ORG")]
     return [m]
-    inside = _AGENCY_INSIDE.search(m.surface)
-    if inside is not None:
-        name = m.surface[:inside.start()]
-        if not any(c.isupper() for c in _THE.sub("", name, count=1)):
-            return []  # "the state news agency": no name
-        return [doc.span(m, m.start, m.start + inside.start(), "ORG")]
-    if m.label != "ORG" and _AGENCY_AFTER.match(doc.text, m.end):
-        return [doc.span(m, m.start, m.end, "ORG")]
-    return [m]
 
 
 # Words of tables and results that the model takes for names when they head a line or column.
@@ -282,7 +274,7 @@ def results_team(doc: _Doc, m: Mention) -> list[Mention]:
 
 # --- added spans -----------------------------------------------------------------------------
 
-_DATELINE = re.compile(r"([A-Z][A-Z.'-]+(?: [A-Z][A-Z.'-]+){0,3})(?=,? (?:\d{4}-\d\d-\d\d|\((?:Reuters|AP|AFP|"
+_DATELINE = re.compile(r"^([A-Z][A-Z.'-]+(?: [A-Z][A-Z.'-]+){0,3})(?=,? (?:\d{4}-\d\d-\d\d|\((?:Reuters|AP|AFP|"
                        r"dpa|UPI|Xinhua|Bloomberg)\))\s*(?:-|$|\n))", re.MULTILINE)
 
 
@@ -320,7 +312,7 @@ def _mixed_case_names(doc: _Doc, mentions: list[Mention]) -> dict[str, str]:
     first label seen), the names the text itself vouches for."""
     names: dict[str, str] = {}
     for m in mentions:
-        if m.label in NAME_LABELS and _valid(doc.text, m) and not doc.is_caps_line(m.start):
+        if m.label in NAME_LABELS and not doc.is_caps_line(m.start):
             names.setdefault(" ".join(m.surface.split()).casefold(), m.label)
     return names
 
@@ -334,7 +326,7 @@ def caps_line(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     vouched = _mixed_case_names(doc, mentions)
     out: list[Mention] = []
     for m in mentions:
-        if (m.label in _WEAK_ON_CAPS and _valid(doc.text, m) and doc.is_caps_line(m.start)
+        if (m.label in _WEAK_ON_CAPS and doc.is_caps_line(m.start)
                 and not doc.is_results_line(m.start)
                 and " ".join(m.surface.split()).casefold() not in vouched):
             doc.changes.append(Change(RuleName.CAPS_LINE, m, None))
@@ -398,7 +390,9 @@ def caps_echo(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
 
 _NAME = r"[A-Z][\w'&.-]*(?:[ \t]+(?:[A-Z][\w'&.-]*|of|de|la|am|upon))*"
 _SCORE = r"(?:\d+(?:[-:]\d+)?|\.\d+|\d+\.\d+|\d+[ \t]+\d/\d|-)"
-_ROW = re.compile(rf"(?:{_NAME}(?:[ \t]+{_SCORE})+[ \t]*)+")
+# Anchored at both ends of a line: tried once per line, so a hostile line of capitalised words
+# costs linear time, not a match attempt at every word.
+_ROW = re.compile(rf"^(?:{_NAME}(?:[ \t]+{_SCORE})+[ \t]*)+$", re.MULTILINE)
 _ROW_NAME = re.compile(rf"({_NAME})((?:[ \t]+{_SCORE})+)")
 _INITIAL = re.compile(r"(?:^|\s)[A-Z]\.")
 
@@ -455,7 +449,7 @@ def place_modifier(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     covered = _covered(mentions)
     out: list[Mention] = []
     for m in mentions:
-        if m.label in PLACE_LABELS and _valid(doc.text, m) and not doc.is_caps_line(m.start):
+        if m.label in PLACE_LABELS and not doc.is_caps_line(m.start):
             nxt = _NEXT_CAP_WORD.match(doc.text, m.end)
             if (nxt is not None and _free(covered, *nxt.span(1)) and not doc.is_title_line(m.start)
                     and nxt.group(1).lower() not in _TITLES):
@@ -541,7 +535,7 @@ def competitor(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     starts = {m.start: m for m in mentions}
     out: list[Mention] = []
     for m in mentions:
-        if m.label in _COMPETITOR_LABELS and _valid(text, m) and _TWO_WORDS.fullmatch(m.surface) \
+        if m.label in _COMPETITOR_LABELS and _TWO_WORDS.fullmatch(m.surface) \
                 and not _CORPORATE.search(m.surface):
             bracket = _BRACKET_AFTER.match(text, m.end)
             inner = starts.get(bracket.end()) if bracket is not None and "(" in bracket.group() else None
@@ -581,7 +575,7 @@ def first_name(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     covered = _covered(mentions)
     out: list[Mention] = []
     for m in mentions:
-        if m.label == "PERSON" and _valid(text, m) and " " not in m.surface:
+        if m.label == "PERSON" and " " not in m.surface:
             hit = _WORD_BEFORE.search(text, max(0, m.start - 40), m.start)
             if hit is not None and hit.group(1).lower() not in _NOT_FIRST and _free(covered, *hit.span(1)):
                 new = doc.span(m, hit.start(1), m.end)
@@ -622,21 +616,20 @@ def _valid(text: str, m: Mention) -> bool:
 
 def explain(text: str, mentions: Sequence[Mention], *,
             skip: Iterable[RuleName] = ()) -> tuple[list[Mention], list[Change]]:
-    """The mentions after the rules (sorted by offset), and each change with the rule that made
-    it. Mentions whose offsets do not match the text are passed through untouched."""
+    """The mentions after the rules, sorted by offset, one per span (the first kept), and each
+    change with the rule that made it. Mentions whose offsets do not match the text are passed
+    through untouched and unseen by the rules."""
     skipped = frozenset(skip)
     doc = _Doc(text)
-    current = sorted(mentions, key=lambda m: (m.start, m.end))
+    current = sorted((m for m in mentions if _valid(text, m)), key=lambda m: (m.start, m.end))
+    untouched = [m for m in mentions if not _valid(text, m)]
     for name, rule in SPAN_RULES:
         if name in skipped:
             continue
         out: list[Mention] = []
         for m in current:
-            if not _valid(text, m):
-                out.append(m)
-                continue
             new = rule(doc, m)
-            if len(new) != 1 or new[0] != m:
+            if len(new) != 1 or new[0] is not m:
                 if not new:
                     doc.changes.append(Change(name, m, None))
                 for n in new:
@@ -646,7 +639,13 @@ def explain(text: str, mentions: Sequence[Mention], *,
     for name, text_rule in TEXT_RULES:
         if name not in skipped:
             current = text_rule(doc, current)
-    return sorted(current, key=lambda m: (m.start, m.end)), doc.changes
+    seen: set[tuple[int, int]] = set()
+    result: list[Mention] = []
+    for m in sorted([*current, *untouched], key=lambda m: (m.start, m.end)):
+        if (m.start, m.end) not in seen:
+            seen.add((m.start, m.end))
+            result.append(m)
+    return result, doc.changes
 
 
 def apply(text: str, mentions: Sequence[Mention], *, skip: Iterable[RuleName] = ()) -> list[Mention]:
