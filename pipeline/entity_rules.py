@@ -204,8 +204,8 @@ def possessive(doc: _Doc, m: Mention) -> list[Mention]:
 _AGENCY_AFTER = re.compile(r"\s+(?:news|press)\s+agency\b")
 _AGENCY_BEFORE = re.compile(r"\b(?:news|press)\s+agency\s+$")
 _AGENCY_INSIDE = re.compile(r"\s+(?:news|press)\s+agency$")
-# An adjective or a place before "news agency" is the agency's country, not its name.
-_NOT_AGENCY = frozenset({"NORP", "GPE", "LOC"})
+# An adjective before "news agency" is the agency's country, not its name.
+_NOT_AGENCY = frozenset({"NORP"})
 
 
 def agency(doc: _Doc, m: Mention) -> list[Mention]:
@@ -274,31 +274,38 @@ def results_team(doc: _Doc, m: Mention) -> list[Mention]:
 
 # --- added spans -----------------------------------------------------------------------------
 
-_DATELINE = re.compile(r"^([A-Z][A-Z.'-]+(?: [A-Z][A-Z.'-]+){0,3})(?=,? (?:\d{4}-\d\d-\d\d|\((?:Reuters|AP|AFP|"
-                       r"dpa|UPI|Xinhua|Bloomberg)\))\s*(?:-|$|\n))", re.MULTILINE)
+# A dateline: a place in capitals at a line's start, then a date ("BELGRADE 1996-08-30",
+# "OSLO, March 2") or an agency in brackets and a dash ("WASHINGTON (Reuters) -").
+_DATELINE = re.compile(r"^([A-Z][A-Z.'-]+(?:[ \t][A-Z][A-Z.'-]+){0,3})"
+                       r"(?:,?[ \t]+(?:\d{4}-\d\d-\d\d|[A-Z][a-z]{2,8}\.?[ \t]+\d{1,2}))?"
+                       r"(?:(?<=\d)(?=[ \t]*(?:[-\u2013\u2014]|$))"
+                       r"|,?[ \t]*\(([A-Z][\w.&'-]{0,24}(?:[ \t][A-Z][\w.&'-]{0,24}){0,2})\)[ \t]*[-\u2013\u2014])",
+                       re.MULTILINE)
 
 
 def dateline(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     """A wire dateline, "BELGRADE 1996-08-30" or "WASHINGTON (Reuters) -" at a line's start,
-    names a place: the model, reading capitals without context, often misses or mislabels it.
-    A mention of exactly that span becomes GPE; one is added where no mention overlaps."""
+    names a place, and the bracketed name in a byline is the agency that filed the story: the
+    model, reading capitals without context, often misses or mislabels them. A mention of
+    exactly that span gets GPE (ORG for the agency); one is added where no mention overlaps."""
     text = doc.text
     exact = {(m.start, m.end): i for i, m in enumerate(mentions)}
     covered = _covered(mentions)
     out = list(mentions)
     for hit in _DATELINE.finditer(text):
-        a, b = hit.span(1)
-        if a and text[a - 1] != "\n":
-            continue
-        new = Mention(start=a, end=b, surface=text[a:b], label="GPE", canonical="")
-        i = exact.get((a, b))
-        if i is not None:
-            if out[i].label != "GPE":
-                doc.changes.append(Change(RuleName.DATELINE, out[i], new))
-                out[i] = replace(out[i], label="GPE")
-        elif _free(covered, a, b):
-            doc.changes.append(Change(RuleName.DATELINE, None, new))
-            out.append(new)
+        for group, label in ((1, "GPE"), (2, "ORG")):
+            if hit.start(group) < 0:
+                continue
+            a, b = hit.span(group)
+            new = Mention(start=a, end=b, surface=text[a:b], label=label, canonical="")
+            i = exact.get((a, b))
+            if i is not None:
+                if out[i].label != label:
+                    doc.changes.append(Change(RuleName.DATELINE, out[i], new))
+                    out[i] = replace(out[i], label=label)
+            elif _free(covered, a, b):
+                doc.changes.append(Change(RuleName.DATELINE, None, new))
+                out.append(new)
     return out
 
 
