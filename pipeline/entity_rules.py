@@ -37,6 +37,7 @@ class RuleName(StrEnum):
     INITIAL_NAME = "initial_name"
     COMPETITOR = "competitor"
     FIRST_NAME = "first_name"
+    VENUE = "venue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +231,9 @@ def agency(doc: _Doc, m: Mention) -> list[Mention]:
 # Words of tables and results that the model takes for names when they head a line or column.
 _TABLE_WORDS = frozenset({"attendance", "extras", "men", "women", "gmt", "total", "totals", "scorers",
                           "result", "results", "standings", "note", "halftime", "half-time", "fall",
-                          "bowling", "batting", "division", "group", "pct", "pts"})
+                          "bowling", "batting", "division", "group", "pct", "pts", "score", "scores",
+                          "penalties", "tries", "conversions", "goals", "points", "teams", "telephone",
+                          "fax", "tel"})
 _ABBREV_ROW = re.compile(r"[A-Z]{1,3}(?:\s+[A-Z]{1,3})+")
 
 
@@ -530,28 +533,41 @@ def covered_spans(covered: list[tuple[int, int]], a: int, b: int) -> list[tuple[
 _COMPETITOR_LABELS = frozenset({"ORG", "GPE", "NORP", "FAC", "LOC", "PRODUCT", "WORK_OF_ART", "LAW"})
 _TWO_WORDS = re.compile(r"[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*)+")
 _CORPORATE = re.compile(r"\b(?:Inc|Corp|Co|Ltd|Plc|PLC|AG|SA|NV|LLC|Group|Bank|Club|FC|United|City)\.?$")
-_BRACKET_AFTER = re.compile(r"[ \t]*\([ \t]*")
+
+
+_NAME_BEFORE_BRACKET = re.compile(r"([A-Z][\w'.-]+(?:[ \t][A-Z][\w'.-]+){1,3})[ \t]*\([ \t]*$")
+# What may stand before a competitor's name in a list: a line start, a rank ("1.", "1=", "8 -"),
+# a comma or semicolon, a closing bracket, or the word "beat", "and", "v"/"vs".
+_LIST_BEFORE = re.compile(r"(?:^|\n|[,;:=.)\d-]|\b(?:beat|and|vs?|def))[ \t]*$")
 
 
 def competitor(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     """A full name followed by a place in brackets ("Jane Doe (Kenya)", "Ivan Petrov ( Russia
     )"), as results and start lists write athletes, is a person: the model, seeing no
-    sentence, labels such names ORG. Names of companies and clubs ("... Corp", "... City") are
+    sentence, labels such names ORG or misses them. A mention of exactly the name becomes
+    PERSON; one is added where none overlaps and the name starts a list item (after a line
+    start, a rank, a comma, "beat"). Names of companies and clubs ("... Corp", "... City") are
     left alone."""
     text = doc.text
-    starts = {m.start: m for m in mentions}
-    out: list[Mention] = []
-    for m in mentions:
-        if m.label in _COMPETITOR_LABELS and _TWO_WORDS.fullmatch(m.surface) \
-                and not _CORPORATE.search(m.surface):
-            bracket = _BRACKET_AFTER.match(text, m.end)
-            inner = starts.get(bracket.end()) if bracket is not None and "(" in bracket.group() else None
-            if inner is not None and inner.label in {"GPE", "LOC", "NORP"} and \
-                    re.match(r"[ \t]*\)", text[inner.end:inner.end + 3]):
-                new = replace(m, label="PERSON")
-                doc.changes.append(Change(RuleName.COMPETITOR, m, new))
-                m = new
-        out.append(m)
+    exact = {(m.start, m.end): i for i, m in enumerate(mentions)}
+    covered = _covered(mentions)
+    out = list(mentions)
+    for place in mentions:
+        if place.label not in {"GPE", "LOC", "NORP"} or not re.match(r"[ \t]*\)", text[place.end:place.end + 3]):
+            continue
+        hit = _NAME_BEFORE_BRACKET.search(text, max(0, place.start - 80), place.start)
+        if hit is None or _CORPORATE.search(hit.group(1)):
+            continue
+        a, b = hit.span(1)
+        i = exact.get((a, b))
+        new = Mention(start=a, end=b, surface=text[a:b], label="PERSON", canonical="")
+        if i is not None:
+            if out[i].label in _COMPETITOR_LABELS:
+                doc.changes.append(Change(RuleName.COMPETITOR, out[i], new))
+                out[i] = replace(out[i], label="PERSON")
+        elif _free(covered, a, b) and _LIST_BEFORE.search(text, max(0, a - 8), a):
+            doc.changes.append(Change(RuleName.COMPETITOR, None, new))
+            out.append(new)
     return out
 
 
@@ -592,6 +608,39 @@ def first_name(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     return out
 
 
+_VENUE = re.compile(r"^(?:At[ \t]+)?([A-Z][\w'.-]*(?:[ \t][A-Z][\w'.-]*){0,3}(?:[ \t]\([ \t]?[A-Z][\w' .-]*\))?)"
+                    r"[ \t]*:[ \t]+(?=[A-Z][\w'.-]*(?:[ \t][A-Z][\w'.-]*){0,3}[ \t]+\d)", re.MULTILINE)
+
+
+def venue(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
+    """A line of results headed by a name and a colon ("At Hove : Sussex 363 and 144",
+    "Leeds: Rovers 2 United 1") names where the match was played: a place, which the model,
+    without a sentence, labels a person or misses. Only where the rest of the line reads like
+    results and the colon is followed by a team and its score (team sheets, "Scores :",
+    "Fax :" and prose are left alone)."""
+    text = doc.text
+    exact = {(m.start, m.end): i for i, m in enumerate(mentions)}
+    covered = _covered(mentions)
+    out = list(mentions)
+    for hit in _VENUE.finditer(text):
+        a, b = hit.span(1)
+        if "(" in text[a:b]:
+            b = text.index("(", a, b)
+            b -= len(text[a:b]) - len(text[a:b].rstrip())
+        if not doc.is_results_line(a) or text[a:b].lower() in _TABLE_WORDS:
+            continue
+        new = Mention(start=a, end=b, surface=text[a:b], label="GPE", canonical="")
+        i = exact.get((a, b))
+        if i is not None:
+            if out[i].label in {"PERSON", "ORG", "NORP", "FAC", "PRODUCT", "WORK_OF_ART", "LAW"}:
+                doc.changes.append(Change(RuleName.VENUE, out[i], new))
+                out[i] = replace(out[i], label="GPE")
+        elif _free(covered, a, b):
+            doc.changes.append(Change(RuleName.VENUE, None, new))
+            out.append(new)
+    return out
+
+
 # --- the driver ------------------------------------------------------------------------------
 
 SpanRule = Callable[[_Doc, Mention], list[Mention]]
@@ -614,6 +663,7 @@ TEXT_RULES: tuple[tuple[RuleName, TextRule], ...] = (
     (RuleName.INITIAL_NAME, initial_name),
     (RuleName.COMPETITOR, competitor),
     (RuleName.FIRST_NAME, first_name),
+    (RuleName.VENUE, venue),
 )
 
 

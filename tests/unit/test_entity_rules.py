@@ -230,6 +230,34 @@ def test_competitor_not_for_companies_single_words_or_non_places():
     assert {("Acme Corp", "ORG"), ("Norrkoping", "ORG"), ("Red Lions", "ORG")} <= got
 
 
+def test_competitor_added_in_a_start_list():
+    text = "1. Ada Obi ( Nigeria ) 11.02\n2. Ben Sato (Japan) 11.10, Eva Lind ( Sweden ) 11.20"
+    got = spans(text, ("Nigeria", "GPE"), ("Japan", "GPE"), ("Sweden", "GPE"))
+    assert {("Ada Obi", "PERSON"), ("Ben Sato", "PERSON"), ("Eva Lind", "PERSON")} <= got
+
+
+def test_competitor_not_added_mid_sentence():
+    text = "They praised the Big Red Machine ( Canada ) and bought Acme Corp ( Japan ) shares."
+    got = spans(text, ("Canada", "GPE"), ("Japan", "GPE"))
+    assert got == {("Canada", "GPE"), ("Japan", "GPE")}
+
+
+# --- venue ---------------------------------------------------------------------------------
+
+def test_venue_heads_a_results_line():
+    text = "At Millbrook : Riverton 245 and 110-3 , Oakdale 198\nStonefield : Ashby 301 , Kelso 88-2"
+    got = spans(text, ("Stonefield", "PERSON"))
+    assert {("Millbrook", "GPE"), ("Stonefield", "GPE")} <= got
+
+
+def test_venue_not_for_field_labels_or_team_sheets():
+    text = ("Scores : Riverton 245 , Oakdale 198\nFax : ( 555 ) 123-4567 , 12\n"
+            "England : Tom Hale ( captain ) , Joe Root\nPrices : up 2 to 3")
+    got = spans(text, ("Tom Hale", "PERSON"), ("England", "GPE"))
+    assert not {s for s, _ in got} & {"Scores", "Fax", "Prices"}
+    assert ("England", "GPE") in got
+
+
 # --- first_name ----------------------------------------------------------------------------
 
 def test_first_name_joins_the_surname():
