@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -38,6 +39,7 @@ class RuleName(StrEnum):
     COMPETITOR = "competitor"
     FIRST_NAME = "first_name"
     VENUE = "venue"
+    NAME_ECHO = "name_echo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -641,6 +643,61 @@ def venue(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     return out
 
 
+_CAPITALISED_AFTER = re.compile(r"[ \t]+[A-Z]")
+_ECHO_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC"})
+_MIXED_WORD = re.compile(r"[A-Z][\w'.&-]*")
+
+
+def name_echo(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
+    """A name the text has as a mention elsewhere, or the surname of a person it names in full
+    ("Lebed said" after "Alexander Lebed"), is that name again where the model missed it: a
+    text does not switch the meaning of a name. Whole capitalised words only, longest first,
+    never over another mention nor beside another capitalised word (part of a longer name,
+    "Minnesota Twins"); a one-word name only if the text never writes it in lower case ("Rose"
+    the person, not "Rose sharply")."""
+    text = doc.text
+    labels: dict[str, Counter[str]] = {}
+    for m in mentions:
+        if m.label in _ECHO_LABELS and any(c.isupper() for c in m.surface) and len(m.surface) >= 3:
+            labels.setdefault(m.surface, Counter())[m.label] += 1
+            words = m.surface.split()
+            if m.label == "PERSON" and len(words) >= 2 and len(words[-1]) >= 3 and words[-1][0].isupper():
+                labels.setdefault(words[-1], Counter())["PERSON"] += 1
+    if not labels:
+        return mentions
+    names = {s: c.most_common(1)[0][0] for s, c in labels.items()}
+    lower_words = {w.lower() for w in re.findall(r"\b[a-z][\w'-]*", text)}
+    covered = _covered(mentions)
+    out = list(mentions)
+    words = [(w.start(), w.end()) for w in _MIXED_WORD.finditer(text)]
+    i = 0
+    while i < len(words):
+        if (words[i][0] and (text[words[i][0] - 1].isalnum() or text[words[i][0] - 1] in "'-")) \
+                or doc.is_caps_line(words[i][0]):
+            i += 1
+            continue
+        for n in range(min(_ECHO_MAX_WORDS, len(words) - i), 0, -1):
+            a, b = words[i][0], words[i + n - 1][1]
+            surface = text[a:b]
+            label = names.get(surface)
+            if label is None or not _free(covered, a, b) or (b < len(text) and (text[b].isalnum() or text[b] in "-")):
+                continue
+            if n == 1 and surface.lower() in lower_words:
+                continue
+            before = _CAPITALISED_BEFORE.search(text, max(0, a - 30), a)
+            if before is not None and not _SENTENCE_END.search(text[max(0, before.start() - 3):before.start()]):
+                continue  # after another capitalised word: part of a longer name
+            if _CAPITALISED_AFTER.match(text, b):
+                continue  # before one: "Minnesota Twins", "Dow Jones"
+            new = Mention(start=a, end=b, surface=surface, label=label, canonical="")
+            doc.changes.append(Change(RuleName.NAME_ECHO, None, new))
+            out.append(new)
+            i += n - 1
+            break
+        i += 1
+    return out
+
+
 # --- the driver ------------------------------------------------------------------------------
 
 SpanRule = Callable[[_Doc, Mention], list[Mention]]
@@ -664,6 +721,7 @@ TEXT_RULES: tuple[tuple[RuleName, TextRule], ...] = (
     (RuleName.COMPETITOR, competitor),
     (RuleName.FIRST_NAME, first_name),
     (RuleName.VENUE, venue),
+    (RuleName.NAME_ECHO, name_echo),
 )
 
 

@@ -271,6 +271,27 @@ def test_first_name_not_after_openers_titles_or_mentions():
     assert {("Varga", "PERSON"), ("Kolar", "PERSON"), ("Novak", "PERSON")} <= got
 
 
+# --- name_echo ----------------------------------------------------------------------------
+
+def test_name_echo_finds_surnames_and_repeated_names():
+    text = "Mayor Ilona Varga met Acme Holdings on Monday.\nVarga said Acme Holdings would stay."
+    assert ("Varga", "PERSON") in spans(text, ("Ilona Varga", "PERSON"), ("Acme Holdings", "ORG"))
+    out = apply(text, [mention(text, "Ilona Varga", "PERSON"), mention(text, "Acme Holdings", "ORG")])
+    assert [m.start for m in out if m.surface == "Acme Holdings"] == [text.index("Acme Holdings"),
+                                                                    text.rindex("Acme Holdings")]
+
+
+def test_name_echo_not_for_common_words_longer_names_or_inside_words():
+    text = ("Jim Rose spoke.\nPrices rose.\nRose gardens opened.\nThe Minnesota Twins won in Minnesota.\n"
+            "Vargas and Varga-Smith came.\nIlona Varga left.")
+    out = apply(text, [mention(text, "Jim Rose", "PERSON"), mention(text, "Minnesota", "GPE", 1),
+                       mention(text, "Ilona Varga", "PERSON")])
+    assert not any(m.surface == "Rose" for m in out)
+    assert [m.surface for m in out if m.label == "GPE"] == ["Minnesota"]
+    assert text.index("Minnesota") not in {m.start for m in out}
+    assert not any(m.surface == "Varga" for m in out)
+
+
 # --- the driver and hostile inputs ---------------------------------------------------------
 
 def test_every_rule_is_named_and_documented():
