@@ -449,6 +449,10 @@ _TITLES = frozenset({"president", "vice", "prime", "minister", "secretary", "ass
                      "envoy", "senator", "governor", "mayor", "general", "cardinal", "archbishop", "bishop",
                      "chief", "foreign", "defence", "defense", "interior", "finance", "trade", "attorney",
                      "judge", "consul", "leader", "king", "queen", "prince", "crown", "premier", "chancellor"})
+# Last words that make a name an event, not an organisation ("U.S. Open", "Paris Marathon").
+_EVENT_HEADS = frozenset({"open", "championship", "championships", "cup", "games", "olympics", "day", "prix",
+                          "tour", "series", "marathon", "festival", "election", "elections", "summit", "war",
+                          "trophy", "classic", "masters", "amateur", "rally", "derby", "fair", "expo"})
 _NEXT_CAP_WORD = re.compile(r"[ \t]+([A-Z][a-z][\w'-]*)")
 
 
@@ -456,7 +460,7 @@ def place_modifier(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     """A place directly followed by capitalised words that no mention covers, in a line of
     lower-case prose ("the China Daily said", "the Cleveland Indians", "U.S. Treasuries"), is
     the first word of a longer name the model did not see, mostly an organisation's: the span
-    grows over those words and becomes ORG. A title after the place ("U.S. Assistant
+    grows over those words and becomes ORG (EVENT when it ends in "Open", "Cup"...). A title after the place ("U.S. Assistant
     Secretary") is not a name; headlines in title case and capitals lines are left alone."""
     covered = _covered(mentions)
     out: list[Mention] = []
@@ -468,7 +472,8 @@ def place_modifier(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
                 end = nxt.end(1)
                 while (more := _NEXT_CAP_WORD.match(doc.text, end)) is not None and _free(covered, *more.span(1)):
                     end = more.end(1)
-                new = doc.span(m, m.start, end, "ORG")
+                last = doc.text[m.start:end].rsplit(None, 1)[-1].lower()
+                new = doc.span(m, m.start, end, "EVENT" if last in _EVENT_HEADS else "ORG")
                 doc.changes.append(Change(RuleName.PLACE_MODIFIER, m, new))
                 out.append(new)
                 continue
