@@ -192,7 +192,7 @@ def test_row_head_leaves_players_and_single_numbers():
 def test_place_modifier_grows_a_place_into_an_organisation():
     text = "shares rose, the Oslo Telegraph said on Monday."
     assert spans(text, ("Oslo", "GPE")) == {("Oslo Telegraph", "ORG")}
-    text = "she won the Bergen Open on Sunday."
+    text = "she won the Bergen Open on Sunday after a long final against her rival."
     assert spans(text, ("Bergen", "GPE")) == {("Bergen Open", "EVENT")}
 
 
