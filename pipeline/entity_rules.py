@@ -122,9 +122,9 @@ class _Doc:
 # --- span edges ------------------------------------------------------------------------------
 
 # Where a name cannot continue: a line break, a spaced dash, colon or slash, a comma, a bracket,
-# a token of punctuation alone ("-", "+").
+# a token of punctuation alone ("-", "+"), a score ("2-1").
 _CUT = re.compile(r"\s*\n\s*|\s+[-\u2013\u2014:;|/]+\s+|\s*,\s+|\s*[()\[\]]\s*"
-                  r"|(?:^|\s+)[-+*=#\u2013\u2014]+(?=\s|$)")
+                  r"|(?:^|\s+)[-+*=#\u2013\u2014]+(?=\s|$)|(?:^|\s+)\d+[-:]\d+(?=\s|$)")
 # ... and, for persons and places anywhere and for any name in a line of results, a number or
 # score ("83", "4-38", "+353", ".596", "1/2").
 _CUT_NUMBER = re.compile(r"\s*\n\s*|\s+[-\u2013\u2014:;|/]+\s+|\s*,\s+|\s*[()\[\]]\s*"
@@ -135,18 +135,21 @@ _NO_NUMBER = frozenset({"PERSON", "GPE", "LOC", "NORP"})
 
 
 def split_span(doc: _Doc, m: Mention) -> list[Mention]:
-    """A name does not run across a line break, a spaced dash or colon, a comma or a bracket
-    ("Scott Smith ( Australia", "Carlisle 4 2 1 1\\nHull"), nor, for a person or place or in a
+    """A name does not run across a line break, a spaced dash or colon, a comma, a bracket or a
+    score ("Scott Smith ( Australia", "Carlisle 4 2 1 1\\nHull", "Estonia 1-0"), nor, for a
+    person or place or in a
     line of results, a number ("Somerset 83", "J. Ratcliffe 63", "Haitai 2 Samsung 0"). The
     model joins these in tables and results, where it has no lowercase context. The pieces
-    with a capital letter are kept, with the span's label (later rules and `normalise` may
-    correct it); a span without one is no name. Numeric labels are left alone, and so are
+    with a capital letter (or a letter of a script without case) are kept, with the span's
+    label (later rules and `normalise` may correct it); a span without one is no name. Numeric labels are left alone, and so are
     products, events and laws outside lines of results, as their names do carry numbers
     ("Boeing 747", "Euro 96")."""
     if m.label not in NAME_LABELS:
         return [m]
+    if not _may_be_name(m.surface):
+        return []
     if m.label in _NUMBERED and "\n" not in m.surface and not doc.is_results_line(m.start):
-        return [m] if any(c.isupper() for c in m.surface) else []
+        return [m]
     cuts = _CUT_NUMBER if m.label in _NO_NUMBER or doc.is_results_line(m.start) else _CUT
     pieces: list[tuple[int, int]] = []
     pos = m.start
@@ -160,9 +163,15 @@ def split_span(doc: _Doc, m: Mention) -> list[Mention]:
     for a, b in pieces:
         piece = doc.text[a:b]
         a, b = a + len(piece) - len(piece.lstrip()), b - len(piece) + len(piece.rstrip())
-        if a < b and any(c.isupper() for c in doc.text[a:b]):
+        if a < b and _may_be_name(doc.text[a:b]):
             out.append(doc.span(m, a, b))
     return out
+
+
+def _may_be_name(s: str) -> bool:
+    """Whether `s` has a capital letter, or a letter of a script without case (Arabic, Chinese):
+    "83", "182nd" and "crown" are not names."""
+    return any(c.isalpha() and not c.islower() for c in s)
 
 
 _THE = re.compile(r"(?:the|The|THE)\s+(?=\S)")

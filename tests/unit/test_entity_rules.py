@@ -57,8 +57,14 @@ def test_split_span_keeps_numbered_names_in_prose():
 
 
 def test_split_span_drops_a_name_without_a_capital():
-    text = "The model was 747 units, said the report."
-    assert spans(text, ("747", "PRODUCT")) == set()
+    text = "The model was 747 units, the 182nd in a row, said the report."
+    assert spans(text, ("747", "PRODUCT"), ("182nd", "ORG")) == set()
+
+
+def test_split_span_cuts_scores_and_keeps_caseless_scripts():
+    text = "Belarus beat Estonia 1-0 in a qualifier in \u0627\u0644\u0642\u0627\u0647\u0631\u0629 on a warm day."
+    arabic = "\u0627\u0644\u0642\u0627\u0647\u0631\u0629"
+    assert spans(text, ("Estonia 1-0", "ORG"), (arabic, "GPE")) == {("Estonia", "ORG"), (arabic, "GPE")}
 
 
 # --- leading_the ---------------------------------------------------------------------------
