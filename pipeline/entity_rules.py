@@ -138,11 +138,12 @@ def split_span(doc: _Doc, m: Mention) -> list[Mention]:
     """A name does not run across a line break, a spaced dash or colon, a comma, a bracket or a
     score ("Scott Smith ( Australia", "Carlisle 4 2 1 1\\nHull", "Estonia 1-0"), nor, for a
     person or place or in a line of results, a number ("Somerset 83", "J. Ratcliffe 63",
-    "Haitai 2 Samsung 0"). The model joins these in tables and results, where it has no lowercase context. The pieces
-    with a capital letter (or a letter of a script without case) are kept, with the span's
-    label (later rules and `normalise` may correct it); a span without one is no name. Numeric labels are left alone, and so are
-    products, events and laws outside lines of results, as their names do carry numbers
-    ("Boeing 747", "Euro 96")."""
+    "Haitai 2 Samsung 0"). The model joins these in tables and results, where it has no
+    lower-case context. The pieces with a capital letter (or a letter of a script without
+    case) are kept, with the span's label (later rules and `normalise` may correct it); a span
+    without one is no name ("182nd"). Numeric labels are left alone, and so are products,
+    events and laws outside lines of results, as their names do carry numbers ("Boeing 747",
+    "Euro 96")."""
     if m.label not in NAME_LABELS:
         return [m]
     if not _may_be_name(m.surface):
