@@ -59,11 +59,6 @@ PLACE_LABELS = frozenset({"GPE", "LOC", "FAC"})
 
 # Labels whose names may end in a number.
 _NUMBERED = frozenset({"PRODUCT", "EVENT", "LAW", "WORK_OF_ART"})
-_LETTER = re.compile(r"[^\W\d_]")
-
-
-def _has_letter(s: str) -> bool:
-    return _LETTER.search(s) is not None
 
 
 class _Doc:
@@ -92,13 +87,13 @@ class _Doc:
                        label=m.label if label is None else label)
 
     def is_caps_line(self, pos: int) -> bool:
-        """Whether the line holding text[pos] has letters and none of them lower-case (a
-        headline, a table's heading or row)."""
+        """Whether the line holding text[pos] has capital letters and no lower-case ones (a
+        headline, a table's heading or row); a script without case never is."""
         start, end = self.line(pos)
         hit = self._caps.get(start)
         if hit is None:
             line = self.text[start:end]
-            hit = self._caps[start] = _has_letter(line) and not any(c.islower() for c in line)
+            hit = self._caps[start] = any(c.isupper() for c in line) and not any(c.islower() for c in line)
         return hit
 
     def is_title_line(self, pos: int) -> bool:

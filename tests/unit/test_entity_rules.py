@@ -377,6 +377,12 @@ def _huge(lines: int) -> tuple[str, list[Mention]]:
     return text, raw
 
 
+def test_scripts_without_case_are_not_capitals_lines():
+    text = "\u4e2d\u56fd\u94f6\u884c\u5728\u5317\u4eac\u3002\n\u0634\u0631\u0643\u0629 \u0623\u0631\u0627\u0645\u0643\u0648"
+    bank, aramco = "\u4e2d\u56fd\u94f6\u884c", "\u0623\u0631\u0627\u0645\u0643\u0648"
+    assert spans(text, (bank, "ORG"), (aramco, "ORG")) == {(bank, "ORG"), (aramco, "ORG")}
+
+
 def test_huge_text_with_many_mentions_runs_in_linear_time():
     timings = []
     for lines in (2000, 4000):
