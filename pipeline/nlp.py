@@ -461,5 +461,5 @@ def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path,
                 continue
             raw[i].append(Mention(start=offset + start, end=offset + end, surface=chunk[start:end],
                                   label=LABEL_MAP.get(ent.label_, ent.label_), canonical=""))
-    raw = [entity_rules.apply(t, r) for t, r in zip(texts, raw, strict=True)]  # span and label rules
+    raw = [entity_rules.apply(t, r) for t, r in zip(texts, raw, strict=True)] if nlp.lang == "en" else raw
     return [normalise(r, gaz) for r in raw]
