@@ -85,12 +85,14 @@ PLACE_LABELS = frozenset({"GPE", "LOC", "FAC"})
 # Labels whose names may end in a number.
 _NUMBERED = frozenset({"PRODUCT", "EVENT", "LAW", "WORK_OF_ART"})
 
+_LOWER_WORD = re.compile(r"(?<![\w'-])[a-z][\w'-]*")
+
 
 class _Doc:
     """The text with its line boundaries (bisect: linear time whatever the number of mentions)
     and the changes made so far."""
 
-    __slots__ = ("changes", "text", "_caps", "_newlines", "_results", "_title")
+    __slots__ = ("changes", "text", "_caps", "_lower_words", "_newlines", "_results", "_title")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -98,7 +100,15 @@ class _Doc:
         self._results: dict[int, bool] = {}
         self._caps: dict[int, bool] = {}
         self._title: dict[int, bool] = {}
+        self._lower_words: frozenset[str] | None = None
         self.changes: list[Change] = []
+
+    @property
+    def lower_words(self) -> frozenset[str]:
+        """The words the text writes in lower case (computed once, when first asked for)."""
+        if self._lower_words is None:
+            self._lower_words = frozenset(_LOWER_WORD.findall(self.text))
+        return self._lower_words
 
     def line(self, pos: int) -> tuple[int, int]:
         """(start, end) of the line holding text[pos], the newline excluded."""
@@ -161,7 +171,8 @@ def split_span(doc: _Doc, m: Mention) -> list[Mention]:
     "Haitai 2 Samsung 0"). The model joins these in tables and results, where it has no
     lower-case context. The pieces with a capital letter (or a letter of a script without
     case) are kept, with the span's label (later rules and `normalise` may correct it); a span
-    without one is no name ("182nd"). Numeric labels are left alone, and so are products,
+    without one is no name ("182nd"), and so is a one-word piece the text also writes in lower
+    case ("the Levant\\nHeavy rain": "Heavy"). Numeric labels are left alone, and so are products,
     events and laws outside lines of results, as their names do carry numbers ("Boeing 747",
     "Euro 96")."""
     if m.label not in NAME_LABELS:
@@ -183,7 +194,7 @@ def split_span(doc: _Doc, m: Mention) -> list[Mention]:
     for a, b in pieces:
         piece = doc.text[a:b]
         a, b = a + len(piece) - len(piece.lstrip()), b - len(piece) + len(piece.rstrip())
-        if a < b and _may_be_name(doc.text[a:b]):
+        if a < b and _may_be_name(doc.text[a:b]) and doc.text[a:b].lower() not in doc.lower_words:
             out.append(doc.span(m, a, b))
     return out
 
@@ -700,7 +711,6 @@ def name_echo(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     if not labels:
         return mentions
     names = {s: c.most_common(1)[0][0] for s, c in labels.items()}
-    lower_words = {w.lower() for w in re.findall(r"\b[a-z][\w'-]*", text)}
     covered = _covered(mentions)
     out = list(mentions)
     words = [(w.start(), w.end()) for w in _MIXED_WORD.finditer(text)]
@@ -716,7 +726,7 @@ def name_echo(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
             label = names.get(surface)
             if label is None or not _free(covered, a, b) or (b < len(text) and (text[b].isalnum() or text[b] in "-")):
                 continue
-            if n == 1 and surface.lower() in lower_words:
+            if n == 1 and surface.lower() in doc.lower_words:
                 continue
             before = _CAPITALISED_BEFORE.search(text, max(0, a - 30), a)
             if before is not None and not _SENTENCE_END.search(text[max(0, before.start() - 3):before.start()]):

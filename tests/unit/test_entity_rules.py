@@ -50,6 +50,11 @@ def test_split_span_cuts_at_lines_dashes_and_brackets():
         ("Kenya", "ORG"), ("Daniel Mwangi", "ORG"), ("Elm Street", "FAC"), ("Oak Avenue", "FAC")}
 
 
+def test_split_span_drops_a_common_word_cut_off_a_name():
+    text = "Snow is coming to the Levant\nHeavy rain fell, and heavy snow."
+    assert spans(text, ("the Levant\nHeavy", "LOC")) == {("Levant", "LOC")}
+
+
 def test_split_span_keeps_numbered_names_in_prose():
     text = "Channel 4 broadcast the debate, and the Boeing 747 landed at Route 66 Diner."
     assert spans(text, ("Channel 4", "ORG"), ("Boeing 747", "PRODUCT"), ("Route 66 Diner", "FAC")) == {
