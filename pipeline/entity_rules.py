@@ -553,7 +553,7 @@ def initial_name(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
                 doc.changes.append(Change(RuleName.INITIAL_NAME, out[i], new))
                 out[i] = replace(out[i], label="PERSON")
             continue
-        inside = [exact[s] for s in covered_spans(covered, a, b) if s in exact]
+        inside = [exact[s] for s in _overlapping(covered, a, b) if s in exact]
         if not inside and _free(covered, a, b):
             doc.changes.append(Change(RuleName.INITIAL_NAME, None, new))
             out.append(new)
@@ -565,7 +565,7 @@ def initial_name(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     return [m for i, m in enumerate(out) if i not in dropped]
 
 
-def covered_spans(covered: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
+def _overlapping(covered: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
     """The spans of `covered` (sorted, non-overlapping) that overlap [a, b)."""
     k = bisect_left(covered, (a, a))
     if k and covered[k - 1][1] > a:
@@ -578,7 +578,6 @@ def covered_spans(covered: list[tuple[int, int]], a: int, b: int) -> list[tuple[
 
 
 _COMPETITOR_LABELS = frozenset({"ORG", "GPE", "NORP", "FAC", "LOC", "PRODUCT", "WORK_OF_ART", "LAW"})
-_TWO_WORDS = re.compile(r"[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*)+")
 _CORPORATE = re.compile(r"\b(?:Inc|Corp|Co|Ltd|Plc|PLC|AG|SA|NV|LLC|Group|Bank|Club|FC|United|City)\.?$")
 
 
