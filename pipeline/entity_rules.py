@@ -28,6 +28,7 @@ PER / ORG / LOC / micro:
     competitor      -0.015 / -0.004 / -0.001 / -0.007
     first_name      -0.009 / -0.001 /  0.000 / -0.004
     venue           -0.001 /  0.000 / -0.003 / -0.002
+    acronym          0.000 / -0.005 /  0.000 / -0.001
     name_echo       -0.024 / -0.008 / -0.004 / -0.013
 
 The set is one week of 1996 Reuters, half of it sports results and tables: the table rules
@@ -64,6 +65,7 @@ class RuleName(StrEnum):
     COMPETITOR = "competitor"
     FIRST_NAME = "first_name"
     VENUE = "venue"
+    ACRONYM = "acronym"
     NAME_ECHO = "name_echo"
 
 
@@ -687,6 +689,46 @@ def venue(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     return out
 
 
+_ACRONYM_AFTER = re.compile(r"[ \t]*\([ \t]*([A-Z][A-Z&.-]{1,9})[ \t]*\)")
+_ACRONYM_LABELS = frozenset({"ORG", "GPE", "LOC", "FAC", "NORP", "EVENT", "LAW", "PRODUCT"})
+
+
+def _initials(name: str) -> str:
+    return "".join(w[0] for w in re.findall(r"[A-Za-z][\w'-]*", name) if w[0].isupper())
+
+
+def acronym(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
+    """An acronym in brackets right after a name whose capitals it spells ("Kurdistan
+    Democratic Party ( KDP )", "the World Health Organization (WHO)") is that name's short
+    form, with its label: the model misses acronyms or labels them apart. NAME_ECHO then finds
+    the acronym's later uses."""
+    text = doc.text
+    exact = {(m.start, m.end): i for i, m in enumerate(mentions)}
+    covered = _covered(mentions)
+    out = list(mentions)
+    for m in mentions:
+        if m.label not in _ACRONYM_LABELS:
+            continue
+        hit = _ACRONYM_AFTER.match(text, m.end)
+        if hit is None:
+            continue
+        letters = hit.group(1).replace(".", "").replace("-", "")
+        initials = _initials(m.surface)
+        if len(letters) < 2 or letters[0] != initials[:1] or not set(letters) <= set(initials) | {"&"}:
+            continue
+        a, b = hit.span(1)
+        new = Mention(start=a, end=b, surface=text[a:b], label=m.label, canonical="")
+        i = exact.get((a, b))
+        if i is not None:
+            if out[i].label != m.label:
+                doc.changes.append(Change(RuleName.ACRONYM, out[i], new))
+                out[i] = replace(out[i], label=m.label)
+        elif _free(covered, a, b):
+            doc.changes.append(Change(RuleName.ACRONYM, None, new))
+            out.append(new)
+    return out
+
+
 _CAPITALISED_AFTER = re.compile(r"[ \t]+[A-Z]")
 _ECHO_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC"})
 _MIXED_WORD = re.compile(r"[A-Z][\w'.&-]*")
@@ -764,6 +806,7 @@ TEXT_RULES: tuple[tuple[RuleName, TextRule], ...] = (
     (RuleName.COMPETITOR, competitor),
     (RuleName.FIRST_NAME, first_name),
     (RuleName.VENUE, venue),
+    (RuleName.ACRONYM, acronym),
     (RuleName.NAME_ECHO, name_echo),
 )
 

@@ -284,6 +284,22 @@ def test_first_name_not_after_openers_titles_or_mentions():
     assert {("Varga", "PERSON"), ("Kolar", "PERSON"), ("Novak", "PERSON")} <= got
 
 
+# --- acronym ------------------------------------------------------------------------------
+
+def test_acronym_after_its_name_and_echoed_later():
+    text = "The Northern Farmers Union ( NFU ) and the World Health Organization (WHO) met.\nThe NFU left."
+    got = spans(text, ("Northern Farmers Union", "ORG"), ("World Health Organization", "ORG"))
+    assert {("NFU", "ORG"), ("WHO", "ORG")} <= got
+    out = apply(text, [mention(text, "Northern Farmers Union", "ORG")])
+    assert [m.start for m in out if m.surface == "NFU"] == [text.index("NFU"), text.rindex("NFU")]
+
+
+def test_acronym_not_when_the_letters_do_not_match():
+    text = "Acme Holdings ( NYSE ) and the Northern Farmers Union ( AP ) reported."
+    got = spans(text, ("Acme Holdings", "ORG"), ("Northern Farmers Union", "ORG"))
+    assert got == {("Acme Holdings", "ORG"), ("Northern Farmers Union", "ORG")}
+
+
 # --- name_echo ----------------------------------------------------------------------------
 
 def test_name_echo_finds_surnames_and_repeated_names():
