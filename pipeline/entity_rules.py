@@ -52,6 +52,7 @@ class RuleName(StrEnum):
 
     SPLIT_SPAN = "split_span"
     LEADING_THE = "leading_the"
+    TITLE_PREFIX = "title_prefix"
     POSSESSIVE = "possessive"
     AGENCY = "agency"
     TABLE_WORD = "table_word"
@@ -189,16 +190,22 @@ def split_span(doc: _Doc, m: Mention) -> list[Mention]:
     for cut in cuts.finditer(m.surface):
         pieces.append((pos, m.start + cut.start()))
         pos = m.start + cut.end()
-    if pos == m.start:
-        return [m]
     pieces.append((pos, m.end))
     out = []
     for a, b in pieces:
         piece = doc.text[a:b]
-        a, b = a + len(piece) - len(piece.lstrip()), b - len(piece) + len(piece.rstrip())
-        if a < b and _may_be_name(doc.text[a:b]) and doc.text[a:b].lower() not in doc.lower_words:
+        a, b = a + len(piece) - len(piece.lstrip(_LEAD_JUNK)), b - len(piece) + len(piece.rstrip(_TRAIL_JUNK))
+        if (a, b) == (m.start, m.end):
+            return [m]
+        if a < b and _may_be_name(doc.text[a:b]) and (len(pieces) == 1 or doc.text[a:b].lower() not in doc.lower_words):
             out.append(doc.span(m, a, b))
     return out
+
+
+# Characters never at a name's edge: spaces, dashes, quotes, bullets ("-Milan" of "ex-Milan").
+# A trailing "." stays ("Corp.", "U.S."), and a trailing apostrophe is the possessive rule's.
+_LEAD_JUNK = " \t\r\n\f\v-\u2013\u2014'\"\u201c\u201d\u2018\u2019*#\u2022,;:/"
+_TRAIL_JUNK = " \t\r\n\f\v-\u2013\u2014\"\u201c\u201d*#\u2022,;:/"
 
 
 def _may_be_name(s: str) -> bool:
@@ -224,6 +231,34 @@ def leading_the(doc: _Doc, m: Mention) -> list[Mention]:
     if m.surface[0] == "T" and not _SENTENCE_END.search(doc.text[max(0, m.start - 3):m.start]):
         return [m]
     return [doc.span(m, m.start + hit.end(), m.end)]
+
+
+# Titles and roles written before a name ("Prime Minister", "U.S. Assistant Secretary of State",
+# "Fullback Andre Joubert"): not part of a person's name, nor of a place's they follow.
+_TITLES = frozenset({"president", "vice", "prime", "minister", "secretary", "assistant", "deputy", "ambassador",
+                     "envoy", "senator", "governor", "mayor", "general", "cardinal", "archbishop", "bishop",
+                     "chief", "foreign", "defence", "defense", "interior", "finance", "trade", "attorney",
+                     "judge", "consul", "leader", "king", "queen", "prince", "crown", "premier", "chancellor",
+                     "mr", "mrs", "ms", "dr", "sir", "dame", "lord", "lady", "rev", "gen", "col", "lt", "sgt",
+                     "capt", "sen", "rep", "gov", "coach", "manager", "captain", "skipper", "striker",
+                     "forward", "defender", "midfielder", "goalkeeper", "fullback", "winger", "centre",
+                     "flanker", "pitcher", "catcher", "broker", "analyst", "spokesman", "spokeswoman",
+                     "director", "chairman", "chairwoman", "editor", "correspondent", "officer"})
+
+
+def title_prefix(doc: _Doc, m: Mention) -> list[Mention]:
+    """A title or role at the start of a person's span ("Fullback Andre Joubert", "Prime
+    Minister Jan Kos", "Dr. Ana Li") is not part of the name: spaCy's own convention, which its
+    small model does not always keep. Titles are trimmed while a name word remains."""
+    if m.label != "PERSON":
+        return [m]
+    words = list(_WORD.finditer(m.surface))
+    k = 0
+    while k < len(words) - 1 and words[k].group().rstrip(".").lower() in _TITLES:
+        k += 1
+    if k == 0:
+        return [m]
+    return [doc.span(m, m.start + words[k].start(), m.end)]
 
 
 _POSSESSIVE = re.compile(r"\s*['\u2019](?:s|S)?$")
@@ -485,12 +520,6 @@ def row_head(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     return out
 
 
-# Titles that follow a place in a person's description ("U.S. Assistant Secretary of State",
-# "French Prime Minister"): the place is the entity there, and the title is not part of a name.
-_TITLES = frozenset({"president", "vice", "prime", "minister", "secretary", "assistant", "deputy", "ambassador",
-                     "envoy", "senator", "governor", "mayor", "general", "cardinal", "archbishop", "bishop",
-                     "chief", "foreign", "defence", "defense", "interior", "finance", "trade", "attorney",
-                     "judge", "consul", "leader", "king", "queen", "prince", "crown", "premier", "chancellor"})
 # Last words that make a name an event, not an organisation ("U.S. Open", "Paris Marathon").
 _EVENT_HEADS = frozenset({"open", "championship", "championships", "cup", "games", "olympics", "day", "prix",
                           "tour", "series", "marathon", "festival", "election", "elections", "summit", "war",
@@ -792,6 +821,7 @@ SPAN_RULES: tuple[tuple[RuleName, SpanRule], ...] = (
     (RuleName.AGENCY, agency),
     (RuleName.SPLIT_SPAN, split_span),
     (RuleName.LEADING_THE, leading_the),
+    (RuleName.TITLE_PREFIX, title_prefix),
     (RuleName.POSSESSIVE, possessive),
     (RuleName.TABLE_WORD, table_word),
     (RuleName.RESULTS_TEAM, results_team),

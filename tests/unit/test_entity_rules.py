@@ -55,6 +55,18 @@ def test_split_span_drops_a_common_word_cut_off_a_name():
     assert spans(text, ("the Levant\nHeavy", "LOC")) == {("Levant", "LOC")}
 
 
+def test_split_span_trims_dashes_quotes_and_bullets_at_the_edges():
+    text = 'the ex-Milan coach, "Oslo" and \u2022 Bergen -'
+    got = spans(text, ("-Milan", "GPE"), ('"Oslo"', "GPE"), ("\u2022 Bergen -", "GPE"))
+    assert got == {("Milan", "GPE"), ("Oslo", "GPE"), ("Bergen", "GPE")}
+
+
+def test_split_span_keeps_dots_and_inner_apostrophes():
+    text = "Acme Corp. and the U.S. met O'Neill."
+    got = spans(text, ("Acme Corp.", "ORG"), ("U.S.", "GPE"), ("O'Neill", "PERSON"))
+    assert got == {("Acme Corp.", "ORG"), ("U.S.", "GPE"), ("O'Neill", "PERSON")}
+
+
 def test_split_span_keeps_numbered_names_in_prose():
     text = "Channel 4 broadcast the debate, and the Boeing 747 landed at Route 66 Diner."
     assert spans(text, ("Channel 4", "ORG"), ("Boeing 747", "PRODUCT"), ("Route 66 Diner", "FAC")) == {
@@ -83,6 +95,20 @@ def test_leading_the_is_trimmed_from_organisations_and_places():
 def test_leading_the_stays_where_it_is_part_of_the_name_or_a_person():
     text = "Talks resumed in The Hague, where the Rock spoke."
     assert spans(text, ("The Hague", "GPE"), ("the Rock", "PERSON")) == {("The Hague", "GPE"), ("the Rock", "PERSON")}
+
+
+# --- title_prefix -------------------------------------------------------------------------
+
+def test_title_prefix_is_trimmed_from_persons():
+    text = "Fullback Tom Hale scored; Prime Minister Jan Kos and Dr. Ana Li spoke."
+    assert spans(text, ("Fullback Tom Hale", "PERSON"), ("Prime Minister Jan Kos", "PERSON"), ("Dr. Ana Li", "PERSON")) == {
+        ("Tom Hale", "PERSON"), ("Jan Kos", "PERSON"), ("Ana Li", "PERSON")}
+
+
+def test_title_prefix_keeps_a_name_word_and_other_labels():
+    text = "The President spoke to General Motors and to Judge Dredd fans."
+    got = spans(text, ("President", "PERSON"), ("General Motors", "ORG"), ("Judge Dredd", "WORK_OF_ART"))
+    assert got == {("President", "PERSON"), ("General Motors", "ORG"), ("Judge Dredd", "WORK_OF_ART")}
 
 
 # --- possessive ----------------------------------------------------------------------------
