@@ -786,10 +786,12 @@ def name_echo(doc: _Doc, mentions: list[Mention]) -> list[Mention]:
     names = {s: c.most_common(1)[0][0] for s, c in labels.items()}
     covered = _covered(mentions)
     out = list(mentions)
+    firsts = {s.split()[0] for s in names}
     words = [(w.start(), w.end()) for w in _MIXED_WORD.finditer(text)]
     i = 0
     while i < len(words):
-        if (words[i][0] and (text[words[i][0] - 1].isalnum() or text[words[i][0] - 1] in "'-")) \
+        if text[words[i][0]:words[i][1]] not in firsts \
+                or (words[i][0] and (text[words[i][0] - 1].isalnum() or text[words[i][0] - 1] in "'-")) \
                 or doc.is_caps_line(words[i][0]):
             i += 1
             continue
