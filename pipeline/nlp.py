@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from pipeline import entity_rules
 from pipeline.config import PACKAGE_DATA
 from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem, short
 from pipeline.errors import ConfigError
@@ -600,27 +601,6 @@ def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path, places: P
                 continue
             raw[i].append(Mention(start=offset + start, end=offset + end, surface=chunk[start:end],
                                   label=LABEL_MAP.get(ent.label_, ent.label_), canonical=""))
-    return [normalise(dateline(t, r, index), gaz, places=index, text=t) for r, t in zip(raw, texts, strict=True)]
-
-
-# A wire story's dateline: the place in capitals at the start of a line, then a date, a comma, an
-# agency in brackets or a dash ("BEIRUT, Oct 3 (Reuters) -", "LONDON 1996-08-30"). The small
-# model misses most names in capitals.
-_DATELINE = re.compile(
-    r"^[ \t]*([A-Z][A-Z'.]*(?:[ -][A-Z][A-Z'.]*){0,3})(?=[ \t]*(?:,|\(|--|\u2014|\u2013|- |[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"|[0-9]{1,2}/[0-9]{1,2}|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? [0-9]))", re.MULTILINE)
-
-
-def dateline(text: str, mentions: Sequence[Mention], places: PlaceIndex) -> list[Mention]:
-    """The mentions with each dateline's place labelled GPE (added, or relabelled where the model
-    saw something else), when the place index knows the name and can tell which place it is."""
-    out = list(mentions)
-    for m in _DATELINE.finditer(text):
-        start, end = m.span(1)
-        name = m.group(1).rstrip(".")
-        end = start + len(name)
-        if choose(_candidates(places, [name.title()]), {}) is None:
-            continue
-        out = [x for x in out if x.end <= start or end <= x.start]
-        out.append(Mention(start=start, end=end, surface=text[start:end], label="GPE", canonical=""))
-    return out
+    # English only: the rules read English words and capitalisation.
+    raw = [entity_rules.apply(t, r) for t, r in zip(texts, raw, strict=True)] if nlp.lang == "en" else raw
+    return [normalise(r, gaz, places=index, text=t) for r, t in zip(raw, texts, strict=True)]
