@@ -282,7 +282,8 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
        name (SINGLE, or CONTEXT/PROMINENT among several, the article's linked countries as
        context). An ambiguous place name the model labelled something else becomes a place only
        with a preposition of place before a mention (PREPOSITION) or a country named beside it
-       (NEARBY_COUNTRY); so does any place name the model labelled PERSON ("in Tavildara").
+       (NEARBY_COUNTRY); any place name the model labelled PERSON, only with the preposition
+       ("in Tavildara").
        ORG is left alone (a team named after its city).
     Mentions whose label is neither in keep_labels nor from the gazetteer are dropped.
     """
@@ -368,7 +369,7 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
         if r.label in PLACE_LABELS:
             decision = choose(candidates, countries)  # the model's label is the evidence
         elif r.label == "PERSON" or (ambiguous and r.label != "ORG"):
-            evidence = next((rule for i in idx for rule in _place_evidence(text, ms[i], spans)), None)
+            evidence = next((rule for i in idx for rule in _place_evidence(text, ms[i], spans, ambiguous)), None)
             pick = choose(candidates, countries) if evidence is not None else None
             if pick is not None:
                 decision = Decision(pick.place, evidence)
@@ -414,12 +415,15 @@ def _candidates(places: PlaceIndex, names: Iterable[str]) -> tuple[Place, ...]:
     return tuple(seen.values())
 
 
-def _place_evidence(text: str, m: Mention, spans: Sequence[tuple[int, int, str | None, Any]]) -> list[LinkRule]:
-    """What in the text says this mention is a place, though the model labelled it otherwise."""
+def _place_evidence(text: str, m: Mention, spans: Sequence[tuple[int, int, str | None, Any]],
+                    ambiguous: bool) -> list[LinkRule]:
+    """What in the text says this mention is a place, though the model labelled it otherwise. A
+    country beside it counts only for a name that is a country or a person alike ("Lebanon,
+    Jordan and Iraq"); beside a person's name it is no evidence ("Bush ... Iraq")."""
     found = []
     if text and preposition_before(text, m.start):
         found.append(LinkRule.PREPOSITION)
-    if country_near(spans, m.start, m.end):
+    if ambiguous and country_near(spans, m.start, m.end):
         found.append(LinkRule.NEARBY_COUNTRY)
     return found
 
