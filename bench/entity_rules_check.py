@@ -10,6 +10,7 @@ sample of up to --per-rule per rule) with empty `verdict` and `note` columns for
 judge (better / worse / same: is the mention after the rule better than before?).
 
     .venv/bin/python bench/entity_rules_check.py              # count, write the sample
+    .venv/bin/python bench/entity_rules_check.py --probes     # synthetic politics/defence lines
     .venv/bin/python bench/entity_rules_check.py --summary    # also tally the judged TSV
                                                               # into bench/results/entity_rules_check.json
 
@@ -40,6 +41,39 @@ SAMPLE = Path(__file__).resolve().parent / "entity_rules_sample.tsv"
 COLUMNS = ["article", "rule", "before", "after", "left", "span", "right", "verdict", "note"]
 CONTEXT = 100
 SEED = 20261201
+
+
+# Synthetic lines in the formats of politics/conflict/defence news (tables, delegate lists, party
+# tags, royal titles) for the rules the 91 articles barely trigger; --probes prints what changes.
+PROBES = (
+    "Turkey's presidential election results:\nErdogan 52.6 Ince 30.6\nAksener 7.3 Demirtas 8.4\n"
+    "Turnout was high, officials said.",
+    "Markets at a glance\nDow Jones 28,004 -102\nNasdaq 8,500 +12\nBrent 62.1 1.2\n"
+    "Stocks fell on Monday as Russia and Ukraine traded accusations.",
+    "Casualties by province:\nIdlib 45 12\nAleppo 30 8\nHama 12 3\n"
+    "The Syrian Observatory for Human Rights said the toll was rising.",
+    "Defence spending 2019 (% of GDP):\nPoland 2.0 Greece 2.24\nEstonia 2.14 Latvia 2.01\n"
+    "NATO Secretary General Jens Stoltenberg welcomed the rise.",
+    "Ankara: Erdogan 2 meetings with Putin 3 times this year, the ministry said.",
+    "Delegates attending the summit included Sergei Lavrov (Russia), Mevlut Cavusoglu (Turkey) and "
+    "Mike Pompeo (United States).",
+    "The talks were led by Hulusi Akar (Turkey) and Sergei Shoigu (Russia) in Sochi.",
+    "A. Merkel and E. Macron met in Brussels. U. von der Leyen joined them. The meeting at St. Petersburg ended late.",
+    "Sen. Lindsey Graham, R-S.C., and Rep. Adam Kinzinger, R-Ill., criticised the withdrawal from northern Syria. "
+    "Gen. Frank McKenzie said US troops would stay.",
+    "The Kurdistan Workers' Party (PKK) and the Syrian Democratic Forces (SDF) denied it. The PKK is listed as a "
+    "terrorist group. The SDF said Turkish forces attacked Ras al-Ain.",
+    "President Recep Tayyip Erdogan met President Vladimir Putin. Erdogan said Putin agreed. Crown Prince Mohammed "
+    "bin Salman and Prince Charles attended. King Salman sent a letter.",
+)
+
+
+def probes(settings: Settings) -> None:
+    texts = list(PROBES)
+    for text, mentions in zip(texts, raw_mentions(texts, settings), strict=True):
+        print(_flat(text)[:90])
+        for c in entity_rules.explain(text, mentions)[1]:
+            print(f"    {c.rule:<15} {_show(c.before)} -> {_show(c.after)}")
 
 
 def english(text: str) -> bool:
@@ -134,15 +168,39 @@ def summary(rows: list[dict[str, str]], judged: list[dict[str, str]]) -> dict:
     return {"changes": len(rows), "sampled": len(judged), "stale_sample_rows": len(stale), "per_rule": per_rule}
 
 
+def downstream(texts: list[str], raw: list[list[Mention]], settings: Settings) -> dict[str, dict[str, int]]:
+    """Per rule, the final mentions (span, label, canonical name after `nlp.normalise`, as
+    `tag_entities` returns them) that exist only with the rule, and only without it (skip=)."""
+    _, gaz, places = nlp._load(settings.spacy_model, settings.gazetteer_file, settings.places_file)
+
+    def final(skip: list[entity_rules.RuleName]) -> set[tuple[int, int, int, str, str]]:
+        return {(k, m.start, m.end, m.label, m.canonical)
+                for k, (t, r) in enumerate(zip(texts, raw, strict=True))
+                for m in nlp.normalise(entity_rules.apply(t, r, skip=skip), gaz, places=places, text=t)}
+
+    full = final([])
+    out = {}
+    for rule in entity_rules.RuleName:
+        without = final([rule])
+        out[str(rule)] = {"only_with_rule": len(full - without), "only_without_rule": len(without - full)}
+    none = final(list(entity_rules.RuleName))
+    out["all"] = {"only_with_rule": len(full - none), "only_without_rule": len(none - full), "final_mentions": len(full)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--all-max", type=int, default=300, help="sample every change if there are at most this many")
     ap.add_argument("--per-rule", type=int, default=40, help="else at most this many per rule (seeded)")
     ap.add_argument("--summary", action="store_true", help="tally the judged TSV, write the results json")
-    ap.add_argument("--verdicts", type=Path, help="a JSON file {rule: verdict text} for the results json")
+    ap.add_argument("--verdicts", type=Path, help="a JSON file of the judge's verdicts and notes for the results json")
+    ap.add_argument("--probes", action="store_true", help="only show the changes on the synthetic PROBES lines")
     args = ap.parse_args()
 
     settings = Settings.from_env()
+    if args.probes:
+        probes(settings)
+        return
     path, everything = load_texts()
     index = [k for k, t in enumerate(everything) if english(t)]
     texts = [everything[k] for k in index]
@@ -170,11 +228,17 @@ def main() -> None:
     result.update({"texts": len(everything), "english_texts": len(texts), "source": str(path), "raw_mentions": sum(map(len, raw)),
                    "model": nlp.model_version(nlp.load_nlp(settings.spacy_model, settings.gazetteer_file)),
                    "sample_file": str(SAMPLE.relative_to(ROOT)), "seed": SEED})
-    if args.verdicts:
-        for rule, text in json.loads(args.verdicts.read_text()).items():
-            result["per_rule"].setdefault(rule, {})["verdict"] = text
+    for rule, diff in downstream(texts, raw, settings).items():
+        result["per_rule"].setdefault(rule, {})["final_mentions_differing"] = diff
+    if args.verdicts:  # {"rules": {rule: {...}}, anything else: copied to the top level}
+        extra = json.loads(args.verdicts.read_text())
+        for rule, fields in extra.pop("rules", {}).items():
+            result["per_rule"].setdefault(rule, {}).update(fields)
+        result.update(extra)
     print(f"{'rule':<15} {'changes':>7} {'sampled':>7} {'better':>6} {'worse':>6} {'same':>5}")
     for rule, r in result["per_rule"].items():
+        if rule == "all":
+            continue
         print(f"{rule:<15} {r['changes']:>7} {r['sampled']:>7} {r['better']:>6} {r['worse']:>6} {r['same']:>5}")
     if result["stale_sample_rows"]:
         print(f"warning: {result['stale_sample_rows']} sample rows no longer match a change")
