@@ -194,6 +194,7 @@ def main() -> None:
     ap.add_argument("--per-rule", type=int, default=40, help="else at most this many per rule (seeded)")
     ap.add_argument("--summary", action="store_true", help="tally the judged TSV, write the results json")
     ap.add_argument("--verdicts", type=Path, help="a JSON file of the judge's verdicts and notes for the results json")
+    ap.add_argument("--force", action="store_true", help="overwrite a judged sample TSV")
     ap.add_argument("--probes", action="store_true", help="only show the changes on the synthetic PROBES lines")
     args = ap.parse_args()
 
@@ -213,6 +214,8 @@ def main() -> None:
         print(f"  {rule:<15} {counts.get(str(rule), 0):>5}")
 
     if not args.summary:
+        if SAMPLE.exists() and "\tbetter\t" in SAMPLE.read_text(encoding="utf-8") and not args.force:
+            raise SystemExit(f"{SAMPLE} holds judged verdicts: not overwritten (use --summary, or --force)")
         picked = sample(rows, args.all_max, args.per_rule)
         with SAMPLE.open("w", encoding="utf-8", newline="") as f:
             w = csv.DictWriter(f, COLUMNS, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE,
