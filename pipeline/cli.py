@@ -511,12 +511,16 @@ def tag_cmd(settings: config.Settings, files: tuple[str, ...], language: str | N
         plan = ingest.tag_plan(language.strip().lower() if language else detected, text, settings)
         mentions, tags = [], []
         if plan.model is not None:
-            [mentions] = nlp.tag_entities([text], model=plan.model, gazetteer=settings.gazetteer_file)
+            [mentions] = nlp.tag_entities([text], model=plan.model, gazetteer=settings.gazetteer_file,
+                                          places=settings.places_file)
             tags = topics.tag_topics(text, mentions, rules, title=title, language=plan.language)
         click.echo(json.dumps({
             "path": path, "language": plan.language, **({"skipped": plan.skipped} if plan.skipped else {}),
             "entities": [{"text": m.surface, "label": m.label, "canonical": m.canonical, "start": m.start,
-                          "end": m.end, **({"wikidata": m.wikidata_id} if m.wikidata_id else {})} for m in mentions],
+                          "end": m.end, **({"wikidata": m.wikidata_id} if m.wikidata_id else {}),
+                          **{k: v for k, v in (("country", m.country), ("geonames", m.geonames_id),
+                                               ("iso", m.iso_code), ("link_rule", m.rule)) if v}}
+                         for m in mentions],
             "topics": [{"slug": t.slug, "score": round(t.score, 3), "evidence": t.evidence} for t in tags],
         }, ensure_ascii=False))
     sys.exit(1 if failed else 0)

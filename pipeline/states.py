@@ -128,3 +128,24 @@ class ErrorClass(StrEnum):
     # the machinery
     INTERNAL_ERROR = "internal_error"  # a bug or an input nobody foresaw, with its traceback in the log
     GAVE_UP = "gave_up"  # claimed NEWSROOM_MAX_ATTEMPTS times, never finished (worker_lost)
+
+
+class PlaceKind(StrEnum):
+    """What kind of place an entity is: entities.place_kind (pipeline/places.py)."""
+
+    COUNTRY = "country"  # an ISO 3166-1 country (or territory)
+    REGION = "region"  # a first-level subdivision: an ISO 3166-2 code, a US state, England
+    CITY = "city"  # a GeoNames city or town
+    CONTINENT = "continent"
+
+
+class LinkRule(StrEnum):
+    """Which rule tied a mention to its place: article_entities.link_rule (pipeline/places.py
+    says when each one applies)."""
+
+    GAZETTEER = "gazetteer"  # a curated name or alias (places.yaml, the gazetteer): no doubt to settle
+    SINGLE = "single"  # the model said place, and one place has the name
+    CONTEXT = "context"  # several places have the name: the one in a country the article names
+    PROMINENT = "prominent"  # several have it: a country over smaller places, or one ten times the others' size
+    PREPOSITION = "preposition"  # the model said otherwise, but "in/near/outside X": a place
+    NEARBY_COUNTRY = "nearby_country"  # the model said otherwise, but a country is named beside it ("Jordan and Syria")

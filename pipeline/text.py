@@ -122,5 +122,22 @@ def sql_fold_function() -> str:
             f"    AS $$ SELECT {body} $$;\n")
 
 
+_HONORIFICS = re.compile(r"^(?:mr|mrs|ms|dr|sen|gen|rep)\.?\s+", re.IGNORECASE)
+_POSSESSIVE = re.compile(r"(?:['\u2019]s|(?<=s)['\u2019])$", re.IGNORECASE)
+_EDGE_PUNCT = " \t\r\n\"'()[]{}<>,;:.!?\u201c\u201d\u2018\u2019«»"
+
+
+def clean_name(surface: str) -> str:
+    """A display form of a mention: collapsed whitespace, no leading "the"/honorific, no
+    possessive "'s". "the Syrian Democratic Forces'" -> "Syrian Democratic Forces"."""
+    name = " ".join(surface.split()).strip(_EDGE_PUNCT.replace(".", ""))
+    name = _POSSESSIVE.sub("", name)
+    if name.lower().startswith("the ") and len(name) > 4:
+        name = name[4:]
+    name = _HONORIFICS.sub("", name)
+    name = name.strip(_EDGE_PUNCT.replace(".", ""))
+    return name or surface.strip()
+
+
 if __name__ == "__main__":  # python -m pipeline.text: the SQL for a new migration
     print(sql_fold_function(), end="")

@@ -4,13 +4,14 @@ and each article's topic tags. Every write replaces an article's annotations as 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from pipeline.records import Mention, TopicDef, TopicTag
 from pipeline.store.db import clean
-from pipeline.text import entity_key
+from pipeline.text import clean_name, entity_key
 
 
 def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention],
@@ -19,37 +20,61 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention],
     the mentions' surfaces, and for an entity whose key is in `known` (the gazetteer's entries,
     nlp.entity_aliases) the names listed there.
 
-    Set-based (three statements for any number of entities) and in key order, so concurrent
+    An entity the gazetteer or the place index knows (the mention carries its key) follows their
+    name, label and place (ids, country) when they change; one stored before under its name's key
+    ("name:idlib") is re-keyed in place the first time it is seen under its stable key
+    ("geonames:169389"), so the articles tagged before point at it at once. Others keep the label
+    they were first stored with (a homonym would otherwise flip it batch by batch); each mention
+    carries its own label.
+
+    Set-based (a few statements for any number of entities) and in key order, so concurrent
     taggers take row locks in the same order.
     """
     known = known or {}
-    wanted: dict[str, tuple[str, str, str | None, set[str]]] = {}
+    wanted: dict[str, _Wanted] = {}
     for m in mentions:
-        key = entity_key(m.canonical, m.wikidata_id)
+        key = m.entity_key
         if key not in wanted:
-            wanted[key] = (clean(m.canonical), m.label, m.wikidata_id,
-                           {clean(a) for a in known.get(key, ()) if a != m.canonical})
+            wanted[key] = _Wanted(clean(m.canonical), m.label, m.wikidata_id, m.key is not None or bool(m.wikidata_id),
+                                  m.country,
+                                  m.geonames_id, m.iso_code, m.place_kind,
+                                  {clean(a) for a in known.get(key, ()) if a != m.canonical})
         if m.surface != m.canonical:
-            wanted[key][3].add(clean(m.surface))
+            wanted[key].aliases.add(clean(m.surface))
+        if m.key is not None:
+            wanted[key].legacy.update({entity_key(m.canonical, None), entity_key(clean_name(m.surface), None)})
     if not wanted:
         return {}
     keys = sorted(wanted)
     with conn.cursor() as cur:
+        # The keys it may have had: its name's, its surfaces' (the first stored wins; retag moves
+        # the mentions of any other).
+        legacy = [(k, old) for k in keys for old in sorted(wanted[k].legacy - {k})]
+        if legacy:
+            cur.executemany(
+                """UPDATE entities SET key = %(k)s, updated_at = now()
+                    WHERE key = %(old)s AND wikidata_id IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM entities WHERE key = %(k)s)""",
+                [{"k": k, "old": old} for k, old in legacy])
         cur.executemany(
-            """INSERT INTO entities (key, name, label, wikidata_id, aliases) VALUES (%s, %s, %s, %s, %s)
+            """INSERT INTO entities (key, name, label, wikidata_id, aliases, country, geonames_id, iso_code, place_kind)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT DO NOTHING""",
-            [(k, *wanted[k][:3], sorted(wanted[k][3])) for k in keys],
+            [(k, w.name, w.label, w.wikidata_id, sorted(w.aliases), w.country, w.geonames_id, w.iso_code,
+              w.place_kind) for k in keys for w in [wanted[k]]],
         )
-        # An entity known by its Wikidata id keeps one row when the gazetteer renames or relabels
-        # it, and takes the new name and label. One keyed by its name keeps the label it was
-        # first stored with (a homonym would otherwise flip it batch by batch); each mention
-        # carries its own label.
         cur.executemany(
-            """UPDATE entities SET name = %s, label = %s, updated_at = now()
-                WHERE key = %s AND (name, label) IS DISTINCT FROM (%s, %s)""",
-            [(wanted[k][0], wanted[k][1], k, wanted[k][0], wanted[k][1]) for k in keys if wanted[k][2]],
+            """UPDATE entities SET name = %(name)s, label = %(label)s, wikidata_id = %(qid)s, country = %(country)s,
+                                   geonames_id = %(gn)s, iso_code = %(iso)s, place_kind = %(kind)s, updated_at = now()
+                WHERE key = %(k)s AND (name, label, wikidata_id, country, geonames_id, iso_code, place_kind)
+                      IS DISTINCT FROM (%(name)s, %(label)s, %(qid)s, %(country)s, %(gn)s, %(iso)s, %(kind)s)
+                  AND (%(qid)s::text IS NULL OR NOT EXISTS (SELECT 1 FROM entities o
+                                                             WHERE o.wikidata_id = %(qid)s AND o.key <> %(k)s))""",
+            [{"k": k, "name": w.name, "label": w.label, "qid": w.wikidata_id, "country": w.country,
+              "gn": w.geonames_id, "iso": w.iso_code, "kind": w.place_kind}
+             for k in keys for w in [wanted[k]] if w.authoritative],
         )
-        with_aliases = [(sorted(wanted[k][3]), k) for k in keys if wanted[k][3]]
+        with_aliases = [(sorted(wanted[k].aliases), k) for k in keys if wanted[k].aliases]
         if with_aliases:
             cur.executemany(
                 """UPDATE entities
@@ -63,12 +88,26 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention],
     if missing:
         # A Wikidata id already held under another key (a gazetteer edit): keep one entity per id.
         for k in sorted(missing):
-            qid = wanted[k][2]
+            qid = wanted[k].wikidata_id
             row = conn.execute("SELECT id FROM entities WHERE wikidata_id = %s", (qid,)).fetchone() if qid else None
             if row is None:
                 raise RuntimeError(f"entity {k!r} could not be stored")
             ids[k] = row[0]
     return ids
+
+
+@dataclass(slots=True)
+class _Wanted:
+    name: str
+    label: str
+    wikidata_id: str | None
+    authoritative: bool  # known to the gazetteer or the place index: its name, label and place win
+    country: str | None
+    geonames_id: int | None
+    iso_code: str | None
+    place_kind: str | None
+    aliases: set[str]
+    legacy: set[str] = field(default_factory=set)
 
 
 def merge_aliases(conn: psycopg.Connection, known: Mapping[str, Iterable[str]]) -> int:
@@ -107,7 +146,8 @@ def replace_mentions_many(conn: psycopg.Connection, mentions_by_article: dict[in
     conn.execute("DELETE FROM article_entities WHERE article_id = ANY(%s)", (list(mentions_by_article),))
     rows: dict[int, int] = {}
     with conn.cursor() as cur, cur.copy(
-        "COPY article_entities (article_id, start_char, end_char, entity_id, surface, label, model_version) FROM STDIN"
+        "COPY article_entities (article_id, start_char, end_char, entity_id, surface, label, model_version, link_rule)"
+        " FROM STDIN"
     ) as copy:
         for article_id, mentions in mentions_by_article.items():
             seen: set[tuple[int, int]] = set()
@@ -115,8 +155,8 @@ def replace_mentions_many(conn: psycopg.Connection, mentions_by_article: dict[in
                 if (m.start, m.end) in seen:
                     continue
                 seen.add((m.start, m.end))
-                copy.write_row((article_id, m.start, m.end, entity_ids[entity_key(m.canonical, m.wikidata_id)],
-                                clean(m.surface), m.label, model_version))
+                copy.write_row((article_id, m.start, m.end, entity_ids[m.entity_key], clean(m.surface), m.label,
+                                model_version, m.rule))
             rows[article_id] = len(seen)
     return rows
 

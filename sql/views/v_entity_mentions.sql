@@ -13,6 +13,10 @@
 --   day           its UTC date
 --   mentions      how many times the article mentions the entity
 --   surfaces      the distinct spellings it used (text[])
+--   country       for a place: its country, ISO 3166-1 alpha-2 (a country: its own code)
+--   geonames_id   for a place: its GeoNames id
+--   iso_code      for a country or province: its ISO 3166-1 or 3166-2 code
+--   place_kind    country, region, city or continent
 CREATE OR REPLACE VIEW v_entity_mentions AS
 SELECT e.id AS entity_id,
        e.name AS entity,
@@ -22,9 +26,13 @@ SELECT e.id AS entity_id,
        a.published_effective AS published_at,
        (a.published_effective AT TIME ZONE 'UTC')::date AS day,
        count(*) AS mentions,
-       array_agg(DISTINCT ae.surface ORDER BY ae.surface) AS surfaces
+       array_agg(DISTINCT ae.surface ORDER BY ae.surface) AS surfaces,
+       e.country,
+       e.geonames_id,
+       e.iso_code,
+       e.place_kind
   FROM article_entities ae
   JOIN entities e ON e.id = ae.entity_id
   JOIN articles a ON a.id = ae.article_id
  -- Grouping by every output column lets filters on entity, label or day reach the scans.
- GROUP BY e.id, e.name, ae.label, e.wikidata_id, ae.article_id, 6, 7;
+ GROUP BY e.id, e.name, ae.label, e.wikidata_id, ae.article_id, 6, 7, e.country, e.geonames_id, e.iso_code, e.place_kind;

@@ -40,9 +40,9 @@ def loads(monkeypatch):
     seen: list[str] = []
     real = nlp._load
 
-    def spy(model, gazetteer):
+    def spy(model, gazetteer, places=None):
         seen.append(model)
-        return real(model, gazetteer)
+        return real(model, gazetteer, places)
 
     monkeypatch.setattr(nlp, "_load", spy)
     return seen

@@ -11,6 +11,8 @@ from pipeline.states import (
     DisabledReason,
     ErrorClass,
     FeedManager,
+    LinkRule,
+    PlaceKind,
     PollOutcome,
     RunStatus,
     Stage,
@@ -28,6 +30,8 @@ CHECKED = [
     (FeedManager, "feeds", "managed_by"),
     (DisabledReason, "feeds", "disabled_reason"),
     (CharsetSource, "raw_pages", "charset_source"),
+    (PlaceKind, "entities", "place_kind"),
+    (LinkRule, "article_entities", "link_rule"),
 ]
 
 

