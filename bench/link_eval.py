@@ -203,8 +203,10 @@ def precision(rows: list[dict[str, str]]) -> dict:
               "country": r["country"], "geonames_id": r["geonames_id"], "iso_code": r["iso_code"],
               "rule": r["rule"], "note": r["note"]}
              for r in rows if r["correct"].strip().lower().startswith("n")]
+    # Correct rows the labeller annotated (e.g. a metonymy accepted), to weigh a stricter reading.
+    noted = Counter(r["note"].strip() for r in rows if r["correct"].strip().lower().startswith("y") and r["note"].strip())
     return {"overall": stats(rows), "by_rule": {rule: stats([r for r in rows if r["rule"] == rule]) for rule in rules},
-            "wrong": wrong}
+            "wrong": wrong, "correct_with_note": dict(noted.most_common())}
 
 
 def print_precision(prec: dict) -> None:
@@ -218,6 +220,8 @@ def print_precision(prec: dict) -> None:
     print(line("overall", prec["overall"]))
     for rule, s in prec["by_rule"].items():
         print(line(rule, s))
+    if prec["correct_with_note"]:
+        print("correct, with a note: " + "; ".join(f"{note} ×{n}" for note, n in prec["correct_with_note"].items()))
     if prec["wrong"]:
         print("wrong:")
         for w in prec["wrong"]:
@@ -260,8 +264,9 @@ def main() -> None:
     if args.labels:
         prec = precision(read_tsv(args.labels))
         print_precision(prec)
-        result["precision"] = {"sample": str(args.labels.relative_to(ROOT) if args.labels.resolve().is_relative_to(ROOT)
-                                             else args.labels), **prec}
+        labels = args.labels.resolve()
+        result["precision"] = {"sample": str(labels.relative_to(ROOT) if labels.is_relative_to(ROOT) else labels),
+                               **prec}
     else:
         path, texts = load_texts()
         settings = Settings.from_env(os.environ)
