@@ -14,7 +14,7 @@ judge (better / worse / same: is the mention after the rule better than before?)
     .venv/bin/python bench/entity_rules_check.py --summary    # also tally the judged TSV
                                                               # into bench/results/entity_rules_check.json
 
---summary never rewrites the TSV: it reads the verdicts a human filled in and checks that
+--summary never rewrites the TSV (and --out NAME writes bench/results/NAME.json instead): it reads the verdicts a human filled in and checks that
 they still match the changes the rules make now (same article, rule, before, after).
 """
 
@@ -160,12 +160,15 @@ def summary(rows: list[dict[str, str]], judged: list[dict[str, str]]) -> dict:
     current = Counter(_key(r) for r in rows)
     stale = [r for r in judged if current[_key(r)] == 0]
     per_rule = {}
-    for rule in entity_rules.RuleName:
+    # Rules no longer in RuleName (dropped since the sample was judged) are tallied too.
+    for rule in [*map(str, entity_rules.RuleName), *sorted({r["rule"] for r in judged} - set(entity_rules.RuleName))]:
         v = Counter(r["verdict"] or "unjudged" for r in judged if r["rule"] == rule)
-        per_rule[str(rule)] = {"changes": counts.get(str(rule), 0), "sampled": sum(v.values()),
-                               "better": v["better"], "worse": v["worse"], "same": v["same"],
-                               "unjudged": v["unjudged"]}
-    return {"changes": len(rows), "sampled": len(judged), "stale_sample_rows": len(stale), "per_rule": per_rule}
+        gone = Counter(r["verdict"] or "unjudged" for r in stale if r["rule"] == rule)
+        per_rule[rule] = {"changes": counts.get(rule, 0), "sampled": sum(v.values()),
+                          "better": v["better"], "worse": v["worse"], "same": v["same"],
+                          "unjudged": v["unjudged"], "stale": dict(gone)}
+    return {"changes": len(rows), "sampled": len(judged), "stale_sample_rows": len(stale),
+            "stale_by_verdict": dict(Counter(r["verdict"] or "unjudged" for r in stale)), "per_rule": per_rule}
 
 
 def downstream(texts: list[str], raw: list[list[Mention]], settings: Settings) -> dict[str, dict[str, int]]:
@@ -196,6 +199,8 @@ def main() -> None:
     ap.add_argument("--verdicts", type=Path, help="a JSON file of the judge's verdicts and notes for the results json")
     ap.add_argument("--force", action="store_true", help="overwrite a judged sample TSV")
     ap.add_argument("--probes", action="store_true", help="only show the changes on the synthetic PROBES lines")
+    ap.add_argument("--out", default="entity_rules_check",
+                    help="--summary writes bench/results/OUT.json (another name keeps a judged results json)")
     args = ap.parse_args()
 
     settings = Settings.from_env()
@@ -244,11 +249,12 @@ def main() -> None:
             continue
         print(f"{rule:<15} {r['changes']:>7} {r['sampled']:>7} {r['better']:>6} {r['worse']:>6} {r['same']:>5}")
     if result["stale_sample_rows"]:
-        print(f"warning: {result['stale_sample_rows']} sample rows no longer match a change")
+        print(f"warning: {result['stale_sample_rows']} sample rows no longer match a change "
+              f"(by verdict: {result['stale_by_verdict']})")
 
     from common import write_result
 
-    print(f"wrote {write_result('entity_rules_check', result)}")
+    print(f"wrote {write_result(args.out, result)}")
 
 
 if __name__ == "__main__":
