@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from pipeline import entity_rules
 from pipeline.config import PACKAGE_DATA
 from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem, short
 from pipeline.errors import ConfigError
@@ -281,7 +282,8 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
        name (SINGLE, or CONTEXT/PROMINENT among several, the article's linked countries as
        context). An ambiguous place name the model labelled something else becomes a place only
        with a preposition of place before a mention (PREPOSITION) or a country named beside it
-       (NEARBY_COUNTRY); so does any place name the model labelled PERSON ("in Tavildara").
+       (NEARBY_COUNTRY); any place name the model labelled PERSON, only with the preposition
+       ("in Tavildara").
        ORG is left alone (a team named after its city).
     Mentions whose label is neither in keep_labels nor from the gazetteer are dropped.
     """
@@ -367,7 +369,7 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
         if r.label in PLACE_LABELS:
             decision = choose(candidates, countries)  # the model's label is the evidence
         elif r.label == "PERSON" or (ambiguous and r.label != "ORG"):
-            evidence = next((rule for i in idx for rule in _place_evidence(text, ms[i], spans)), None)
+            evidence = next((rule for i in idx for rule in _place_evidence(text, ms[i], spans, ambiguous)), None)
             pick = choose(candidates, countries) if evidence is not None else None
             if pick is not None:
                 decision = Decision(pick.place, evidence)
@@ -413,12 +415,15 @@ def _candidates(places: PlaceIndex, names: Iterable[str]) -> tuple[Place, ...]:
     return tuple(seen.values())
 
 
-def _place_evidence(text: str, m: Mention, spans: Sequence[tuple[int, int, str | None, Any]]) -> list[LinkRule]:
-    """What in the text says this mention is a place, though the model labelled it otherwise."""
+def _place_evidence(text: str, m: Mention, spans: Sequence[tuple[int, int, str | None, Any]],
+                    ambiguous: bool) -> list[LinkRule]:
+    """What in the text says this mention is a place, though the model labelled it otherwise. A
+    country beside it counts only for a name that is a country or a person alike ("Lebanon,
+    Jordan and Iraq"); beside a person's name it is no evidence ("Bush ... Iraq")."""
     found = []
     if text and preposition_before(text, m.start):
         found.append(LinkRule.PREPOSITION)
-    if country_near(spans, m.start, m.end):
+    if ambiguous and country_near(spans, m.start, m.end):
         found.append(LinkRule.NEARBY_COUNTRY)
     return found
 
@@ -600,27 +605,6 @@ def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path, places: P
                 continue
             raw[i].append(Mention(start=offset + start, end=offset + end, surface=chunk[start:end],
                                   label=LABEL_MAP.get(ent.label_, ent.label_), canonical=""))
-    return [normalise(dateline(t, r, index), gaz, places=index, text=t) for r, t in zip(raw, texts, strict=True)]
-
-
-# A wire story's dateline: the place in capitals at the start of a line, then a date, a comma, an
-# agency in brackets or a dash ("BEIRUT, Oct 3 (Reuters) -", "LONDON 1996-08-30"). The small
-# model misses most names in capitals.
-_DATELINE = re.compile(
-    r"^[ \t]*([A-Z][A-Z'.]*(?:[ -][A-Z][A-Z'.]*){0,3})(?=[ \t]*(?:,|\(|--|\u2014|\u2013|- |[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"|[0-9]{1,2}/[0-9]{1,2}|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? [0-9]))", re.MULTILINE)
-
-
-def dateline(text: str, mentions: Sequence[Mention], places: PlaceIndex) -> list[Mention]:
-    """The mentions with each dateline's place labelled GPE (added, or relabelled where the model
-    saw something else), when the place index knows the name and can tell which place it is."""
-    out = list(mentions)
-    for m in _DATELINE.finditer(text):
-        start, end = m.span(1)
-        name = m.group(1).rstrip(".")
-        end = start + len(name)
-        if choose(_candidates(places, [name.title()]), {}) is None:
-            continue
-        out = [x for x in out if x.end <= start or end <= x.start]
-        out.append(Mention(start=start, end=end, surface=text[start:end], label="GPE", canonical=""))
-    return out
+    # English only: the rules read English words and capitalisation.
+    raw = [entity_rules.apply(t, r) for t, r in zip(texts, raw, strict=True)] if nlp.lang == "en" else raw
+    return [normalise(r, gaz, places=index, text=t) for r, t in zip(raw, texts, strict=True)]

@@ -289,9 +289,10 @@ def clear_cache() -> None:
 
 # --- choosing -------------------------------------------------------------------------------------
 
-# Prepositions of place right before a name: "in Jordan", "near Chad", "outside Georgia's capital".
+# Prepositions of place right before a name: "in Jordan", "near Chad", "outside Georgia's capital"
+# (not "from" or "to": "a letter from Bush", "said to Jordan").
 _PLACE_PREPOSITION = re.compile(
-    r"(?:^|[\s(])(?:in|near|outside|inside|across|throughout|into|towards?|around|from|via)\s+(?:the\s+)?$",
+    r"(?:^|[\s(])(?:in|near|outside|inside|across|throughout|into)\s+(?:the\s+)?$",
     re.IGNORECASE)
 NEARBY_CHARS = 40  # how close another country must be for NEARBY_COUNTRY ("Jordan, Syria and Iraq")
 
@@ -306,10 +307,28 @@ class Decision:
     rule: LinkRule
 
 
+SMALL_CITY = 100_000  # a town below this is linked only when the article names its country
+
+
 def choose(candidates: Sequence[Place], countries: Mapping[str, int]) -> Decision | None:
-    """The place among several of one name: CONTEXT (the only one in a country the article
-    names; `countries` counts the article's linked countries), else PROMINENT (a country over
-    smaller places of its name; else one ten times as populous as every other), else none."""
+    """The place a name means among the places that have it, `countries` counting the countries
+    of the article's linked places (CONTEXT); see the module's docstring for the rules. Two
+    guards for precision: a city a tenth the size of a namesake city is not a candidate (Ottawa,
+    Illinois beside Ottawa); and a town of fewer than SMALL_CITY people is linked only when the
+    article names its country (the model calls "Mustang", "Jupiter", "Crystal" places; towns of
+    those names exist)."""
+    cities = [p for p in candidates if p.kind == PlaceKind.CITY]
+    if cities:
+        biggest = max(p.population for p in cities)
+        candidates = [p for p in candidates if p.kind != PlaceKind.CITY or p.population * 10 >= biggest]
+    decision = _pick(candidates, countries)
+    if decision is not None and decision.place.kind == PlaceKind.CITY and \
+            decision.place.population < SMALL_CITY and not countries.get(decision.place.country or ""):
+        return None
+    return decision
+
+
+def _pick(candidates: Sequence[Place], countries: Mapping[str, int]) -> Decision | None:
     if not candidates:
         return None
     if len({p.key for p in candidates}) == 1:
@@ -330,9 +349,13 @@ def choose(candidates: Sequence[Place], countries: Mapping[str, int]) -> Decisio
         # province of the name ("Georgia"): that takes the article's context.
         return Decision(countries_[0], LinkRule.PROMINENT)
     cities = [p for p in candidates if p.kind == PlaceKind.CITY]
+    regions = [p for p in candidates if p.kind == PlaceKind.REGION]
     if len({p.country for p in candidates}) == 1 and len(cities) == 1:
-        # A city and the province named after it ("Hama"): the city, the usual sense in news.
-        return Decision(cities[0], LinkRule.PROMINENT)
+        # A city and the province of its name ("Hama"): the city, the usual sense in news; but a
+        # state over a town of its name ("Oregon", Ohio).
+        if cities[0].population >= SMALL_CITY or len(regions) != 1:
+            return Decision(cities[0], LinkRule.PROMINENT)
+        return Decision(regions[0], LinkRule.PROMINENT)
     if cities:
         # A city ten times the size of every other, where no region of the name lies in another
         # country (regions have no population here: "Surrey" the county is not outweighed by

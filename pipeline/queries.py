@@ -651,7 +651,7 @@ def top_entities_by_topic(conn: Any, since: datetime, *, until: datetime | None 
                           overall: int | None = None) -> dict[str | None, list[dict[str, Any]]]:
     """Every topic's top entities in [since, until) in one query: {slug: rows}, each topic's rows
     as top_entities(topic=slug, since=since, until=until, limit=limit) gives them (entity_id,
-    name, label, wikidata_id, articles, mentions; by articles, then mentions, then name). Topics
+    name, label, wikidata_id, country, geonames_id, iso_code, place_kind, articles, mentions; by articles, then mentions, then name). Topics
     with no mentions in the window are left out. With `overall`, the key None holds the top
     `overall` entities of all the window's articles, as top_entities(since=, until=, limit=overall)."""
     start, end = _window(since, until)
@@ -675,11 +675,12 @@ def top_entities_by_topic(conn: Any, since: datetime, *, until: datetime | None 
             SELECT NULL, entity_id, count(*), sum(mentions)::bigint
               FROM per_article WHERE %(overall)s > 0 GROUP BY entity_id),
         ranked AS (
-            SELECT c.*, e.name, e.label, e.wikidata_id,
+            SELECT c.*, e.name, e.label, e.wikidata_id, e.country, e.geonames_id, e.iso_code, e.place_kind,
                    row_number() OVER (PARTITION BY c.topic_id
                                       ORDER BY c.articles DESC, c.mentions DESC, e.name, e.id) AS rank
               FROM counted c JOIN entities e ON e.id = c.entity_id)
-        SELECT t.slug, r.entity_id, r.name, r.label, r.wikidata_id, r.articles, r.mentions
+        SELECT t.slug, r.entity_id, r.name, r.label, r.wikidata_id, r.country, r.geonames_id, r.iso_code,
+               r.place_kind, r.articles, r.mentions
           FROM ranked r LEFT JOIN topics t ON t.id = r.topic_id
          WHERE r.rank <= CASE WHEN r.topic_id IS NULL THEN %(overall)s ELSE %(limit)s END
          ORDER BY t.slug NULLS FIRST, r.rank""", params)

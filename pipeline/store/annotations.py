@@ -34,6 +34,16 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention],
     wanted: dict[str, _Wanted] = {}
     for m in mentions:
         key = m.entity_key
+        authoritative = m.key is not None or bool(m.wikidata_id)
+        if key in wanted and authoritative and not wanted[key].authoritative:
+            # The gazetteer's or the place index's mention decides, wherever it is in the batch
+            # (the model's "Gru" shares GRU's name key); the names seen so far stay aliases.
+            seen = wanted.pop(key)
+            seen.aliases.add(seen.name)
+            wanted[key] = _Wanted(clean(m.canonical), m.label, m.wikidata_id, True, m.country, m.geonames_id,
+                                  m.iso_code, m.place_kind,
+                                  {a for a in seen.aliases | {clean(a) for a in known.get(key, ())}
+                                   if a != clean(m.canonical)}, seen.legacy)
         if key not in wanted:
             wanted[key] = _Wanted(clean(m.canonical), m.label, m.wikidata_id, m.key is not None or bool(m.wikidata_id),
                                   m.country,
@@ -51,11 +61,13 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention],
         # the mentions of any other).
         legacy = [(k, old) for k in keys for old in sorted(wanted[k].legacy - {k})]
         if legacy:
+            # Only a row of the same kind: a "Victoria" stored as a person is not the city.
             cur.executemany(
                 """UPDATE entities SET key = %(k)s, updated_at = now()
                     WHERE key = %(old)s AND wikidata_id IS NULL
+                      AND (label = %(label)s OR (label IN ('GPE', 'LOC') AND %(label)s IN ('GPE', 'LOC')))
                       AND NOT EXISTS (SELECT 1 FROM entities WHERE key = %(k)s)""",
-                [{"k": k, "old": old} for k, old in legacy])
+                [{"k": k, "old": old, "label": wanted[k].label} for k, old in legacy])
         cur.executemany(
             """INSERT INTO entities (key, name, label, wikidata_id, aliases, country, geonames_id, iso_code, place_kind)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)

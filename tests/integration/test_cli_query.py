@@ -192,7 +192,7 @@ def test_csv_of_hostile_text_parses_back_one_line_per_row(run, corpus, conn):
 
     _parse_csv(run("search", "says", "-nothing", "--format", "csv"), 2, 8)
     _parse_csv(run("topics", "--format", "csv"), 6, 8)
-    entities = _parse_csv(run("entities", "--format", "csv"), 13, 6)
+    entities = _parse_csv(run("entities", "--format", "csv"), 13, 10)
     assert ["S-400 x, \"SAM\""] == [r[1] for r in entities if r[1].startswith("S-400")]
     article = _parse_csv(run("article", str(ids["a2"]), "--format", "csv", "--full"), 1, 24)
     assert article[0][-1] == "body" and HOSTILE.split()[0] in article[1][-1]
@@ -238,7 +238,7 @@ def test_tables_fit_80_columns(run, corpus):
                 "+1 (+100%)")
     assert "…" not in out and {"topic", "articles", "change", "trend"} <= set(_headers(out))
     out = _fits(run("entities", columns=80), 80, "Recep Tayyip Erdoğan", "Hayat Tahrir al-Sham", "Q39259")
-    assert _headers(out) == ["#", "entity", "label", "wikidata", "articles", "mentions"] and "…" not in out
+    assert _headers(out) == ["#", "entity", "label", "country", "ids", "articles", "mentions"] and "…" not in out
     out = _fits(run("articles", "--topic", "idlib-conflict", columns=80), 80, f"│  {ids['a2']} │",
                 "Putin and Erdoğan discuss", corpus.published["a4"].strftime("%Y-%m-%d"))
     assert _headers(out) == ["id", "published", "outlet", "article"]

@@ -11,9 +11,11 @@ import pytest
 from pipeline import nlp, queries, store
 from pipeline.config import PACKAGE_DATA
 from pipeline.errors import NotFound
+from pipeline.places import load_places
 from pipeline.records import Extraction, FeedEntry, FeedSpec, Mention
 
-KNOWN = nlp.entity_aliases(nlp.load_gazetteer(PACKAGE_DATA / "gazetteer.yaml"))
+KNOWN = nlp.entity_aliases(nlp.with_places(nlp.load_gazetteer(PACKAGE_DATA / "gazetteer.yaml"),
+                                           load_places(PACKAGE_DATA / "places.yaml")))
 
 
 def _person(canonical: str, qid: str | None = None, surface: str | None = None) -> Mention:
@@ -90,8 +92,10 @@ def test_gazetteer_aliases_resolve_once_merged(conn, tagged):
     # Never written in any article: known only from the gazetteer.
     with pytest.raises(NotFound):
         queries.resolve_entity(conn, "Wladimir Putin")
-    # Putin, Erdoğan and Assad (keyed by Wikidata id), S-400 and Idlib (by name); Sochi has no alias.
-    assert store.annotations.merge_aliases(conn, KNOWN) == 5
+    # Putin, Erdoğan and Assad (keyed by Wikidata id), S-400 (by name); Sochi has no alias. Idlib,
+    # stored by name before places had keys, is now keyed by its GeoNames id: its row takes that
+    # key and the place's names the first time the tag stage links it (test_places_store.py).
+    assert store.annotations.merge_aliases(conn, KNOWN) == 4
     assert store.annotations.merge_aliases(conn, KNOWN) == 0  # once merged, a no-op
     for typed, name in [("Wladimir Putin", "Vladimir Putin"), ("Vladimir V. Putin", "Vladimir Putin"),
                         ("Tayyip Erdogan", "Recep Tayyip Erdoğan"), ("Bashar el-Assad", "Bashar al-Assad"),

@@ -91,6 +91,9 @@ def test_every_entry_is_well_formed():
 def test_every_entry_has_a_source():
     missing = [e["name"] for e in _entries() if not (isinstance(e.get("source"), str) and e["source"].strip())]
     assert not missing, f"entries without a source: {missing}"
+    # and a source is prose, not a template's leftover placeholder ("French name ({fr})")
+    templated = [e["name"] for e in _entries() if "{" in e["source"] or "}" in e["source"]]
+    assert not templated, f"sources with a placeholder: {templated}"
 
 
 def test_every_entry_has_exactly_one_of_geonames_and_iso():
