@@ -35,11 +35,13 @@ from pipeline.places import (
     PlaceIndex,
     choose,
     country_near,
+    inside_longer_name,
     load_places,
     preposition_before,
+    sports_report,
 )
 from pipeline.records import Mention
-from pipeline.states import LinkRule
+from pipeline.states import LinkRule, PlaceKind
 from pipeline.text import clean_name, entity_key, fold, name_key
 
 if TYPE_CHECKING:
@@ -283,8 +285,10 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
        context). An ambiguous place name the model labelled something else becomes a place only
        with a preposition of place before a mention (PREPOSITION) or a country named beside it
        (NEARBY_COUNTRY); any place name the model labelled PERSON, only with the preposition
-       ("in Tavildara").
-       ORG is left alone (a team named after its city).
+       ("in Tavildara"). ORG is left alone (a team named after its city). Not linked: a name
+       that is part of a longer capitalised name at each of its mentions ("Washington State
+       Department of Health"), and in a sports report (places.sports_report) a city or state
+       with no "in" before it (a team: "Ottawa held on to beat Detroit").
     Mentions whose label is neither in keep_labels nor from the gazetteer are dropped.
     """
     keep = frozenset(keep_labels)
@@ -358,12 +362,15 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
     # Every place of each name (the curated ones, an ambiguous entry's too, are in the index); the
     # names of one place first, so that "Atlanta" is context for "Georgia" after it.
     options = {g: _candidates(places, [names[i] for i in members[g]]) for g in pending}
+    sports = bool(text) and sports_report(text)
     for g in sorted(pending, key=lambda g: len(options[g])):
         idx = members[g]
         r = resolved[g]
         candidates = options[g]
         if not candidates:
             continue
+        if text and all(inside_longer_name(text, ms[i].start, ms[i].end) for i in idx):
+            continue  # part of a longer name every time: "Washington State Department of Health"
         ambiguous = any(found[i] is not None for i in idx) or any(places.is_ambiguous(names[i]) for i in idx)
         decision: Decision | None = None
         if r.label in PLACE_LABELS:
@@ -373,6 +380,9 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
             pick = choose(candidates, countries) if evidence is not None else None
             if pick is not None:
                 decision = Decision(pick.place, evidence)
+        if decision is not None and sports and decision.place.kind != PlaceKind.COUNTRY and \
+                decision.rule != LinkRule.PREPOSITION and not any(preposition_before(text, ms[i].start) for i in idx):
+            decision = None  # in a sports report a city or state is a team unless "in Detroit" says otherwise
         if decision is not None:
             p = decision.place
             resolved[g] = _Resolved(p.name, p.label, p.wikidata_id, True, p.key, p, decision.rule)

@@ -223,12 +223,13 @@ def build_index(curated_path: Path) -> PlaceIndex:
         add(handle, Place(key=handle, name=name, kind=PlaceKind.CITY, country=country,
                           geonames_id=geonameid, population=population), name, fold(name, lower=False))
 
+    by_iso = {p.iso_code: h for h, p in places.items() if p.iso_code}
     ambiguous = frozenset(name_key(a.name) for a in doc.ambiguous)
     curated: list[CuratedPlace] = []
     for i, entry in enumerate(doc.places):
         handle = f"geonames:{entry.geonames}" if entry.geonames is not None else f"iso:{entry.iso}"
-        if entry.iso is not None and len(entry.iso) == 2:
-            handle = country_handles.get(entry.iso, handle)
+        if entry.iso is not None:
+            handle = by_iso.get(entry.iso, handle)  # a country or US state is held by its GeoNames id
         base = places.get(handle)
         if base is None:
             what = f"GeoNames id {entry.geonames}" if entry.geonames is not None else f"ISO code {entry.iso}"
@@ -373,3 +374,36 @@ def country_near(spans: Iterable[tuple[int, int, str | None, PlaceKind | None]],
     kind) of the article's linked places."""
     return any(kind == PlaceKind.COUNTRY and (0 <= start - e <= NEARBY_CHARS or 0 <= s - end <= NEARBY_CHARS)
                for s, e, _, kind in spans)
+
+
+# A capitalised word right after the name, or right before it (not just starting its sentence or
+# line), makes the name part of a longer one: "Washington State Department of Health", "Oklahoma
+# City Thunder", "Melbourne High School", "FORD MUSTANG MACH E".
+_NEXT_CAPITAL = re.compile(r"[ \t]+[A-Z][A-Za-z'\u2019]*")
+
+
+def inside_longer_name(text: str, start: int, end: int) -> bool:
+    """Is text[start:end] a part of a longer capitalised name?"""
+    if _NEXT_CAPITAL.match(text, end):
+        return True
+    before = text[max(0, start - 40):start]
+    m = re.search(r"([A-Za-z'\u2019]+)[ \t]+$", before)
+    if m is None or not m.group(1)[0].isupper():
+        return False
+    lead = before[:m.start()].rstrip(" \t")
+    # the capitalised word only starts its sentence or line
+    return bool(lead) and lead[-1] not in ".!?:;\"\u201c\u201d\n(" and not lead.endswith("\n")
+
+
+# Words that hardly occur outside sports reports. In a sports report a city or state is usually a
+# team ("Ottawa held on to beat Detroit", "Pittsburgh center Maurkice Pouncey").
+_SPORTS = re.compile(
+    r"\b(?:scored|goals?|playoffs?|quarterback|touchdowns?|innings|halftime|overtime|rebounds|assists|"
+    r"goalkeeper|striker|coach|NFL|NBA|NHL|MLB|MLS|Premier League|Super Bowl|power[- ]play|hat[- ]trick|"
+    r"home runs?|wickets?|Stanley Cup|regular season|postseason|offseason|lineup|shutout|free throws?|"
+    r"field goals?|penalty kick|standings)\b")
+SPORTS_WORDS = 3  # distinct sports words that make a text a sports report
+
+
+def sports_report(text: str) -> bool:
+    return len({m.group(0).lower() for m in _SPORTS.finditer(text)}) >= SPORTS_WORDS

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from pipeline import nlp
+from pipeline import places as places_mod
 from pipeline.config import PACKAGE_DATA
 from pipeline.errors import ConfigError
 from pipeline.nlp import load_gazetteer, normalise, with_places
@@ -287,3 +288,45 @@ def test_a_users_own_curated_file_adds_names(tmp_path):
     assert (p.name, p.geonames_id, p.country) == ("Old Aleppo", 170063, "SY")
     assert idx.is_ambiguous("Aleppo")
     assert idx.digest != load_places(PLACES).digest  # part of the model version: articles re-tag
+
+
+# --- found by hand-labelling linked mentions of real articles -------------------------------------
+
+def test_part_of_a_longer_name_is_not_linked(gaz, index):
+    text = "The Washington State Department of Health said so. Oklahoma City Thunder won."
+    got = tag(text, gaz, index, ("Washington", "GPE"), ("Oklahoma City", "GPE"))
+    assert got["Washington"].country is None and got["Oklahoma City"].country is None
+    # alone, or after a word that only starts its sentence, it is the place
+    text = "Storms hit Oklahoma City. In Oklahoma City, schools closed."
+    got = normalise(raw(text, ("Oklahoma City", "GPE"), ("Oklahoma City", "GPE")), gaz, places=index, text=text)
+    assert {m.country for m in got} == {"US"}
+    # a line break or a comma is no longer name
+    assert not places_mod.inside_longer_name("Clashes in Idlib\nThe army", 11, 16)
+    assert not places_mod.inside_longer_name("Idlib, Syria", 0, 5)
+    assert places_mod.inside_longer_name("FORD MUSTANG MACH E", 5, 12)
+    assert not places_mod.inside_longer_name("Talks. Aleppo fell", 7, 13)
+
+
+def test_in_a_sports_report_a_city_is_a_team_unless_in_says_otherwise(gaz, index):
+    report = ("Ottawa held on to beat Detroit 3-2 in overtime. Brady Tkachuk scored twice and the "
+              "goalkeeper made 30 saves as the coach praised the power play. The game was played in Ottawa.")
+    assert places_mod.sports_report(report)
+    got = normalise(raw(report, ("Ottawa", "GPE"), ("Detroit", "GPE"), ("Ottawa", "GPE")), gaz,
+                    places=index, text=report)
+    by = {(m.surface, m.start): m for m in got}
+    detroit = next(m for m in got if m.surface == "Detroit")
+    assert detroit.country is None  # the Red Wings
+    assert all(m.country == "CA" for m in got if m.surface == "Ottawa")  # "in Ottawa": the city
+    assert len(by) == 3
+    # politics is no sports report, even with a "victory" and a "team"
+    politics = "After his victory, the team of negotiators flew to Detroit to meet the governor."
+    assert not places_mod.sports_report(politics)
+    got = tag(politics, gaz, index, ("Detroit", "GPE"))
+    assert got["Detroit"].country == "US"
+
+
+def test_new_york_alone_is_the_city(gaz, index):
+    text = "Officials in New York said the state budget, set in Albany for New York State, was late."
+    got = tag(text, gaz, index, ("New York", "GPE"), ("Albany", "GPE"), ("New York State", "GPE"))
+    assert got["New York"].canonical == "New York City" and got["New York"].geonames_id == 5128581
+    assert got["New York State"].iso_code == "US-NY"
