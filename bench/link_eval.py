@@ -15,6 +15,7 @@
     .venv/bin/python bench/link_eval.py --save before                  # also bench/results/linking.json
     .venv/bin/python bench/link_eval.py --sample 200 --seed 16 --out bench/link_sample.tsv
     .venv/bin/python bench/link_eval.py --labels bench/link_sample.tsv --save after
+    .venv/bin/python bench/link_eval.py --recheck bench/link_sample.tsv  # which labels still hold
 
 Tagging uses the settings' model and gazetteer (NEWSROOM_SPACY_MODEL, NEWSROOM_GAZETTEER) through
 pipeline.nlp.tag_entities, as the tag stage does. The set is read in place, never copied. Fields
@@ -229,6 +230,40 @@ def print_precision(prec: dict) -> None:
                   f"{w['geonames_id'] or '-'}, iso {w['iso_code'] or '-'}, rule {w['rule']}): {w['note']}")
 
 
+# --- recheck: a labelled sample against the current code --------------------------------------
+
+def recheck(rows: list[dict[str, str]], tagged: list[list]) -> dict:
+    """Each labelled row against the current tagging of its mention: the same link (its label
+    still holds), another link (to label again) or no link. Precision over the rows still linked
+    alike, and the rows that changed. A sample the rules were fixed from flatters them: draw a
+    fresh one (another --seed) for an estimate."""
+    # By start: a span's end may move (a possessive "'s" split off) while it is the same mention.
+    at = {(i, m.start): m for i, ms in enumerate(tagged) for m in ms}
+    same, changes = [], []
+    for r in rows:
+        m = at.get((int(r["article"]), int(r["start"])))
+        linked = m is not None and m.label in PLACE_LABELS and is_linked(m)
+        new = (m.canonical, *("" if v is None else str(v) for v in ids(m))) if linked else None
+        if new == (r["canonical"], r["geonames_id"], r["iso_code"], r["wikidata_id"]):
+            same.append(r)
+            continue
+        changes.append({"article": r["article"], "surface": r["surface"], "was": r["correct"], "note": r["note"],
+                        "old": f"{r['canonical']} ({r['country']}, {r['geonames_id'] or r['iso_code'] or r['wikidata_id']})",
+                        "new": (f"{m.canonical} ({getattr(m, 'country', None)}, {new[1] or new[2] or new[3]}, "
+                                f"{rule_name(m)})" if linked else f"not linked ({m.label if m else 'no mention'})")})
+    return {"unchanged": precision(same)["overall"], "changed": changes}
+
+
+def print_recheck(rc: dict) -> None:
+    s = rc["unchanged"]
+    print(f"RECHECK: {s['labelled']} rows linked as labelled: {s['correct']} correct = "
+          f"{s['precision'] if s['precision'] is not None else '-'} "
+          f"[{s['wilson95'][0]:.3f}, {s['wilson95'][1]:.3f}]; {len(rc['changed'])} changed:")
+    for c in rc["changed"]:
+        print(f"  [{c['article']}] {c['surface']!r} (was {c['was'] or '?'}): {c['old']} -> {c['new']}"
+              + (f"  ({c['note']})" if c["note"] else ""))
+
+
 # --- main ------------------------------------------------------------------------------------
 
 def _commit() -> str | None:
@@ -258,6 +293,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=16)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "link_sample.tsv", help="where --sample writes")
     ap.add_argument("--labels", type=Path, metavar="TSV", help="read a labelled sample; print precision (no tagging)")
+    ap.add_argument("--recheck", type=Path, metavar="TSV",
+                    help="also compare a labelled sample with the current tagging (which labels still hold)")
     args = ap.parse_args()
 
     result: dict = {}
@@ -281,6 +318,10 @@ def main() -> None:
                        "model": nlp.model_version(nlp.load_nlp(**tag_kwargs(settings))),
                        "settings": {k: str(v) for k, v in tag_kwargs(settings).items()},
                        "commit": _commit()})
+        if args.recheck:
+            rc = recheck(read_tsv(args.recheck), tagged)
+            print_recheck(rc)
+            result[f"recheck {args.recheck.name}"] = rc
         if args.sample:
             rows = sample_rows(texts, tagged, args.sample, args.seed)
             write_tsv(args.out, rows)
