@@ -518,8 +518,8 @@ def tag_cmd(settings: config.Settings, files: tuple[str, ...], language: str | N
             "path": path, "language": plan.language, **({"skipped": plan.skipped} if plan.skipped else {}),
             "entities": [{"text": m.surface, "label": m.label, "canonical": m.canonical, "start": m.start,
                           "end": m.end, **({"wikidata": m.wikidata_id} if m.wikidata_id else {}),
-                          **{k: v for k, v in (("country", m.country), ("geonames", m.geonames_id),
-                                               ("iso", m.iso_code), ("link_rule", m.rule)) if v}}
+                          **{k: v for k, v in (("country", m.country), ("geonames_id", m.geonames_id),
+                                               ("iso_code", m.iso_code), ("link_rule", m.rule)) if v}}
                          for m in mentions],
             "topics": [{"slug": t.slug, "score": round(t.score, 3), "evidence": t.evidence} for t in tags],
         }, ensure_ascii=False))

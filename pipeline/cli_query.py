@@ -447,7 +447,8 @@ def entities(settings: config.Settings, topic: str | None, label: str | None, co
     elif fmt == "csv":
         _csv(rows, _ENTITY_COLUMNS)
     else:
-        parts = [p for p in (topic, label.upper() if label else None, _period_text(start, end), *scope.describe())
+        parts = [p for p in (topic, label.upper() if label else None, country.strip().upper() if country else None,
+                             _period_text(start, end), *scope.describe())
                  if p]
         console = _console()
         cells = [{"#": str(i), "entity": _text(r["name"]), "label": r["label"], "country": r["country"] or "",

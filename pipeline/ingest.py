@@ -441,19 +441,23 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
     rules = topics.load_rules(settings.topics_file)  # a broken rules file fails the stage even when idle
     # {model: version}: each language's model loads (seconds, hundreds of MB) only once it has work
     versions: dict[str, str] = {}
-    # The gazetteer's and the places' names of each entity, merged into entities.aliases: here for
-    # the entities stored already (a no-op once done), in upsert_entities for those the run
-    # creates. The files and the place index are read for this (a broken file fails the stage
-    # even when idle), not the model.
-    known = nlp.entity_aliases(nlp.with_places(nlp.load_gazetteer(settings.gazetteer_file),
-                                               places.load_places(settings.places_file)))
+    # A broken gazetteer or places file fails the stage even when idle (reading them is cheap;
+    # building the place index, 2-3 s, waits for work).
+    gazetteer = nlp.load_gazetteer(settings.gazetteer_file)
+    places.check_file(settings.places_file)
+    # The gazetteer's and the places' names of each entity, merged into entities.aliases: with the
+    # first batch for the entities stored already (a no-op once done), in upsert_entities for
+    # those the run creates.
+    known: dict[str, tuple[str, ...]] = {}
     with _working(settings) as (conn, hb):
         topic_ids = store.annotations.upsert_topics(conn, topics.topic_defs(rules))
-        store.annotations.merge_aliases(conn, known)
         conn.commit()
         batches = _claimed_batches(conn, settings, Stage.TAG, result, hb, owner=_owner(run_key, "tag"),
                                    limit=limit, batch_size=batch_size, ids=ids)
         for claim, claimed in batches:
+            if not known:
+                known.update(nlp.entity_aliases(nlp.with_places(gazetteer, places.load_places(settings.places_file))))
+                store.annotations.merge_aliases(conn, known)
             texts = store.articles.load_texts(conn, [a.id for a in claimed])
             plans = _plan(texts, settings)
             for model in dict.fromkeys(p.model for p in plans.values() if p.model and p.model not in versions):

@@ -11,10 +11,12 @@ normalisation that reads it change together (a field added to an entry reaches a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
 import threading
+from bisect import insort
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, match
 from pipeline.errors import ConfigError
 from pipeline.places import (
     EMPTY_PLACES,
+    NOT_NAME_WORDS,
     PLACE_LABELS,
     Decision,
     Place,
@@ -136,7 +139,10 @@ def entity_aliases(gazetteer: Gazetteer) -> dict[str, tuple[str, ...]]:
     and Wikidata id, the key its mentions are stored under): the tag stage merges them into
     `entities.aliases`, so a look-up by any listed spelling finds the entity even before an
     article has used that spelling."""
-    return {e.key: e.listed for e in gazetteer.entries}
+    out: dict[str, tuple[str, ...]] = {}
+    for e in gazetteer.entries:  # two entries may share a key (a Wikidata id): all their names
+        out[e.key] = tuple(dict.fromkeys([*out.get(e.key, ()), *e.listed]))
+    return out
 
 
 def _has_letters(form: str) -> str:
@@ -204,11 +210,17 @@ def load_gazetteer(path: Path) -> Gazetteer:
 def with_places(gazetteer: Gazetteer, places: PlaceIndex) -> Gazetteer:
     """The gazetteer plus the places' curated names and every country's names, as entries that
     carry their place. Where a form is both, the gazetteer file's entry keeps it (a user's own
-    file overrides the shipped places). Countries' names match only as written or in capitals
-    ("China", "CHINA", never "china")."""
-    taken = dict(gazetteer._index)
+    file overrides the shipped places); a gazetteer entry with a place's Wikidata id is that
+    place (it takes the place's ids and country, not a second entry). Countries' names match
+    only as written or in capitals ("China", "CHINA", never "china")."""
+    by_key = {c.place.key: c for c in (*places.curated, *places.countries)}
+    own = [dataclasses.replace(e, place=by_key[e.key].place) if e.place is None and e.key in by_key else e
+           for e in gazetteer.entries]
+    taken = {name_key(form): entry for entry in own for form in entry.aliases}
     added: list[GazetteerEntry] = []
     for curated in (*places.curated, *places.countries):
+        if any(e.key == curated.place.key for e in own):
+            continue  # the user's entry is this place
         forms = [f for f in curated.forms if name_key(f) not in taken]
         if not forms:
             continue
@@ -222,7 +234,7 @@ def with_places(gazetteer: Gazetteer, places: PlaceIndex) -> Gazetteer:
         added.append(entry)
         for form in forms:
             taken.setdefault(name_key(form), entry)
-    entries = (*gazetteer.entries, *added)
+    entries = (*own, *added)
     exact = frozenset(_exact_key(form) for entry in entries if entry.case_sensitive for form in entry.aliases)
     digest = hashlib.sha256(f"{gazetteer.digest}+{places.digest}".encode()).hexdigest()[:8]
     return Gazetteer(entries=entries, digest=digest, path=gazetteer.path, _index=taken, _exact=exact)
@@ -264,7 +276,7 @@ def _best_form(forms: Sequence[str]) -> str:
 
 
 def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEER, *,
-              places: PlaceIndex = EMPTY_PLACES, text: str = "",
+              places: PlaceIndex = EMPTY_PLACES, text: str = "", english: bool = True,
               keep_labels: Iterable[str] = KEEP_LABELS) -> list[Mention]:
     """Give every mention of one article its canonical name, label, Wikidata id and, for a
     place, the place (ids, country) and the rule that linked it.
@@ -353,32 +365,40 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
 
     # The article's sure places: counted by country (CONTEXT), placed in the text (NEARBY_COUNTRY).
     countries: Counter[str] = Counter()
-    spans: list[tuple[int, int, str | None, Any]] = []
+    country_spans: list[tuple[int, int]] = []  # sorted
     for g, r in resolved.items():
         if r.place is not None:
             for i in members[g]:
                 countries[r.place.country or ""] += 1
-                spans.append((ms[i].start, ms[i].end, r.place.country, r.place.kind))
+                if r.place.kind == PlaceKind.COUNTRY:
+                    insort(country_spans, (ms[i].start, ms[i].end))
     # Every place of each name (the curated ones, an ambiguous entry's too, are in the index); the
     # names of one place first, so that "Atlanta" is context for "Georgia" after it.
     options = {g: _candidates(places, [names[i] for i in members[g]]) for g in pending}
-    sports = bool(text) and sports_report(text)
+    # The context rules read English (prepositions, capitals, sports words): German capitalises
+    # every noun, French says "à Alep".
+    english = bool(text) and english
+    sports = english and sports_report(text)
     for g in sorted(pending, key=lambda g: len(options[g])):
         idx = members[g]
         r = resolved[g]
         candidates = options[g]
         if not candidates:
             continue
-        if text and all(inside_longer_name(text, ms[i].start, ms[i].end) for i in idx):
+        if english and all(inside_longer_name(text, ms[i].start, ms[i].end) for i in idx):
             continue  # part of a longer name every time: "Washington State Department of Health"
         ambiguous = any(found[i] is not None for i in idx) or any(places.is_ambiguous(names[i]) for i in idx)
         decision: Decision | None = None
         if r.label in PLACE_LABELS:
             decision = choose(candidates, countries)  # the model's label is the evidence
-        elif r.label == "PERSON" or (ambiguous and r.label != "ORG"):
-            evidence = next((rule for i in idx for rule in _place_evidence(text, ms[i], spans, ambiguous)), None)
+        elif english and (r.label == "PERSON" or (ambiguous and r.label != "ORG")):
+            evidence = next((rule for i in idx for rule in _place_evidence(text, ms[i], country_spans, ambiguous)),
+                            None)
             pick = choose(candidates, countries) if evidence is not None else None
-            if pick is not None:
+            if pick is not None and (pick.place.kind == PlaceKind.COUNTRY or countries.get(pick.place.country or "")):
+                # A name the model read otherwise becomes a place only if it is a country ("in
+                # Jordan") or in a country the article names: "the hopes rest in Kennedy" is no
+                # town in Colombia.
                 decision = Decision(pick.place, evidence)
         if decision is not None and sports and decision.place.kind != PlaceKind.COUNTRY and \
                 decision.rule != LinkRule.PREPOSITION and not any(preposition_before(text, ms[i].start) for i in idx):
@@ -388,7 +408,8 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
             resolved[g] = _Resolved(p.name, p.label, p.wikidata_id, True, p.key, p, decision.rule)
             for i in idx:
                 countries[p.country or ""] += 1
-                spans.append((ms[i].start, ms[i].end, p.country, p.kind))
+                if p.kind == PlaceKind.COUNTRY:
+                    insort(country_spans, (ms[i].start, ms[i].end))
 
     out: list[Mention] = []
     for m, g in zip(ms, groups, strict=True):
@@ -425,7 +446,7 @@ def _candidates(places: PlaceIndex, names: Iterable[str]) -> tuple[Place, ...]:
     return tuple(seen.values())
 
 
-def _place_evidence(text: str, m: Mention, spans: Sequence[tuple[int, int, str | None, Any]],
+def _place_evidence(text: str, m: Mention, country_spans: Sequence[tuple[int, int]],
                     ambiguous: bool) -> list[LinkRule]:
     """What in the text says this mention is a place, though the model labelled it otherwise. A
     country beside it counts only for a name that is a country or a person alike ("Lebanon,
@@ -433,7 +454,7 @@ def _place_evidence(text: str, m: Mention, spans: Sequence[tuple[int, int, str |
     found = []
     if text and preposition_before(text, m.start):
         found.append(LinkRule.PREPOSITION)
-    if ambiguous and country_near(spans, m.start, m.end):
+    if ambiguous and country_near(text, country_spans, m.start, m.end):
         found.append(LinkRule.NEARBY_COUNTRY)
     return found
 
@@ -465,7 +486,7 @@ def _ruler_patterns(gazetteer: Gazetteer) -> tuple[list[dict[str, Any]], dict[st
         forms = list(dict.fromkeys(v for alias in entry.aliases for v in _variants(alias)))
         patterns += [{"label": entry.label, "pattern": form, "id": entry.key} for form in forms]
         if entry.case_sensitive:
-            exact[entry.key] = forms
+            exact.setdefault(entry.key, []).extend(forms)  # two entries may share a key
     return patterns, exact
 
 
@@ -474,7 +495,7 @@ _SENTENCE_END = frozenset('.!?:;"\u201c\u201d-\u2013\u2014(')
 
 def _title_word(doc, i: int) -> bool:
     """Is token i a capitalised word that is not just starting its sentence or line?"""
-    if i < 0 or i >= len(doc) or not doc[i].is_title or not doc[i].is_alpha:
+    if i < 0 or i >= len(doc) or not doc[i].is_title or not doc[i].is_alpha or doc[i].lower_ in NOT_NAME_WORDS:
         return False
     before = doc[i - 1] if i > 0 else None
     return before is not None and "\n" not in before.text_with_ws and before.text not in _SENTENCE_END
@@ -617,4 +638,4 @@ def tag_entities(texts: Sequence[str], *, model: str, gazetteer: Path, places: P
                                   label=LABEL_MAP.get(ent.label_, ent.label_), canonical=""))
     # English only: the rules read English words and capitalisation.
     raw = [entity_rules.apply(t, r) for t, r in zip(texts, raw, strict=True)] if nlp.lang == "en" else raw
-    return [normalise(r, gaz, places=index, text=t) for r, t in zip(raw, texts, strict=True)]
+    return [normalise(r, gaz, places=index, text=t, english=nlp.lang == "en") for r, t in zip(raw, texts, strict=True)]

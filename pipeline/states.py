@@ -134,7 +134,7 @@ class PlaceKind(StrEnum):
     """What kind of place an entity is: entities.place_kind (pipeline/places.py)."""
 
     COUNTRY = "country"  # an ISO 3166-1 country (or territory)
-    REGION = "region"  # a first-level subdivision: an ISO 3166-2 code, a US state, England
+    REGION = "region"  # a subdivision: an ISO 3166-2 code (a US state, England, Surrey, Idlib Governorate)
     CITY = "city"  # a GeoNames city or town
     CONTINENT = "continent"
 

@@ -10,6 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from pipeline.records import Mention, TopicDef, TopicTag
+from pipeline.states import LinkRule
 from pipeline.store.db import clean
 from pipeline.text import clean_name, entity_key
 
@@ -51,8 +52,15 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention],
                                   {clean(a) for a in known.get(key, ()) if a != m.canonical})
         if m.surface != m.canonical:
             wanted[key].aliases.add(clean(m.surface))
-        if m.key is not None:
+        if m.key is not None and m.rule in _SURE_RULES:
+            # The keys its row may have had: by name (before places had keys), by its GeoNames id
+            # or ISO code (before the places file gave it a Wikidata id). Not for a name decided
+            # by context ("Georgia"): its old row holds every sense; retag sorts those out.
             wanted[key].legacy.update({entity_key(m.canonical, None), entity_key(clean_name(m.surface), None)})
+            if m.geonames_id:
+                wanted[key].legacy.add(f"geonames:{m.geonames_id}")
+            if m.iso_code:
+                wanted[key].legacy.add(f"iso:{m.iso_code}")
     if not wanted:
         return {}
     keys = sorted(wanted)
@@ -62,12 +70,23 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention],
         legacy = [(k, old) for k in keys for old in sorted(wanted[k].legacy - {k})]
         if legacy:
             # Only a row of the same kind: a "Victoria" stored as a person is not the city.
-            cur.executemany(
-                """UPDATE entities SET key = %(k)s, updated_at = now()
-                    WHERE key = %(old)s AND wikidata_id IS NULL
-                      AND (label = %(label)s OR (label IN ('GPE', 'LOC') AND %(label)s IN ('GPE', 'LOC')))
-                      AND NOT EXISTS (SELECT 1 FROM entities WHERE key = %(k)s)""",
-                [{"k": k, "old": old, "label": wanted[k].label} for k, old in legacy])
+            rekey = """UPDATE entities SET key = %(k)s, updated_at = now()
+                        WHERE key = %(old)s AND wikidata_id IS NULL
+                          AND (label = %(label)s OR (label IN ('GPE', 'LOC') AND %(label)s IN ('GPE', 'LOC')))
+                          AND NOT EXISTS (SELECT 1 FROM entities WHERE key = %(k)s)"""
+            rows = [{"k": k, "old": old, "label": wanted[k].label} for k, old in legacy]
+            try:
+                with conn.transaction():
+                    cur.executemany(rekey, rows)
+            except psycopg.errors.UniqueViolation:
+                # Another tagger stored the new key meanwhile (its row was not yet visible to
+                # NOT EXISTS): one at a time, each key that is taken by now left as it is.
+                for row in rows:
+                    try:
+                        with conn.transaction():
+                            cur.execute(rekey, row)
+                    except psycopg.errors.UniqueViolation:
+                        pass
         cur.executemany(
             """INSERT INTO entities (key, name, label, wikidata_id, aliases, country, geonames_id, iso_code, place_kind)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -106,6 +125,10 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention],
                 raise RuntimeError(f"entity {k!r} could not be stored")
             ids[k] = row[0]
     return ids
+
+
+# Rules that tie a name to one place whatever the article: an old row of that name was that place.
+_SURE_RULES = frozenset({None, LinkRule.GAZETTEER, LinkRule.SINGLE})
 
 
 @dataclass(slots=True)

@@ -330,3 +330,67 @@ def test_new_york_alone_is_the_city(gaz, index):
     got = tag(text, gaz, index, ("New York", "GPE"), ("Albany", "GPE"), ("New York State", "GPE"))
     assert got["New York"].canonical == "New York City" and got["New York"].geonames_id == 5128581
     assert got["New York State"].iso_code == "US-NY"
+
+
+# --- found by review ------------------------------------------------------------------------------
+
+def test_a_country_in_the_previous_sentence_is_not_beside_the_name(gaz, index):
+    text = "The envoy flew home from Syria. Jordan told reporters he was tired."
+    got = tag(text, gaz, index, ("Syria", "GPE"), ("Jordan", "PERSON"))
+    assert got["Jordan"].label == "PERSON" and got["Jordan"].country is None
+    text = "Aid reached Syria and Jordan by road."
+    got = tag(text, gaz, index, ("Syria", "GPE"), ("Jordan", "PERSON"))
+    assert got["Jordan"].rule == LinkRule.NEARBY_COUNTRY
+
+
+def test_a_person_after_in_is_a_place_only_in_a_country_the_article_names(gaz, index):
+    text = "The party's hopes rest in Kennedy now."
+    got = tag(text, gaz, index, ("Kennedy", "PERSON"))
+    assert got["Kennedy"].label == "PERSON" and got["Kennedy"].country is None
+
+
+def test_a_date_or_a_byline_after_a_place_is_no_longer_name(gaz, index):
+    for text in ("Thousands gathered in Omdurman Tuesday.", "Talks in Khartoum January 5 failed.",
+                 "KHARTOUM (AP) - Talks resumed."):
+        name = "KHARTOUM" if text.startswith("K") else ("Omdurman" if "Omdurman" in text else "Khartoum")
+        got = tag(text, gaz, index, (name, "GPE"))
+        assert got[name].country == "SD", text
+
+
+def test_the_context_rules_are_for_english_only(gaz, index):
+    # German capitalises every noun: "Berlin Tausende" is no longer name
+    text = "Am Samstag haben in Berlin Tausende Menschen demonstriert."
+    got = normalise(raw(text, ("Berlin", "LOC")), gaz, places=index, text=text, english=False)
+    assert got[0].country == "DE"
+
+
+def test_everyday_words_do_not_make_a_sports_report():
+    text = "The junta's goals, its lineup of allies and a coach carrying refugees left Khartoum."
+    assert not places_mod.sports_report(text)
+
+
+def test_a_name_with_namesakes_is_never_single(index):
+    d = choose(index.candidates("London"), {})
+    assert d.place.country == "GB" and d.rule == LinkRule.PROMINENT
+
+
+def test_two_curated_entries_for_one_place_are_an_error(tmp_path):
+    path = tmp_path / "places.yaml"
+    path.write_text("places:\n  - {name: Aleppo, geonames: 170063, source: s}\n"
+                    "  - {name: Halab, geonames: 170063, source: s}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="the same place as 'Aleppo'"):
+        build_index(path)
+
+
+def test_a_users_gazetteer_entry_with_a_places_id_is_that_place(tmp_path, index):
+    path = tmp_path / "gazetteer.yaml"
+    path.write_text("entities:\n  - {name: Iraq, label: GPE, wikidata: Q796, aliases: [Irak]}\n"
+                    "  - {name: United Kingdom, label: GPE, wikidata: Q145, case_sensitive: true, "
+                    "aliases: [UK, Britain]}\n", encoding="utf-8")
+    gz = with_places(load_gazetteer(path), index)
+    assert len([e for e in gz.entries if e.key == "Q796"]) == 1
+    iraq = gz.lookup("Irak")
+    assert iraq.place is not None and iraq.place.country == "IQ"
+    assert {"UK", "Britain"} <= set(nlp.entity_aliases(gz)["Q145"])
+    _, exact = nlp._ruler_patterns(gz)
+    assert "UK" in exact["Q145"]
