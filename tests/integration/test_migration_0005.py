@@ -46,7 +46,7 @@ def _mention(c, article: int, start: int, entity: int, surface: str, label: str 
 
 def _snapshot(c) -> tuple[list, list]:
     return (c.execute("SELECT id, key, name, label, wikidata_id, aliases, updated_at FROM entities ORDER BY id").fetchall(),
-            c.execute("SELECT * FROM article_entities ORDER BY article_id, start_char").fetchall())
+            c.execute("SELECT article_id, start_char, end_char, entity_id, surface, label, model_version FROM article_entities ORDER BY article_id, start_char").fetchall())
 
 
 @pytest.fixture
@@ -63,12 +63,12 @@ def test_an_entity_under_the_wrong_id_takes_the_right_one(old_db):
         _mention(c, a, 0, erdogan, "Erdoğan")
         _mention(c, b, 0, erdogan, "Erdoğan")
         _mention(c, b, 12, putin, "Putin")
-        mentions_before = c.execute("SELECT * FROM article_entities ORDER BY 1, 2").fetchall()
+        mentions_before = c.execute("SELECT article_id, start_char, end_char, entity_id, surface, label, model_version FROM article_entities ORDER BY 1, 2").fetchall()
     _migrate(old_db)
     with psycopg.connect(old_db) as c:
         assert c.execute("SELECT id, key, name, wikidata_id, aliases FROM entities ORDER BY id").fetchall() == [
             (erdogan, NEW, "Recep Tayyip Erdoğan", NEW, ["Erdoğan"]), (putin, "Q7747", "Vladimir Putin", "Q7747", [])]
-        assert c.execute("SELECT * FROM article_entities ORDER BY 1, 2").fetchall() == mentions_before
+        assert c.execute("SELECT article_id, start_char, end_char, entity_id, surface, label, model_version FROM article_entities ORDER BY 1, 2").fetchall() == mentions_before
         assert [r["id"] for r in queries.resolve_entity(c, NEW)] == [erdogan]
         assert [r["id"] for r in queries.resolve_entity(c, "Erdogan")] == [erdogan]  # the new index, on old rows
         assert [r["id"] for r in queries.resolve_entity(c, "Putin")] == [putin]  # and the surname one

@@ -27,7 +27,7 @@ def test_0008_reindexes_stored_articles_in_their_language(empty_db_dsn, tmp_path
         before = dict(c.execute("SELECT language, search::text FROM articles").fetchall())
         assert "'presidentiell'" in before["fr"]  # English stemming of French text, before 0008
 
-        assert store.migrations.migrate(c) == ["0008_languages.sql"]
+        assert store.migrations.migrate(c)[0] == "0008_languages.sql"  # then the later ones
         after = dict(c.execute("SELECT language, search::text FROM articles").fetchall())
         assert after["en"] == before["en"]  # English articles are indexed exactly as before
         assert "'presidentiel'" in after["fr"] and "'en'" not in after["fr"]  # French stemming, stop words
