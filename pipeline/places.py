@@ -29,6 +29,7 @@ A name the model labelled ORG or PERSON is left alone otherwise: a team named af
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -45,7 +46,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem, short
 from pipeline.errors import ConfigError
 from pipeline.states import LinkRule, PlaceKind
-from pipeline.text import fold, name_key
+from pipeline.text import name_key
 
 PLACE_LABELS = frozenset({"GPE", "LOC"})
 
@@ -178,51 +179,9 @@ def build_index(curated_path: Path) -> PlaceIndex:
     import pycountry  # lazy: only the tag stage needs the places
 
     raw, doc = load(curated_path, PlacesFile)
-    places: dict[str, Place] = {}  # by "geonames:<id>" / "iso:<code>" (the lookup handle)
-    names: dict[str, list[str]] = {}  # name key -> handles
-
-    def add(handle: str, place: Place, *forms: str) -> None:
-        places.setdefault(handle, place)
-        for form in forms:
-            if form and name_key(form):
-                bucket = names.setdefault(name_key(form), [])
-                if handle not in bucket:
-                    bucket.append(handle)
-
-    country_handles: dict[str, str] = {}
-    for code, c in _geonames_json("countries.json").items():
-        handle = f"geonames:{c['geonameid']}"
-        country_handles[code] = handle
-        add(handle, Place(key=handle, name=c["name"], kind=PlaceKind.COUNTRY, country=code,
-                          geonames_id=c["geonameid"], iso_code=code, population=c.get("population") or 0), c["name"])
-    for c in pycountry.countries:
-        handle = country_handles.get(c.alpha_2) or f"iso:{c.alpha_2}"
-        country_handles[c.alpha_2] = handle
-        forms = [n for n in (c.name, getattr(c, "common_name", None), getattr(c, "official_name", None))
-                 if n and _english(n)]
-        add(handle, Place(key=handle, name=forms[0] if forms else c.alpha_2, kind=PlaceKind.COUNTRY,
-                          country=c.alpha_2, iso_code=c.alpha_2), *forms)
-    for code, s in _geonames_json("us_states.json").items():
-        handle = f"geonames:{s['geonameid']}"
-        add(handle, Place(key=handle, name=s["name"], kind=PlaceKind.REGION, country="US",
-                          geonames_id=s["geonameid"], iso_code=f"US-{code}"), s["name"])
-    # Every level, not only the first: a county or department of a name ("Surrey", "Kent") must
-    # stand beside the far-away city of that name, or the city would be linked as the only one.
-    for s in pycountry.subdivisions:
-        if s.country_code != "US":
-            handle = f"iso:{s.code}"
-            add(handle, Place(key=handle, name=s.name, kind=PlaceKind.REGION, country=s.country_code,
-                              iso_code=s.code), s.name, fold(s.name, lower=False))
-    for c in _geonames_json("continents.json").values():
-        handle = f"geonames:{c['geonameId']}"
-        name = c.get("name") or c.get("asciiName") or c["toponymName"]
-        add(handle, Place(key=handle, name=name, kind=PlaceKind.CONTINENT, country=None,
-                          geonames_id=c["geonameId"], population=int(c.get("population") or 0), label="LOC"),
-            name)
-    for geonameid, name, country, population in _geonames_json("cities15000.json", _city_hook).values():
-        handle = f"geonames:{geonameid}"
-        add(handle, Place(key=handle, name=name, kind=PlaceKind.CITY, country=country,
-                          geonames_id=geonameid, population=population), name, fold(name, lower=False))
+    base_places, base_names, country_handles = _package_places()
+    places = dict(base_places)
+    names = {k: list(v) for k, v in base_names.items()}  # the curated names are added to these
 
     by_iso = {p.iso_code: h for h, p in places.items() if p.iso_code}
     ambiguous = frozenset(name_key(a.name) for a in doc.ambiguous)
@@ -268,6 +227,63 @@ def build_index(curated_path: Path) -> PlaceIndex:
     digest = hashlib.sha256(raw + versions.encode()).hexdigest()[:8]
     return PlaceIndex(curated=tuple(curated), countries=tuple(countries), ambiguous=ambiguous, digest=digest,
                       _by_name=by_name)
+
+
+@functools.cache
+def _package_places() -> tuple[dict[str, Place], dict[str, tuple[str, ...]], dict[str, str]]:
+    """The packages' places by handle ("geonames:<id>", "iso:<code>"), their names (name key ->
+    handles) and the countries' handles by ISO code: read once per process, whatever the curated
+    file."""
+    import pycountry  # lazy: only the tag stage needs the places
+
+    places: dict[str, Place] = {}
+    names: dict[str, list[str]] = {}
+
+    def add(handle: str, place: Place, *forms: str) -> None:
+        places.setdefault(handle, place)
+        for form in forms:
+            key = name_key(form) if form else ""
+            if key:
+                bucket = names.setdefault(key, [])
+                if handle not in bucket:
+                    bucket.append(handle)
+
+    country_handles: dict[str, str] = {}
+    for code, c in _geonames_json("countries.json").items():
+        handle = f"geonames:{c['geonameid']}"
+        country_handles[code] = handle
+        add(handle, Place(key=handle, name=c["name"], kind=PlaceKind.COUNTRY, country=code,
+                          geonames_id=c["geonameid"], iso_code=code, population=c.get("population") or 0), c["name"])
+    for c in pycountry.countries:
+        handle = country_handles.get(c.alpha_2) or f"iso:{c.alpha_2}"
+        country_handles[c.alpha_2] = handle
+        forms = [n for n in (c.name, getattr(c, "common_name", None), getattr(c, "official_name", None))
+                 if n and _english(n)]
+        add(handle, Place(key=handle, name=forms[0] if forms else c.alpha_2, kind=PlaceKind.COUNTRY,
+                          country=c.alpha_2, iso_code=c.alpha_2), *forms)
+    for code, st in _geonames_json("us_states.json").items():
+        handle = f"geonames:{st['geonameid']}"
+        add(handle, Place(key=handle, name=st["name"], kind=PlaceKind.REGION, country="US",
+                          geonames_id=st["geonameid"], iso_code=f"US-{code}"), st["name"])
+    # Every level, not only the first: a county or department of a name ("Surrey", "Kent") must
+    # stand beside the far-away city of that name, or the city would be linked as the only one.
+    # (Names are indexed by name_key, which folds accents: "Ḩamāh" is found as "Hamah".)
+    for sub in pycountry.subdivisions:
+        if sub.country_code != "US":
+            handle = f"iso:{sub.code}"
+            add(handle, Place(key=handle, name=sub.name, kind=PlaceKind.REGION, country=sub.country_code,
+                              iso_code=sub.code), sub.name)
+    for c in _geonames_json("continents.json").values():
+        handle = f"geonames:{c['geonameId']}"
+        name = c.get("name") or c.get("asciiName") or c["toponymName"]
+        add(handle, Place(key=handle, name=name, kind=PlaceKind.CONTINENT, country=None,
+                          geonames_id=c["geonameId"], population=int(c.get("population") or 0), label="LOC"),
+            name)
+    for geonameid, name, country, population in _geonames_json("cities15000.json", _city_hook).values():
+        handle = f"geonames:{geonameid}"
+        add(handle, Place(key=handle, name=name, kind=PlaceKind.CITY, country=country,
+                          geonames_id=geonameid, population=population), name)
+    return places, {k: tuple(v) for k, v in names.items()}, country_handles
 
 
 def _country_forms(place: Place, iso: Any) -> list[str]:
