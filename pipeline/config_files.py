@@ -54,8 +54,9 @@ class ConfigFile(Model):
 
     @classmethod
     def entry_name(cls, n: int, raw: Any) -> str:
-        """How messages name the n-th entry (from 1), given as written."""
-        return f"entry {n}"
+        """How messages name the n-th entry (from 1), given as written: by its `name` if it has one."""
+        name = raw.get("name") if isinstance(raw, dict) else None
+        return f"entry {n} ({short(name.strip())})" if isinstance(name, str) and name.strip() else f"entry {n}"
 
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]

@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from pipeline import entity_rules
 from pipeline.config import PACKAGE_DATA
-from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem, short
+from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem
 from pipeline.errors import ConfigError
 from pipeline.places import (
     EMPTY_PLACES,
@@ -175,11 +175,6 @@ class GazetteerFile(ConfigFile):
                                       "a mapping with an 'entities' list", "entities")
 
     entities: list[_Entry]
-
-    @classmethod
-    def entry_name(cls, n: int, raw: Any) -> str:
-        name = raw.get("name") if isinstance(raw, dict) else None
-        return f"entry {n} ({short(name.strip())})" if isinstance(name, str) and name.strip() else f"entry {n}"
 
     @model_validator(mode="after")
     def _one_entity_per_form(self) -> GazetteerFile:

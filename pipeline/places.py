@@ -43,7 +43,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem, short
+from pipeline.config_files import ConfigFile, FileKind, Model, Text, load, matching, problem
 from pipeline.errors import ConfigError
 from pipeline.states import LinkRule, PlaceKind
 from pipeline.text import name_key
@@ -102,11 +102,6 @@ class PlacesFile(ConfigFile):
 
     places: list[_Curated]
     ambiguous: list[_Ambiguous] = []
-
-    @classmethod
-    def entry_name(cls, n: int, raw: Any) -> str:
-        name = raw.get("name") if isinstance(raw, dict) else None
-        return f"entry {n} ({short(name.strip())})" if isinstance(name, str) and name.strip() else f"entry {n}"
 
     @model_validator(mode="after")
     def _one_place_per_form(self) -> PlacesFile:

@@ -121,3 +121,19 @@ def feeds_file(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def run(db_dsn, tmp_path):
+    """`newsroom ARGS...` in-process on the test's database, at a terminal `columns` wide."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    env = {"NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_STATE_DIR": str(tmp_path / "state"),
+           "NEWSROOM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+
+    def invoke(*args: str, columns: int = 200):
+        return CliRunner().invoke(main, list(args), env={**env, "COLUMNS": str(columns)}, catch_exceptions=False)
+
+    return invoke

@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 from test_views import build_corpus
 
 from pipeline.cli import main
@@ -22,17 +21,6 @@ from pipeline.cli_query import COMMANDS
 for _command in COMMANDS:
     if _command.name not in main.commands:
         main.add_command(_command)
-
-
-@pytest.fixture
-def run(db_dsn, tmp_path):
-    env = {"NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_STATE_DIR": str(tmp_path / "state"),
-           "NEWSROOM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
-
-    def invoke(*args: str, columns: int = 200):
-        return CliRunner().invoke(main, list(args), env={**env, "COLUMNS": str(columns)}, catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture

@@ -341,17 +341,6 @@ def test_retag_moves_a_legacy_duplicates_mentions_to_the_stable_row(tagged, sett
 # --- the CLI ------------------------------------------------------------------------------------
 
 @pytest.fixture
-def run(db_dsn, tmp_path):
-    env = {"NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_STATE_DIR": str(tmp_path / "state"),
-           "NEWSROOM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
-
-    def invoke(*args: str, columns: int = 200):
-        return CliRunner().invoke(main, list(args), env={**env, "COLUMNS": str(columns)}, catch_exceptions=False)
-
-    return invoke
-
-
-@pytest.fixture
 def corpus(conn) -> dict[str, int]:
     """Two articles: Syrian and Turkish places, a country, a person."""
     a1, a2 = _article(conn, 1), _article(conn, 2)
