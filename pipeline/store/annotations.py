@@ -65,8 +65,7 @@ def upsert_entities(conn: psycopg.Connection, mentions: Iterable[Mention],
         return {}
     keys = sorted(wanted)
     with conn.cursor() as cur:
-        # The keys it may have had: its name's, its surfaces' (the first stored wins; retag moves
-        # the mentions of any other).
+        # Of several old rows, the first stored wins; retag moves the mentions of the others.
         legacy = [(k, old) for k in keys for old in sorted(wanted[k].legacy - {k})]
         if legacy:
             # Only a row of the same kind: a "Victoria" stored as a person is not the city.
