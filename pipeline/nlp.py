@@ -386,7 +386,7 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
         decision: Decision | None = None
         if r.label in PLACE_LABELS:
             decision = choose(candidates, countries)  # the model's label is the evidence
-        elif english and (r.label == "PERSON" or (ambiguous and r.label != "ORG")):
+        elif english and (r.label == "PERSON" or (ambiguous and r.label in _EVIDENCE_LABELS)):
             evidence = next((rule for i in idx for rule in _place_evidence(text, ms[i], country_spans, ambiguous)),
                             None)
             pick = choose(candidates, countries) if evidence is not None else None
@@ -418,6 +418,11 @@ def normalise(mentions: Sequence[Mention], gazetteer: Gazetteer = EMPTY_GAZETTEE
                            iso_code=p.iso_code if p else None, place_kind=p.kind if p else None,
                            rule=r.rule if p else None))
     return out
+
+
+# The model's labels a name that is also a place may carry and still be the place with evidence
+# ("in Jordan" read as a person or a nationality); not ORG (a team) nor DATE ("in March").
+_EVIDENCE_LABELS = frozenset({"PERSON", "NORP", "FAC"})
 
 
 @dataclass(frozen=True, slots=True)

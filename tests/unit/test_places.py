@@ -394,3 +394,11 @@ def test_a_users_gazetteer_entry_with_a_places_id_is_that_place(tmp_path, index)
     assert {"UK", "Britain"} <= set(nlp.entity_aliases(gz)["Q145"])
     _, exact = nlp._ruler_patterns(gz)
     assert "UK" in exact["Q145"]
+
+
+def test_a_month_is_never_a_place(gaz, index):
+    # "March" is a town in England, and ambiguous; "in March" labelled DATE stays a date
+    text = "Talks in Britain resumed in March after a pause."
+    got = tag(text, gaz, index, ("Britain", "GPE"), ("March", "DATE"))
+    assert "March" not in got  # a date is not kept as an entity, and never linked
+    assert got["Britain"].country == "GB"
