@@ -212,9 +212,10 @@ def with_places(gazetteer: Gazetteer, places: PlaceIndex) -> Gazetteer:
     own = [dataclasses.replace(e, place=by_key[e.key].place) if e.place is None and e.key in by_key else e
            for e in gazetteer.entries]
     taken = {name_key(form): entry for entry in own for form in entry.aliases}
+    own_keys = {e.key for e in own}
     added: list[GazetteerEntry] = []
     for curated in (*places.curated, *places.countries):
-        if any(e.key == curated.place.key for e in own):
+        if curated.place.key in own_keys:
             continue  # the user's entry is this place
         forms = [f for f in curated.forms if name_key(f) not in taken]
         if not forms:

