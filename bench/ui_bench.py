@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_database, write_result  # noqa: E402
+from common import bench_database, write_result
 
 
 def _pages(conn: psycopg.Connection, rare: str) -> list[tuple[str, str]]:
