@@ -17,9 +17,9 @@ def _m(start, end, surface, label="PERSON", name=None):
 
 
 def test_highlight_marks_mentions_where_their_offsets_still_fit():
-    body = "Erdogan met Putin in Sochi.\n\nThe S-400 deal stands."
+    body = "Erdogan met Putin in Sochi.\nThe S-400 deal stands."
     out = webpages.highlight(body, [_m(0, 7, "Erdogan"), _m(12, 17, "Putin"), _m(21, 26, "Sochi", "GPE"),
-                                    _m(33, 38, "Wrong")])  # stale: the body moved since tagging
+                                    _m(32, 37, "Wrong")])  # stale: the body moved since tagging
     assert out.count("<mark") == 3 and "Wrong" not in out
     assert '<mark class="entity gpe" title="Sochi (GPE)">Sochi</mark>' in out
     assert out.count("<p>") == 2
@@ -30,6 +30,8 @@ def test_highlight_skips_overlaps_and_out_of_range_offsets():
     out = webpages.highlight(body, [_m(0, 13, "New York City", "GPE"), _m(0, 8, "New York", "GPE"),
                                     _m(5, 50, "x"), _m(-3, 2, "Ne"), _m(4, 4, "")])
     assert out.count("<mark") == 1
+    across = webpages.highlight("New\nYork", [_m(0, 8, "New\nYork", "GPE")])
+    assert "<mark" not in across and across == "<p>New</p><p>York</p>"
 
 
 def test_highlight_escapes_the_body_and_the_names():
