@@ -22,6 +22,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
+from pipeline.store.rollup import compact as compact_rollup
 from pipeline.store.queue import RAW_PAGES_LOCK
 
 BATCH = 10_000  # rows per transaction
@@ -101,6 +102,8 @@ def prune(conn: psycopg.Connection, *, raw_pages_before: datetime | None, polls_
     if polls_before is not None:
         polls = _count(conn, _COUNT_POLLS, polls_before) if dry_run else \
             _batches(conn, _DELETE_POLLS, polls_before, batch, lock=False)
+    if not dry_run:
+        compact_rollup(conn)  # the topic rollup's deltas, folded while the database is being tidied
     return Pruned(raw_pages=pages[0], raw_page_bytes=pages[1], polls=polls[0], poll_bytes=polls[1], dry_run=dry_run)
 
 
