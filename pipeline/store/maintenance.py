@@ -22,8 +22,8 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from pipeline.store.rollup import compact as compact_rollup
 from pipeline.store.queue import RAW_PAGES_LOCK
+from pipeline.store.rollup import compact as compact_rollup
 
 BATCH = 10_000  # rows per transaction
 
