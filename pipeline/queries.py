@@ -534,13 +534,18 @@ _ROLLUP_DAYS = """
           JOIN unnest(%(day_from)s::date[], %(day_to)s::date[]) r (lo, hi) ON d.day >= r.lo AND d.day < r.hi
          WHERE (%(topic)s::bigint IS NULL OR topic_id = %(topic)s::bigint)
         UNION ALL
-        -- the part days at the edges, from the base tables: [lo, hi) each
+        -- the part days at the edges, from the base tables: up to four pieces [lo, hi), each a
+        -- range on articles_when_idx (a piece not needed is NULL: the planner drops it)
         SELECT at.topic_id, (a.published_effective AT TIME ZONE 'UTC')::date, 1, (a.is_original IS NOT FALSE)::int,
                a.published_effective >= %(since)s::timestamptz
-          FROM unnest(%(edge_from)s::timestamptz[], %(edge_to)s::timestamptz[]) e (lo, hi)
-          JOIN articles a ON a.published_effective >= e.lo AND a.published_effective < e.hi
+          FROM articles a
           JOIN article_topics at ON at.article_id = a.id
-         WHERE (%(topic)s::bigint IS NULL OR at.topic_id = %(topic)s::bigint)"""
+         WHERE ((a.published_effective >= %(e1_lo)s::timestamptz AND a.published_effective < %(e1_hi)s::timestamptz)
+             OR (a.published_effective >= %(e2_lo)s::timestamptz AND a.published_effective < %(e2_hi)s::timestamptz)
+             OR (a.published_effective >= %(e3_lo)s::timestamptz AND a.published_effective < %(e3_hi)s::timestamptz)
+             OR (a.published_effective >= %(e4_lo)s::timestamptz AND a.published_effective < %(e4_hi)s::timestamptz))
+           AND (%(topic)s::bigint IS NULL OR at.topic_id = %(topic)s::bigint)"""
+_EDGES = 4
 # (`current`: on or after `since`, for topic_volumes; a whole day is on one side of it, and the
 # part day holding it comes from the base tables in two pieces, one on each side.)
 
@@ -594,12 +599,21 @@ def _split(since: datetime, until: datetime) -> _Split:
 
 
 def _rollup_params(since: datetime, *periods: tuple[datetime, datetime]) -> dict[str, Any]:
-    """The parameters of _ROLLUP_DAYS for these periods (`since`: where the current one starts)."""
+    """The parameters of _ROLLUP_DAYS for these periods, one after the other (`since`: where the
+    current one starts). Pieces that meet are read as one (the part day holding `since`)."""
     splits = [_split(lo, hi) for lo, hi in periods]
-    edges = [e for s in splits for e in s.edges]
+    edges: list[tuple[datetime, datetime]] = []
+    for lo, hi in sorted(e for s in splits for e in s.edges):
+        if edges and edges[-1][1] == lo:
+            edges[-1] = (edges[-1][0], hi)
+        else:
+            edges.append((lo, hi))
+    if len(edges) > _EDGES:
+        raise ValueError(f"{len(edges)} part days: _ROLLUP_DAYS reads {_EDGES}")
+    edges += [(None, None)] * (_EDGES - len(edges))
     return {"since": since, "since_day": since.astimezone(UTC).date(),
             "day_from": [s.days[0] for s in splits if s.days], "day_to": [s.days[1] for s in splits if s.days],
-            "edge_from": [lo for lo, _ in edges], "edge_to": [hi for _, hi in edges]}
+            **{f"e{i}_{end}": edge[k] for i, edge in enumerate(edges, 1) for k, end in enumerate(("lo", "hi"))}}
 
 
 def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None,
