@@ -199,6 +199,67 @@ def _database(dsn: str | None) -> Iterator[str]:
     yield dsn
 
 
+def lean_load(dsn: str, n: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """n articles by SQL (no bodies: what these queries read is the publication time, the original
+    mark and the tags), shaped as db_bench's generator shapes them: published over the year before
+    now, ~8% copies (is_original false), each article one of db_bench.THEMES by its share (None: no
+    topic) and a quarter of the tagged ones a second topic; a ~1.5 kB summary keeps the rows about
+    as wide on the heap as an article's columns besides its (TOASTed) body. Loaded with the
+    triggers on, in chunks, as tags arrive."""
+    from pipeline.records import FeedSpec, TopicDef
+
+    themes = [(slug, share) for slug, (share, _, _) in db_bench.THEMES.items() if slug]
+    t0 = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        store.feeds.upsert_feeds(conn, [FeedSpec(url="https://news.example/feed.xml", name="Outlet")])
+        ids = store.annotations.upsert_topics(conn, [TopicDef(slug=s, name=s.replace("-", " ").title(),
+                                                              rules_version="bench-rules") for s, _ in themes])
+        bounds, acc = [], 0.0
+        for slug, share in themes:  # cumulative shares: r < bound picks the topic
+            acc += share
+            bounds.append((ids[slug], acc))
+        topic_ids = [b[0] for b in bounds]
+        cums = [b[1] for b in bounds]
+        chunk = 100_000
+        copy_s = 0.0
+        for lo in range(0, n, chunk):
+            hi = min(n, lo + chunk)
+            conn.execute("""
+                INSERT INTO articles (url, first_url, pipeline_version, title, summary, published_at, published_source,
+                                      language, status, is_original, cluster_id, discovered_at)
+                SELECT 'https://news.example/' || g, 'https://news.example/' || g, 'bench', 'Story ' || g,
+                       (SELECT string_agg(md5((g * 50 + k)::text), ' ') FROM generate_series(1, 45) k),
+                       now() - interval '365 days' + (g + random()) * interval '365 days' / %(n)s, 'page', 'en',
+                       'tagged', random() >= 0.08, NULL, now()
+                  FROM generate_series(%(lo)s, %(hi)s - 1) g""", {"n": n, "lo": lo, "hi": hi})
+            t = time.perf_counter()
+            conn.execute("""
+                WITH chosen AS (
+                    SELECT a.id, random() AS r, random() AS second, random() AS which FROM articles a
+                     WHERE a.url >= 'https://news.example/' AND a.id > coalesce(
+                           (SELECT max(article_id) FROM article_topics), 0)),
+                picked AS (
+                    SELECT c.id, (SELECT t FROM unnest(%(topics)s::bigint[], %(cums)s::float8[]) u (t, cum)
+                                   WHERE c.r < u.cum ORDER BY u.cum LIMIT 1) AS topic,
+                           c.second < 0.25 AS two, c.which
+                      FROM chosen c)
+                INSERT INTO article_topics (article_id, topic_id, score, rules_version)
+                SELECT id, topic, 9.0, 'bench-rules' FROM picked WHERE topic IS NOT NULL
+                UNION ALL
+                SELECT id, (%(topics)s::bigint[])[1 + ((array_position(%(topics)s::bigint[], topic) - 1
+                             + 1 + floor(which * 5)::int) %% 6)], 6.0, 'bench-rules'  -- another topic
+                  FROM picked WHERE topic IS NOT NULL AND two""",
+                {"topics": topic_ids, "cums": cums})
+            copy_s += time.perf_counter() - t
+            log(f"  {hi:>9,} articles, {time.perf_counter() - t0:6.0f}s")
+        conn.execute("VACUUM (ANALYZE) articles, article_topics")
+        topic_rows = conn.execute("SELECT count(*) FROM article_topics").fetchone()[0]
+    return {"articles": n, "topic_rows": topic_rows, "load_seconds": round(time.perf_counter() - t0, 1),
+            "copy_seconds": {"article_topics (INSERT ... SELECT, triggers on)": round(copy_s, 1)},
+            "loader": "lean (rollup_bench.lean_load)"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--articles", type=int, default=1_000_000)
@@ -208,6 +269,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--deltas", type=int, default=20_000, help="pending deltas for the second timing")
     ap.add_argument("--seed", type=int, default=20191001)
+    ap.add_argument("--lean", action="store_true",
+                    help="load with lean_load (SQL, no bodies: minutes) instead of db_bench.load (bodies, "
+                         "mentions: ~11 minutes at 1M on an idle machine)")
     ap.add_argument("--dsn", help="a database to keep (migrated here; loaded only when it has no articles), "
                                   "so the timings can be run again without loading again")
     args = ap.parse_args()
@@ -224,8 +288,12 @@ def main() -> None:
             loaded = {"articles": have, "topic_rows": None, "load_seconds": None, "copy_seconds": None}
         else:
             log(f"loading {args.articles:,} articles (triggers on) ...")
-            loaded = db_bench.load(dsn, args.articles, args.chunk, args.seed, log)
-            loaded.pop("_gen")
+            if args.lean:
+                loaded = lean_load(dsn, args.articles, log)
+            else:
+                loaded = db_bench.load(dsn, args.articles, args.chunk, args.seed, log)
+                loaded.pop("_gen")
+                loaded["loader"] = "db_bench.load"
         with psycopg.connect(dsn, autocommit=True) as conn:
             pending = store.rollup.pending_deltas(conn)
             t = time.perf_counter()
@@ -261,7 +329,7 @@ def main() -> None:
     total = time.perf_counter() - t0
     path = write_result("rollup", {
         "articles": args.articles, "runs_per_query": args.runs, "target_ms": 50,
-        "load": {k: loaded[k] for k in ("articles", "topic_rows", "load_seconds", "copy_seconds")},
+        "load": {k: loaded.get(k) for k in ("articles", "topic_rows", "load_seconds", "copy_seconds", "loader")},
         "articles_loaded": loaded["articles"],
         "after_load": {"deltas": pending, "compact_seconds": round(compact_s, 2), "compacted": done.as_dict(),
                        "count_rows": counts, "differences": len(diffs)},
