@@ -535,19 +535,28 @@ _ROLLUP_DAYS = """
          WHERE (%(topic)s::bigint IS NULL OR topic_id = %(topic)s::bigint)
         UNION ALL
         -- the part days at the edges, from the base tables: up to four pieces [lo, hi), each a
-        -- range on articles_when_idx (a piece not needed is NULL: the planner drops it)
-        SELECT at.topic_id, (a.published_effective AT TIME ZONE 'UTC')::date, 1, (a.is_original IS NOT FALSE)::int,
-               a.published_effective >= %(since)s::timestamptz
+        -- range on articles_when_idx (a piece not needed is NULL: the planner drops it), each
+        -- added (sign 1) or, when it is the smaller part of a day read whole, taken away (-1)
+        SELECT at.topic_id, (a.published_effective AT TIME ZONE 'UTC')::date, p.sign,
+               p.sign * (a.is_original IS NOT FALSE)::int, a.published_effective >= %(since)s::timestamptz
           FROM articles a
           JOIN article_topics at ON at.article_id = a.id
+         CROSS JOIN LATERAL (
+               SELECT CASE WHEN a.published_effective >= %(e1_lo)s::timestamptz
+                                AND a.published_effective < %(e1_hi)s::timestamptz THEN %(e1_sign)s::int
+                           WHEN a.published_effective >= %(e2_lo)s::timestamptz
+                                AND a.published_effective < %(e2_hi)s::timestamptz THEN %(e2_sign)s::int
+                           WHEN a.published_effective >= %(e3_lo)s::timestamptz
+                                AND a.published_effective < %(e3_hi)s::timestamptz THEN %(e3_sign)s::int
+                           ELSE %(e4_sign)s::int END AS sign) p
          WHERE ((a.published_effective >= %(e1_lo)s::timestamptz AND a.published_effective < %(e1_hi)s::timestamptz)
              OR (a.published_effective >= %(e2_lo)s::timestamptz AND a.published_effective < %(e2_hi)s::timestamptz)
              OR (a.published_effective >= %(e3_lo)s::timestamptz AND a.published_effective < %(e3_hi)s::timestamptz)
              OR (a.published_effective >= %(e4_lo)s::timestamptz AND a.published_effective < %(e4_hi)s::timestamptz))
            AND (%(topic)s::bigint IS NULL OR at.topic_id = %(topic)s::bigint)"""
-_EDGES = 4
 # (`current`: on or after `since`, for topic_volumes; a whole day is on one side of it, and the
 # part day holding it comes from the base tables in two pieces, one on each side.)
+_EDGES = 4
 
 
 _VOLUMES_ROLLUP = """
@@ -574,46 +583,66 @@ _TIMELINE_ROLLUP = """
 
 @dataclass(frozen=True, slots=True)
 class _Split:
-    """[since, until) as the whole UTC days inside it and the part days at its edges."""
+    """A period as whole UTC days read from the rollup, [first, last), and pieces of part days
+    read from the base tables: (lo, hi, 1) adds [lo, hi), (lo, hi, -1) takes it from a day read
+    whole."""
 
-    days: tuple[date, date] | None  # [first, last)
-    edges: list[tuple[datetime, datetime]]
+    days: tuple[date, date] | None
+    edges: list[tuple[datetime, datetime, int]]
 
 
-def _split(since: datetime, until: datetime) -> _Split:
-    """The whole UTC days in [since, until) (read from the rollup) and the pieces before the
-    first and after the last of them (read from the base tables); a period inside one day is
-    one piece."""
+_DAY = timedelta(days=1)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _split(since: datetime, until: datetime, *, head_whole: bool = True, tail_whole: bool = True) -> _Split:
+    """[since, until) as whole UTC days and part-day pieces. A part day at an edge is read as the
+    piece inside the period, or (when that is the larger part, and `head_whole` / `tail_whole`
+    allow) as the whole day from the rollup less the piece outside it: a period ending now reads
+    its last day whole, less the articles dated after now (usually none). A period inside one
+    day is one piece."""
     since, until = since.astimezone(UTC), until.astimezone(UTC)
-    first = since.date() if since.time() == time() else since.date() + timedelta(days=1)
-    last = until.date()  # the first day not whole
-    if first >= last:
-        return _Split(None, [(since, until)])
-    edges = []
-    first_midnight, last_midnight = datetime.combine(first, time(), UTC), datetime.combine(last, time(), UTC)
-    if since < first_midnight:
-        edges.append((since, first_midnight))
-    if last_midnight < until:
-        edges.append((last_midnight, until))
-    return _Split((first, last), edges)
+    first, last = since.date(), until.date()  # the days holding since and until
+    if first == last:
+        return _Split(None, [(since, until, 1)])
+    edges: list[tuple[datetime, datetime, int]] = []
+    if since != _midnight(first):
+        if head_whole and since - _midnight(first) < _midnight(first) + _DAY - since:
+            edges.append((_midnight(first), since, -1))
+        else:
+            edges.append((since, _midnight(first) + _DAY, 1))
+            first += _DAY
+    if until != _midnight(last):
+        if tail_whole and _midnight(last) + _DAY - until < until - _midnight(last):
+            edges.append((until, _midnight(last) + _DAY, -1))
+            last += _DAY
+        else:
+            edges.append((_midnight(last), until, 1))
+    return _Split((first, last) if first < last else None, edges)
 
 
 def _rollup_params(since: datetime, *periods: tuple[datetime, datetime]) -> dict[str, Any]:
     """The parameters of _ROLLUP_DAYS for these periods, one after the other (`since`: where the
-    current one starts). Pieces that meet are read as one (the part day holding `since`)."""
-    splits = [_split(lo, hi) for lo, hi in periods]
-    edges: list[tuple[datetime, datetime]] = []
-    for lo, hi in sorted(e for s in splits for e in s.edges):
-        if edges and edges[-1][1] == lo:
-            edges[-1] = (edges[-1][0], hi)
+    current one starts). Where two periods meet, each reads its part of that day as a piece, and
+    pieces that meet are read as one (the part day holding `since` in topic_volumes)."""
+    splits = [_split(lo, hi, head_whole=k == 0, tail_whole=k == len(periods) - 1)
+              for k, (lo, hi) in enumerate(periods)]
+    edges: list[tuple[datetime, datetime, int]] = []
+    for lo, hi, sign in sorted(e for s in splits for e in s.edges):
+        if edges and edges[-1][1] == lo and edges[-1][2] == sign:
+            edges[-1] = (edges[-1][0], hi, sign)
         else:
-            edges.append((lo, hi))
+            edges.append((lo, hi, sign))
     if len(edges) > _EDGES:
         raise ValueError(f"{len(edges)} part days: _ROLLUP_DAYS reads {_EDGES}")
-    edges += [(None, None)] * (_EDGES - len(edges))
+    edges += [(None, None, None)] * (_EDGES - len(edges))
     return {"since": since, "since_day": since.astimezone(UTC).date(),
             "day_from": [s.days[0] for s in splits if s.days], "day_to": [s.days[1] for s in splits if s.days],
-            **{f"e{i}_{end}": edge[k] for i, edge in enumerate(edges, 1) for k, end in enumerate(("lo", "hi"))}}
+            **{f"e{i}_{part}": edge[k] for i, edge in enumerate(edges, 1)
+               for k, part in enumerate(("lo", "hi", "sign"))}}
 
 
 def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None,

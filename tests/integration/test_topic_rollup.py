@@ -318,7 +318,10 @@ def _periods(rng: random.Random, end: datetime, n: int) -> list[tuple[datetime, 
     out = [(end - timedelta(days=30), end), (datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 2, 1, tzinfo=UTC)),
            (datetime(2020, 1, 1, 6, tzinfo=UTC), datetime(2020, 1, 1, 18, tzinfo=UTC)),  # inside one day
            (datetime(2020, 1, 1, 6, tzinfo=UTC), datetime(2020, 1, 2, 3, tzinfo=UTC)),   # two part days
-           (datetime(2019, 12, 31, tzinfo=UTC), datetime(2020, 1, 1, 0, 0, 1, tzinfo=UTC))]
+           (datetime(2019, 12, 31, tzinfo=UTC), datetime(2020, 1, 1, 0, 0, 1, tzinfo=UTC)),
+           (datetime(2020, 1, 1, 1, tzinfo=UTC), datetime(2020, 1, 3, 23, tzinfo=UTC)),   # both read whole, less
+           (datetime(2020, 1, 1, 23, tzinfo=UTC), datetime(2020, 1, 2, 1, tzinfo=UTC)),
+           (end - timedelta(days=7), end - timedelta(hours=2))]  # the last day less what is dated later
     for _ in range(n):
         lo = end - timedelta(seconds=rng.randrange(130 * 86400))
         hi = lo + timedelta(seconds=rng.randrange(1, 100 * 86400))
@@ -370,16 +373,21 @@ def test_a_scope_still_counts_from_the_base_tables(conn):
 
 def test_split_pieces():
     d = datetime(2020, 1, 1, tzinfo=UTC)
-    assert queries._split(d, d + timedelta(days=3)) == queries._Split((d.date(), (d + timedelta(days=3)).date()), [])
-    s = queries._split(d + timedelta(hours=5), d + timedelta(days=2, hours=1))
-    assert s.days == ((d + timedelta(days=1)).date(), (d + timedelta(days=2)).date())
-    assert s.edges == [(d + timedelta(hours=5), d + timedelta(days=1)),
-                       (d + timedelta(days=2), d + timedelta(days=2, hours=1))]
-    assert queries._split(d + timedelta(hours=1), d + timedelta(hours=2)).days is None
-    # the part day holding `since` is one piece read from the base tables for topic_volumes
-    p = queries._rollup_params(d + timedelta(hours=5), (d - timedelta(days=2, hours=19), d + timedelta(hours=5)),
-                               (d + timedelta(hours=5), d + timedelta(days=3, hours=5)))
-    assert (p["e1_lo"], p["e1_hi"]) == (d - timedelta(days=2, hours=19), d - timedelta(days=2))
-    assert (p["e2_lo"], p["e2_hi"]) == (d, d + timedelta(days=1))
-    assert (p["e3_lo"], p["e3_hi"]) == (d + timedelta(days=3), d + timedelta(days=3, hours=5))
+    h, day = timedelta(hours=1), timedelta(days=1)
+    assert queries._split(d, d + 3 * day) == queries._Split((d.date(), (d + 3 * day).date()), [])
+    # a part day is read as its smaller part: the piece inside, or the whole day less the piece outside
+    s = queries._split(d + 5 * h, d + 2 * day + h)
+    assert s.days == (d.date(), (d + 2 * day).date())
+    assert s.edges == [(d, d + 5 * h, -1), (d + 2 * day, d + 2 * day + h, 1)]
+    s = queries._split(d + 17 * h, d + 2 * day + 20 * h)  # a period ending "now", late in the day
+    assert s.days == ((d + day).date(), (d + 3 * day).date())
+    assert s.edges == [(d + 17 * h, d + day, 1), (d + 2 * day + 20 * h, d + 3 * day, -1)]
+    assert queries._split(d + h, d + 2 * h) == queries._Split(None, [(d + h, d + 2 * h, 1)])
+    # topic_volumes: where the periods meet (since), each reads its own piece, read as one scan
+    p = queries._rollup_params(d + 5 * h, (d - 3 * day + 5 * h, d + 5 * h), (d + 5 * h, d + 3 * day + 5 * h))
+    assert list(zip(p["day_from"], p["day_to"], strict=True)) == [((d - 3 * day).date(), d.date()),
+                                                                  ((d + day).date(), (d + 3 * day).date())]
+    assert (p["e1_lo"], p["e1_hi"], p["e1_sign"]) == (d - 3 * day, d - 3 * day + 5 * h, -1)
+    assert (p["e2_lo"], p["e2_hi"], p["e2_sign"]) == (d, d + day, 1)
+    assert (p["e3_lo"], p["e3_hi"], p["e3_sign"]) == (d + 3 * day, d + 3 * day + 5 * h, 1)
     assert p["e4_lo"] is None
