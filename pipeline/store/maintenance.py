@@ -27,9 +27,10 @@ from pipeline.store.rollup import compact as compact_rollup
 
 BATCH = 10_000  # rows per transaction
 
-# The tables VACUUM (ANALYZE) visits each day: the big ones, and the ones pruning empties.
+# The tables VACUUM (ANALYZE) visits each day: the big ones, the ones pruning empties, and the
+# topic rollup's deltas (appended and deleted all day: every read scans them).
 VACUUMED = ("articles", "raw_pages", "article_entities", "article_topics", "feed_polls", "article_sources",
-            "entities")
+            "entities", "topic_day_deltas", "topic_day_counts")
 
 _PRUNABLE_PAGES = """
     FROM raw_pages p JOIN articles a ON a.id = p.article_id
