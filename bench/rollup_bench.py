@@ -24,6 +24,7 @@ writes bench/results/rollup.json; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -168,14 +169,8 @@ def trigger_cost(dsn: str, articles: int, sample: int, repeat: int, log: Callabl
 
 def rebuild(dsn: str) -> None:
     """Counts from the base tables again (the trigger-cost runs wrote with the triggers off)."""
-    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
-        conn.execute("LOCK article_topics, articles IN SHARE MODE")
-        conn.execute("DELETE FROM topic_day_deltas")
-        conn.execute("DELETE FROM topic_day_counts")
-        conn.execute("""INSERT INTO topic_day_counts (topic_id, day, articles, originals)
-                        SELECT at.topic_id, (a.published_effective AT TIME ZONE 'UTC')::date, count(*),
-                               count(*) FILTER (WHERE a.is_original IS NOT FALSE)
-                          FROM article_topics at JOIN articles a ON a.id = at.article_id GROUP BY 1, 2""")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        store.rollup.rebuild(conn)
 
 
 def add_deltas(dsn: str, n: int) -> None:
@@ -305,10 +300,12 @@ def main() -> None:
         log(f"  {pending:,} deltas after the load, compacted in {compact_s:.2f}s into {counts:,} rows; "
             f"differences from the base tables: {len(diffs)}")
         log(f"timing (median of {args.runs}) ...")
+        load_before = os.getloadavg()
         timings = time_queries(dsn, args.runs, log, "compacted")
         plan = _plan(dsn)
         add_deltas(dsn, args.deltas)
         timings += time_queries(dsn, args.runs, log, f"{args.deltas:,} deltas pending")
+        load_after = os.getloadavg()
         with psycopg.connect(dsn, autocommit=True) as conn:
             store.rollup.compact(conn)
         log("trigger cost on article_topics writes ...")
@@ -333,7 +330,9 @@ def main() -> None:
         "articles_loaded": loaded["articles"],
         "after_load": {"deltas": pending, "compact_seconds": round(compact_s, 2), "compacted": done.as_dict(),
                        "count_rows": counts, "differences": len(diffs)},
-        "queries": timings, "timeline_plan_365d": plan, "trigger_cost": cost, "postgres": settings,
+        "queries": timings, "timeline_plan_365d": plan,
+        "load_average_1_5_15": {"before_timing": [round(x, 2) for x in load_before],
+                                "after_timing": [round(x, 2) for x in load_after]}, "trigger_cost": cost, "postgres": settings,
         "total_seconds": round(total, 1),
         "notes": "base_ms: the query before migration 0010 (articles JOIN article_topics over the period); "
                  "rollup_ms: topic_timeline/topic_volumes now (whole days from topic_day_counts + deltas, part "

@@ -30,6 +30,9 @@
 -- * TRUNCATE of article_topics, articles or topics: both tables are emptied.
 -- (Statement triggers with transition tables on `articles` itself are avoided on purpose: they
 -- would copy every updated row, bodies included.)
+-- Not covered: ONE statement that both moves an article's date (or is_original) and changes its
+-- article_topics (a writable CTE doing both): both triggers fire after it and the move is
+-- counted twice. Newsroom never writes so; `store.rollup.differences` finds such a drift.
 
 CREATE TABLE topic_day_counts (
     topic_id   bigint NOT NULL REFERENCES topics (id) ON DELETE CASCADE,

@@ -178,6 +178,20 @@ def test_a_rolled_back_transaction_leaves_nothing(conn):
     assert_exact(conn)
 
 
+def test_a_statement_the_triggers_cannot_follow_is_found_and_rebuilt(conn):
+    """One statement moving an article's date and tagging it (a writable CTE): documented in 0010
+    as not followed; `differences` finds it, `rebuild` counts again."""
+    corpus = build_corpus(conn)
+    conn.execute("""WITH moved AS (UPDATE articles SET published_at = '2001-01-01' WHERE id = %s RETURNING id)
+                    INSERT INTO article_topics (article_id, topic_id, score, rules_version)
+                    SELECT id, %s, 1, 'r' FROM moved""", (corpus.ids["a6"], corpus.topics["arms-trade"]))
+    conn.commit()
+    assert store.rollup.differences(conn) != []
+    assert store.rollup.rebuild(conn) > 0
+    assert store.rollup.pending_deltas(conn) == 0
+    assert_exact(conn)
+
+
 # --- concurrency --------------------------------------------------------------------------------
 
 def _articles(conn, n: int, day: str = "2019-10-01T12:00+00") -> list[int]:
