@@ -177,6 +177,11 @@ def main() -> None:
         target = Path(__file__).parent / "results" / "search.json"
         if target.exists():
             previous = json.loads(target.read_text()).get("phases", {})
+        earlier = {q["query"]: q.get("digest") for p in previous.values() if p is not previous.get(args.phase)
+                   for q in p.get("queries", [])}
+        for q in out:
+            if q["query"] in earlier:
+                q["same_digest_as_other_phase"] = q["digest"] == earlier[q["query"]]
         previous[args.phase] = {
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "schema": schema,
             "load_average": os.getloadavg(), "runs_per_query": args.runs,
@@ -202,6 +207,7 @@ def baseline_module(rev: str) -> ModuleType:
                             capture_output=True, text=True, check=True).stdout
     spec = importlib.util.spec_from_loader("queries_baseline", loader=None)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["queries_baseline"] = mod  # dataclasses look their module up
     exec(compile(source, f"{rev}:pipeline/queries.py", "exec"), mod.__dict__)
     return mod
 
@@ -257,9 +263,12 @@ def run(conn: psycopg.Connection, cases: list[Case], runs: int, before: ModuleTy
     for name, kw in cases:
         times, rows = _time(lambda kw=kw: queries.search(conn, **kw), runs)
         row: dict[str, Any] = {"query": name, "rows": len(rows), "after": _stats(times)}
+        row["digest"] = _digest(rows)
         if before is not None:
-            btimes, brows = _time(lambda kw=kw: before.search(conn, **kw), runs)
+            btimes, _ = _time(lambda kw=kw: before.search(conn, **kw), runs)
             row["before"] = _stats(btimes)
+            with conn.transaction():  # one now(): the recency factor moves with the clock
+                rows, brows = queries.search(conn, **kw), before.search(conn, **kw)
             row["same_results"] = rows == brows
             if rows != brows:
                 row["differences"] = _diff(brows, rows)
@@ -267,6 +276,14 @@ def run(conn: psycopg.Connection, cases: list[Case], runs: int, before: ModuleTy
             + (f"  (before {row['before']['median_ms']:.1f} ms, same: {row['same_results']})" if before else ""))
         out.append(row)
     return out
+
+
+def _digest(rows: list[dict]) -> str:
+    """Rows, order and snippets, without the score (it moves with the clock): to compare phases."""
+    import hashlib
+
+    keep = [(r["id"], r["title"], r["url"], r["outlet"], r["rank"], r["snippet"], r["topics"]) for r in rows]
+    return hashlib.sha256(repr(keep).encode()).hexdigest()[:16]
 
 
 def _diff(before: list[dict], after: list[dict]) -> list[str]:

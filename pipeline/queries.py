@@ -344,6 +344,10 @@ WITH q AS MATERIALIZED (
 lq AS MATERIALIZED (
     SELECT c AS config, websearch_to_tsquery(c, newsroom_fold(%(text)s)) AS query
       FROM unnest(newsroom_ts_configs()) c),
+lqa AS MATERIALIZED (
+    -- lq as two aligned arrays, for a lookup per row without a sub-select per row
+    SELECT array_agg(config::oid) AS configs, array_agg(query) AS queries  -- one pass: aligned
+      FROM lq),
 matches AS (
     -- The newest max_candidates matches (all when NULL: LIMIT NULL is no limit). For a common
     -- word the planner walks the publication-time index backwards, checking each article.
@@ -353,7 +357,9 @@ matches AS (
       FROM articles a
      WHERE a.search @@ (SELECT candidates FROM q)
        AND (NOT (SELECT excludes FROM q)
-            OR a.search @@ (SELECT lq.query FROM lq WHERE lq.config = newsroom_ts_config(a.language)))
+            -- (its language's query from lqa's arrays: no sub-select per row)
+            OR a.search @@ (SELECT queries FROM lqa)[array_position((SELECT configs FROM lqa),
+                                                                    newsroom_ts_config(a.language)::oid)])
        AND (%(since)s::timestamptz IS NULL
             OR a.published_effective >= %(since)s::timestamptz)
        AND (%(until)s::timestamptz IS NULL
@@ -364,11 +370,12 @@ matches AS (
        /*scope*/
      ORDER BY a.published_effective DESC
      LIMIT %(candidates)s),
-ranked AS (
-    -- title (weight A) and body (B) ranked together; length-normalised, scaled to 0..1. The
-    -- article's own language's query by a hash join on its configuration (computed once per
-    -- candidate above), not a sub-select per row that re-evaluated newsroom_ts_config for each of
-    -- lq's rows: at 10,000 candidates that was a tenth of a common word's search.
+ranked AS MATERIALIZED (
+    -- title (weight A) and body (B) ranked together; length-normalised, scaled to 0..1.
+    -- MATERIALIZED: each candidate is ranked once (inlined, ts_rank_cd ran twice per row: for
+    -- `rank > 0` below and again for the score). Its own language's query comes by a hash join
+    -- on its configuration (computed once per candidate above), not a sub-select per row that
+    -- evaluated newsroom_ts_config again for each of lq's rows.
     SELECT m.id, m.first_feed_id, m.published_at, ts_rank_cd(m.search, lq.query, 1 | 32) AS rank
       FROM matches m
       LEFT JOIN lq ON lq.config = m.config),
