@@ -80,6 +80,9 @@ under without within across around near north south east west northern southern 
 _SYLLABLES = ["ka", "ro", "vin", "tel", "mar", "su", "dan", "li", "ber", "ost", "ani", "gor", "pel", "tra",
               "zen", "mo", "qua", "rid", "sol", "ven", "chi", "lor", "nak", "ef", "ur"]
 _TAIL_SIZE = 6000  # rare terms: names of streets, villages, products, uncommon words
+# Publication dates are spread over this many days before now (bench/search_bench.py shortens it
+# to load fewer articles at the 1,000,000-a-year density).
+SPAN_DAYS = 365
 
 
 def _vocabulary(rng: random.Random) -> tuple[list[str], list[float]]:
@@ -200,7 +203,7 @@ class Generator:
         self.words, self.cum = _vocabulary(self.rng)
         self.content_words = self.words[60:400]
         self.n, self.feeds, self.topic_ids, self.now = n, feeds, topic_ids, now
-        self.start = now - timedelta(days=365)
+        self.start = now - timedelta(days=SPAN_DAYS)
         by_name = {e.name: e for e in entities}
         # Background entities by Zipf weight: a few are everywhere, most are rare.
         self.background = entities
