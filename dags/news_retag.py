@@ -43,8 +43,10 @@ def news_retag():
     def reprocess() -> dict:
         from pipeline import tasks
 
-        params = get_current_context()["params"]
-        return tasks.reprocess(params.get("since") or None, params.get("stages") or ["tag"], params.get("limit"))
+        context = get_current_context()
+        params = context["params"]
+        return tasks.reprocess(params.get("since") or None, params.get("stages") or ["tag"], params.get("limit"),
+                               run_key=context["run_id"])
 
     reprocess()
 

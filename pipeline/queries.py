@@ -813,3 +813,94 @@ def article_body(conn: Any, article_id: int) -> str | None:
     if row is None:
         raise NotFound(f"no article with id {article_id}")
     return row["body"]
+
+
+def feed(conn: Any, feed_id: int) -> dict[str, Any]:
+    """One feed's v_feed_health row; NotFound when there is none."""
+    row = _one(conn, "SELECT * FROM v_feed_health WHERE feed_id = %s", (feed_id,))
+    if row is None:
+        raise NotFound(f"no feed with id {feed_id}")
+    return row
+
+
+def feed_polls(conn: Any, feed_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
+    """A feed's latest polls, newest first: when, outcome, HTTP status, entries seen and new, and
+    for a failed poll its error class and message."""
+    return _rows(conn, """
+        SELECT started_at, finished_at, outcome, http_status, entries_seen, entries_new, error_class,
+               error_message AS error
+          FROM feed_polls
+         WHERE feed_id = %s
+         ORDER BY started_at DESC, id DESC
+         LIMIT %s""", (feed_id, _limit(limit)))
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+def ingest_run(conn: Any, run_key: str) -> dict[str, Any] | None:
+    """The ingest_runs row of a run (an Airflow run_id), with the feeds whose polls failed while
+    it ran (feed_id, name, error_class, error, polls); None when no row has that key."""
+    row = _one(conn, "SELECT * FROM ingest_runs WHERE run_key = %s", (run_key,))
+    if row is None:
+        return None
+    row["failed_feeds"] = _rows(conn, """
+        SELECT f.id AS feed_id, f.name, f.url, p.error_class, p.error_message AS error, p.http_status, count(*) OVER w AS polls
+          FROM feed_polls p JOIN feeds f ON f.id = p.feed_id
+         WHERE p.outcome = 'error'
+           AND p.started_at >= %(started)s AND p.started_at <= coalesce(%(finished)s::timestamptz, now())
+        WINDOW w AS (PARTITION BY f.id)
+         ORDER BY f.name, p.started_at DESC""", {"started": row["started_at"], "finished": row["finished_at"]})
+    seen: set[int] = set()
+    row["failed_feeds"] = [r for r in row["failed_feeds"] if not (r["feed_id"] in seen or seen.add(r["feed_id"]))]
+    return row
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+def topic_top_entities(conn: Any, since: datetime, *, until: datetime | None = None, sample: int = 300,
+                       limit: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """Each topic's top entities among its latest `sample` articles of [since, until): {slug:
+    rows of entity_id, name, label, articles, mentions}. A bounded sample keeps this fast over a
+    year of a big archive (top_entities_by_topic counts every article of the window)."""
+    start, end = _window(since, until)
+    rows = _rows(conn, """
+        WITH latest AS MATERIALIZED (
+            SELECT t.id AS topic_id, t.slug, s.article_id
+              FROM topics t
+              CROSS JOIN LATERAL (
+                  SELECT at.article_id
+                    FROM article_topics at JOIN articles a ON a.id = at.article_id
+                   WHERE at.topic_id = t.id
+                     AND a.published_effective >= %(since)s AND a.published_effective < %(until)s
+                   ORDER BY a.published_effective DESC
+                   LIMIT %(sample)s) s),
+        counted AS (
+            SELECT l.slug, ae.entity_id, count(DISTINCT ae.article_id) AS articles, count(*) AS mentions
+              FROM latest l JOIN article_entities ae ON ae.article_id = l.article_id
+             GROUP BY l.slug, ae.entity_id),
+        ranked AS (
+            SELECT c.*, e.name, e.label,
+                   row_number() OVER (PARTITION BY c.slug ORDER BY c.articles DESC, c.mentions DESC, e.name, e.id) AS rank
+              FROM counted c JOIN entities e ON e.id = c.entity_id)
+        SELECT slug, entity_id, name, label, articles, mentions FROM ranked
+         WHERE rank <= %(limit)s
+         ORDER BY slug, rank""", {"since": start, "until": end, "sample": _limit(sample), "limit": _limit(limit)})
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r.pop("slug"), []).append(r)
+    return out
+
+
+def mentions(conn: Any, article_id: int) -> list[dict[str, Any]]:
+    """An article's entity mentions with their offsets into its body: start_char, end_char,
+    surface, label, name (the entity's), entity_id."""
+    return _rows(conn, """
+        SELECT ae.start_char, ae.end_char, ae.surface, ae.label, e.name, e.id AS entity_id
+          FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
+         WHERE ae.article_id = %s
+         ORDER BY ae.start_char""", (article_id,))
+
+
+def topic_slugs(conn: Any) -> list[dict[str, Any]]:
+    """Every topic's slug and name, by name (for choosers)."""
+    return _rows(conn, "SELECT slug, name FROM topics ORDER BY name")

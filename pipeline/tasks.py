@@ -152,12 +152,27 @@ def mark_failed(run_key: str, reason: str) -> None:
         log.error("could not record the failure of run %s: %s", run_key, exc)
 
 
-def reprocess(since: str | None, stages: Sequence[str], limit: int | None = None) -> dict:
+def reprocess(since: str | None, stages: Sequence[str], limit: int | None = None, run_key: str | None = None) -> dict:
+    """news_retag. With `run_key` (the DAG run's id) the run gets an `ingest_runs` row like an
+    ingest run's, with what it extracted and tagged: the run's "This run" tab in the UI shows it."""
     from pipeline.queries import parse_since
 
-    # parse_since, like the CLI: a date means midnight UTC, never the server's local time
-    return ingest.reprocess(_settings(), since=parse_since(since) if since else None, stages=tuple(stages),
-                            limit=limit or None)
+    settings = _settings()
+    if run_key:
+        ingest.begin_run(settings, run_key, "retag")
+    try:
+        # parse_since, like the CLI: a date means midnight UTC, never the server's local time
+        out = ingest.reprocess(settings, since=parse_since(since) if since else None, stages=tuple(stages),
+                               limit=limit or None)
+    except Exception as exc:
+        if run_key:
+            mark_failed(run_key, f"reprocess: {_one_line(str(exc))}")
+        raise
+    if run_key:
+        results = [{"stage": stage, "counts": {k: v for k, v in counts.items() if k != "selected"}}
+                   for stage, counts in out.items() if stage in ("extract", "tag")]
+        ingest.record_run(settings, run_key, results, status=RunStatus.SUCCESS)
+    return out
 
 
 def backfill(sitemaps: Sequence[str] = (), urls: Sequence[str] = (), since: str | None = None,

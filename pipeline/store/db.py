@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 
 EMBEDDED_DBNAME = "newsroom"
+# The longest a web page's query may run (ms): a page is read-only and never worth a stuck backend.
+READ_TIMEOUT_MS = 20_000
 
 
 # SQLSTATE classes worth retrying: connection exception, transaction rollback
@@ -223,6 +225,23 @@ def session(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg
         if is_transient(exc):
             raise TransientError(f"database error {exc.sqlstate or ''}: {str(exc).strip()[:300]}") from exc
         raise
+
+
+@contextmanager
+def reading(settings: Settings, *, timeout_ms: int = READ_TIMEOUT_MS) -> Iterator[psycopg.Connection]:
+    """A read-only connection (the web pages'): no statement can write, and none runs longer
+    than `timeout_ms`, so a page never holds the database up."""
+    conn = connect(resolve_dsn(settings), autocommit=True)
+    try:
+        conn.execute("SET default_transaction_read_only = on")
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(int(timeout_ms)),))
+        yield conn
+    except psycopg.Error as exc:
+        if is_transient(exc):
+            raise TransientError(f"database error {exc.sqlstate or ''}: {str(exc).strip()[:300]}") from exc
+        raise
+    finally:
+        conn.close()
 
 
 def server_version(conn: psycopg.Connection) -> str:

@@ -61,3 +61,24 @@ def test_a_run_with_news_has_no_note(env, conn, caplog):
 def test_no_feeds_at_all(env, conn, caplog):
     out = _run(env, "manual__4", {}, caplog)
     assert "no feed is enabled" in out["polling"] and "NEWSROOM_FEEDS" in out["polling"]
+
+
+def test_a_retag_run_gets_an_ingest_runs_row_with_its_counts(env, conn, monkeypatch):
+    monkeypatch.setattr(ingest, "reprocess", lambda settings, **kw: {
+        "extract": {"selected": 3, "extracted": 2, "failed": 1}, "cluster": {"clusters": 1},
+        "tag": {"selected": 3, "tagged": 3, "failed": 0}})
+    tasks.reprocess(None, ["extract", "tag"], run_key="manual__retag1")
+    row = conn.execute("SELECT trigger, status, articles_extracted, articles_tagged, articles_failed, finished_at "
+                       "FROM ingest_runs WHERE run_key = 'manual__retag1'").fetchone()
+    assert row[:5] == ("retag", "success", 2, 3, 1) and row[5] is not None
+
+
+def test_a_failed_retag_run_is_recorded_failed_with_its_reason(env, conn, monkeypatch):
+    def broken(settings, **kw):
+        raise RuntimeError("model exploded\nwith a traceback")
+
+    monkeypatch.setattr(ingest, "reprocess", broken)
+    with pytest.raises(RuntimeError):
+        tasks.reprocess(None, ["tag"], run_key="manual__retag2")
+    status, errors = conn.execute("SELECT status, errors FROM ingest_runs WHERE run_key = 'manual__retag2'").fetchone()
+    assert status == "failed" and "model exploded" in str(errors)
