@@ -351,6 +351,7 @@ def extract_pages(settings: Settings, *, limit: int = 100_000, batch_size: int =
                           lambda error, a=a: failed(a, error, transient=True, error_class=ErrorClass.INTERNAL_ERROR))
                 conn.commit()
             progress("extract", len(claimed))
+        store.rollup.compact(conn)  # a new publication date moved the article's topics (if any)
     result.seconds = time.monotonic() - t0
     log.info("extracted: %s; failures %s", dict(result.counts), dict(result.errors))
     return result
@@ -535,6 +536,7 @@ def tag_articles(settings: Settings, *, limit: int = 100_000, batch_size: int = 
                     result.counts["topic_tags"] += len(tags)
                     result.topics.update(t.slug for t in tags)
             conn.commit()
+            store.rollup.compact(conn)  # per batch: a long run keeps the topic rollup's deltas few
             progress("tag", len(claimed))
     result.seconds = time.monotonic() - t0
     if not result.counts["tagged"] and not versions:
@@ -569,6 +571,7 @@ def cluster_articles(settings: Settings, *, batch_size: int = 500, window_days: 
             conn.commit()
             if len(pending) < batch_size:
                 break
+        store.rollup.compact(conn)  # originals changed
     result.seconds = time.monotonic() - t0
     log.info("clustered: %s", dict(result.counts))
     return result

@@ -419,7 +419,7 @@ def search(conn: Any, text: str, *, topic: str | None = None, entity: str | None
     language PostgreSQL stems); `language` ("fr", or the scope's) keeps only articles in that
     language, matched with its stemming alone.
     """
-    text = (text or "").strip()
+    text = (text or "").replace("\x00", " ").strip()  # PostgreSQL text cannot hold a NUL
     if not text:
         raise UserInputError("search text is empty; give some words to look for")
     lang = _language(language if language is not None else scope.language if scope else None)
@@ -518,6 +518,133 @@ def _trend(now: int, before: int) -> str:
     return "up" if now > before else "down"
 
 
+# Topic counts per UTC day come from the rollup (migration 0010: topic_day_counts plus its
+# deltas, kept exact by triggers) for the whole days of a period, and from articles and
+# article_topics only for the part days at its edges (a period starting or ending off midnight
+# UTC): the same numbers as counting the base tables, without reading a year of articles. A scope
+# (feed, tag, outlet, language) is not in the rollup: scoped counts read the base tables.
+_ROLLUP_DAYS = """
+        SELECT topic_id, day, articles, originals, day >= %(since_day)s::date AS current
+          FROM topic_day_counts c
+          JOIN unnest(%(day_from)s::date[], %(day_to)s::date[]) r (lo, hi) ON c.day >= r.lo AND c.day < r.hi
+         WHERE (%(topic)s::bigint IS NULL OR topic_id = %(topic)s::bigint)
+        UNION ALL
+        SELECT topic_id, day, articles, originals, day >= %(since_day)s::date
+          FROM topic_day_deltas d
+          JOIN unnest(%(day_from)s::date[], %(day_to)s::date[]) r (lo, hi) ON d.day >= r.lo AND d.day < r.hi
+         WHERE (%(topic)s::bigint IS NULL OR topic_id = %(topic)s::bigint)
+        UNION ALL
+        -- the part days at the edges, from the base tables: up to four pieces [lo, hi), each a
+        -- range on articles_when_idx (a piece not needed is NULL: the planner drops it), each
+        -- added (sign 1) or, when it is the smaller part of a day read whole, taken away (-1)
+        SELECT at.topic_id, (a.published_effective AT TIME ZONE 'UTC')::date, p.sign,
+               p.sign * (a.is_original IS NOT FALSE)::int, a.published_effective >= %(since)s::timestamptz
+          FROM articles a
+          JOIN article_topics at ON at.article_id = a.id
+         CROSS JOIN LATERAL (
+               SELECT CASE WHEN a.published_effective >= %(e1_lo)s::timestamptz
+                                AND a.published_effective < %(e1_hi)s::timestamptz THEN %(e1_sign)s::int
+                           WHEN a.published_effective >= %(e2_lo)s::timestamptz
+                                AND a.published_effective < %(e2_hi)s::timestamptz THEN %(e2_sign)s::int
+                           WHEN a.published_effective >= %(e3_lo)s::timestamptz
+                                AND a.published_effective < %(e3_hi)s::timestamptz THEN %(e3_sign)s::int
+                           ELSE %(e4_sign)s::int END AS sign) p
+         WHERE ((a.published_effective >= %(e1_lo)s::timestamptz AND a.published_effective < %(e1_hi)s::timestamptz)
+             OR (a.published_effective >= %(e2_lo)s::timestamptz AND a.published_effective < %(e2_hi)s::timestamptz)
+             OR (a.published_effective >= %(e3_lo)s::timestamptz AND a.published_effective < %(e3_hi)s::timestamptz)
+             OR (a.published_effective >= %(e4_lo)s::timestamptz AND a.published_effective < %(e4_hi)s::timestamptz))
+           AND (%(topic)s::bigint IS NULL OR at.topic_id = %(topic)s::bigint)"""
+# (`current`: on or after `since`, for topic_volumes; a whole day is on one side of it, and the
+# part day holding it comes from the base tables in two pieces, one on each side.)
+_EDGES = 4
+
+
+_VOLUMES_ROLLUP = """
+            WITH per_day AS (""" + _ROLLUP_DAYS + """),
+            tagged AS (SELECT topic_id, articles, originals, current FROM per_day)
+            SELECT t.slug, t.name,
+                   coalesce(sum(g.articles) FILTER (WHERE g.current), 0)::bigint AS articles,
+                   coalesce(sum(g.originals) FILTER (WHERE g.current), 0)::bigint AS originals,
+                   coalesce(sum(g.articles) FILTER (WHERE NOT g.current), 0)::bigint AS previous
+              FROM topics t
+              LEFT JOIN tagged g ON g.topic_id = t.id
+             GROUP BY t.id, t.slug, t.name
+             ORDER BY articles DESC, previous DESC, t.slug"""  # noqa: S608 (constant fragments only)
+_TIMELINE_ROLLUP = """
+        WITH per_day AS (""" + _ROLLUP_DAYS + """)
+        SELECT date_trunc(%(unit)s, p.day::timestamp) AT TIME ZONE 'UTC' AS bucket,
+               t.slug, t.name, sum(p.articles)::bigint AS articles, sum(p.originals)::bigint AS originals
+          FROM per_day p
+          JOIN topics t ON t.id = p.topic_id
+         GROUP BY 1, t.id, t.slug, t.name
+        HAVING sum(p.articles) > 0
+         ORDER BY 1, t.slug"""  # noqa: S608 (constant fragments only)
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """A period as whole UTC days read from the rollup, [first, last), and pieces of part days
+    read from the base tables: (lo, hi, 1) adds [lo, hi), (lo, hi, -1) takes it from a day read
+    whole."""
+
+    days: tuple[date, date] | None
+    edges: list[tuple[datetime, datetime, int]]
+
+
+_DAY = timedelta(days=1)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _split(since: datetime, until: datetime, *, head_whole: bool = True, tail_whole: bool = True) -> _Split:
+    """[since, until) as whole UTC days and part-day pieces. A part day at an edge is read as the
+    piece inside the period, or (when that is the larger part, and `head_whole` / `tail_whole`
+    allow) as the whole day from the rollup less the piece outside it: a period ending now reads
+    its last day whole, less the articles dated after now (usually none). A period inside one
+    day is one piece."""
+    since, until = since.astimezone(UTC), until.astimezone(UTC)
+    first, last = since.date(), until.date()  # the days holding since and until
+    if first == last:
+        return _Split(None, [(since, until, 1)])
+    edges: list[tuple[datetime, datetime, int]] = []
+    if since != _midnight(first):
+        if head_whole and since - _midnight(first) < _midnight(first) + _DAY - since:
+            edges.append((_midnight(first), since, -1))
+        else:
+            edges.append((since, _midnight(first) + _DAY, 1))
+            first += _DAY
+    if until != _midnight(last):
+        if tail_whole and _midnight(last) + _DAY - until < until - _midnight(last):
+            edges.append((until, _midnight(last) + _DAY, -1))
+            last += _DAY
+        else:
+            edges.append((_midnight(last), until, 1))
+    return _Split((first, last) if first < last else None, edges)
+
+
+def _rollup_params(since: datetime, *periods: tuple[datetime, datetime]) -> dict[str, Any]:
+    """The parameters of _ROLLUP_DAYS for these periods, one after the other (`since`: where the
+    current one starts). Where two periods meet, each reads its part of that day as a piece, and
+    pieces that meet are read as one (the part day holding `since` in topic_volumes)."""
+    splits = [_split(lo, hi, head_whole=k == 0, tail_whole=k == len(periods) - 1)
+              for k, (lo, hi) in enumerate(periods)]
+    edges: list[tuple[datetime, datetime, int]] = []
+    for lo, hi, sign in sorted(e for s in splits for e in s.edges):
+        if edges and edges[-1][1] == lo and edges[-1][2] == sign:
+            edges[-1] = (edges[-1][0], hi, sign)
+        else:
+            edges.append((lo, hi, sign))
+    if len(edges) > _EDGES:
+        raise ValueError(f"{len(edges)} part days: _ROLLUP_DAYS reads {_EDGES}")
+    edges += [(None, None, None)] * (_EDGES - len(edges))
+    return {"since": since, "since_day": since.astimezone(UTC).date(),
+            "day_from": [s.days[0] for s in splits if s.days], "day_to": [s.days[1] for s in splits if s.days],
+            **{f"e{i}_{part}": edge[k] for i, edge in enumerate(edges, 1)
+               for k, part in enumerate(("lo", "hi", "sign"))}}
+
+
 def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None,
                   scope: Scope | None = None) -> list[dict[str, Any]]:
     """Tagged articles per topic in [since, until) against the period of the same length just
@@ -529,7 +656,22 @@ def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None,
     """
     start, end = _window(since, until)
     assert start is not None
-    rows = _rows(conn, _with("""
+    before = start - (end - start)
+    if scope:
+        rows = _topic_volumes_from_articles(conn, start, end, before, scope)
+    else:
+        rows = _rows(conn, _VOLUMES_ROLLUP, {"topic": None, **_rollup_params(start, (before, start), (start, end))})
+    for r in rows:
+        r["change"] = r["articles"] - r["previous"]
+        r["change_pct"] = round(100.0 * r["change"] / r["previous"], 1) if r["previous"] else None
+        r["trend"] = _trend(r["articles"], r["previous"])
+    return rows
+
+
+def _topic_volumes_from_articles(conn: Any, start: datetime, end: datetime, before: datetime,
+                                 scope: Scope | None) -> list[dict[str, Any]]:
+    """topic_volumes counted from articles and article_topics (the only way with a scope)."""
+    return _rows(conn, _with("""
         WITH tagged AS (
             SELECT at.topic_id, a.is_original,
                    a.published_effective >= %(since)s AS current
@@ -546,12 +688,7 @@ def topic_volumes(conn: Any, since: datetime, *, until: datetime | None = None,
           LEFT JOIN tagged g ON g.topic_id = t.id
          GROUP BY t.id, t.slug, t.name
          ORDER BY articles DESC, previous DESC, t.slug""", scope=bool(scope)),
-        {"since": start, "until": end, "before": start - (end - start), **_scope(conn, scope)})
-    for r in rows:
-        r["change"] = r["articles"] - r["previous"]
-        r["change_pct"] = round(100.0 * r["change"] / r["previous"], 1) if r["previous"] else None
-        r["trend"] = _trend(r["articles"], r["previous"])
-    return rows
+        {"since": start, "until": end, "before": before, **_scope(conn, scope)})
 
 
 def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
@@ -561,9 +698,24 @@ def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
     picks one for a period) in [since, until): bucket (its start, midnight UTC, as
     periods.bucket_start gives it), slug, name, articles, originals. Empty buckets are left out.
 
-    The window is a range on articles_when_idx; the buckets are date_trunc in UTC."""
+    Whole days come from the rollup (topic_day_counts and its deltas), the part days at the
+    edges from articles (articles_when_idx); a bucket is the sum of its days. With a scope, all
+    from articles: the buckets are date_trunc in UTC."""
     start, end = _window(since, until)
+    assert start is not None
     topic_id = resolve_topic(conn, topic)["id"] if topic else None
+    unit = Bucket(bucket).value
+    if scope:
+        return _topic_timeline_from_articles(conn, start, end, topic_id, unit, scope)
+    rows = _rows(conn, _TIMELINE_ROLLUP, {"topic": topic_id, "unit": unit, **_rollup_params(start, (start, end))})
+    for r in rows:  # psycopg gives them in the session's TimeZone; shown in UTC, as periods gives them
+        r["bucket"] = r["bucket"].astimezone(UTC)
+    return rows
+
+
+def _topic_timeline_from_articles(conn: Any, start: datetime, end: datetime, topic_id: int | None, unit: str,
+                                  scope: Scope | None) -> list[dict[str, Any]]:
+    """topic_timeline counted from articles and article_topics (the only way with a scope)."""
     rows = _rows(conn, _with("""
         SELECT date_trunc(%(unit)s, a.published_effective, 'UTC') AS bucket,
                t.slug, t.name, count(*) AS articles,
@@ -577,7 +729,7 @@ def topic_timeline(conn: Any, since: datetime, *, until: datetime | None = None,
            /*scope*/
          GROUP BY 1, t.id, t.slug, t.name
          ORDER BY 1, t.slug""", scope=bool(scope)),
-        {"since": start, "until": end, "topic": topic_id, "unit": Bucket(bucket).value, **_scope(conn, scope)})
+        {"since": start, "until": end, "topic": topic_id, "unit": unit, **_scope(conn, scope)})
     for r in rows:  # psycopg gives them in the session's TimeZone; shown in UTC, as periods gives them
         r["bucket"] = r["bucket"].astimezone(UTC)
     return rows
@@ -857,34 +1009,35 @@ def ingest_run(conn: Any, run_key: str) -> dict[str, Any] | None:
 
 # --- pages ----------------------------------------------------------------------------------
 
-def topic_top_entities(conn: Any, since: datetime, *, until: datetime | None = None, sample: int = 300,
+def topic_top_entities(conn: Any, since: datetime, *, until: datetime | None = None, sample: int = 3000,
                        limit: int = 5) -> dict[str, list[dict[str, Any]]]:
-    """Each topic's top entities among its latest `sample` articles of [since, until): {slug:
-    rows of entity_id, name, label, articles, mentions}. A bounded sample keeps this fast over a
-    year of a big archive (top_entities_by_topic counts every article of the window)."""
+    """Each topic's top entities among the latest `sample` articles of [since, until): {slug:
+    rows of entity_id, name, label, articles, mentions}, by articles, then mentions, then name.
+    One walk down the publication-time index, so its cost does not grow with the archive or the
+    period (top_entities_by_topic counts every article of the window: seconds over a year of a
+    big archive)."""
     start, end = _window(since, until)
     rows = _rows(conn, """
         WITH latest AS MATERIALIZED (
-            SELECT t.id AS topic_id, t.slug, s.article_id
-              FROM topics t
-              CROSS JOIN LATERAL (
-                  SELECT at.article_id
-                    FROM article_topics at JOIN articles a ON a.id = at.article_id
-                   WHERE at.topic_id = t.id
-                     AND a.published_effective >= %(since)s AND a.published_effective < %(until)s
-                   ORDER BY a.published_effective DESC
-                   LIMIT %(sample)s) s),
+            SELECT a.id FROM articles a
+             WHERE a.published_effective >= %(since)s AND a.published_effective < %(until)s
+             ORDER BY a.published_effective DESC
+             LIMIT %(sample)s),
         counted AS (
-            SELECT l.slug, ae.entity_id, count(DISTINCT ae.article_id) AS articles, count(*) AS mentions
-              FROM latest l JOIN article_entities ae ON ae.article_id = l.article_id
-             GROUP BY l.slug, ae.entity_id),
+            SELECT at.topic_id, ae.entity_id, count(DISTINCT ae.article_id) AS articles, count(*) AS mentions
+              FROM latest l
+              JOIN article_topics at ON at.article_id = l.id
+              JOIN article_entities ae ON ae.article_id = l.id
+             GROUP BY at.topic_id, ae.entity_id),
         ranked AS (
             SELECT c.*, e.name, e.label,
-                   row_number() OVER (PARTITION BY c.slug ORDER BY c.articles DESC, c.mentions DESC, e.name, e.id) AS rank
+                   row_number() OVER (PARTITION BY c.topic_id
+                                      ORDER BY c.articles DESC, c.mentions DESC, e.name, e.id) AS rank
               FROM counted c JOIN entities e ON e.id = c.entity_id)
-        SELECT slug, entity_id, name, label, articles, mentions FROM ranked
-         WHERE rank <= %(limit)s
-         ORDER BY slug, rank""", {"since": start, "until": end, "sample": _limit(sample), "limit": _limit(limit)})
+        SELECT t.slug, r.entity_id, r.name, r.label, r.articles, r.mentions
+          FROM ranked r JOIN topics t ON t.id = r.topic_id
+         WHERE r.rank <= %(limit)s
+         ORDER BY t.slug, r.rank""", {"since": start, "until": end, "sample": int(sample), "limit": _limit(limit)})
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         out.setdefault(r.pop("slug"), []).append(r)

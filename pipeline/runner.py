@@ -311,6 +311,7 @@ def _greet(settings: Settings, env: dict[str, str], base: str, trigger: bool, ec
     echo("")
     echo(f"  Airflow UI:  {base}    user: admin    password: {password}")
     echo(f"  Runs:        {base}/dags/news_ingest")
+    echo(f"  Newsroom:    {base}/plugin/newsroom   (feeds, topics, search; each run's \"This run\" tab)")
     echo(f"  Database:    psql \"$({_newsroom(settings)} db url)\"   "
          f"({store.db.redact(store.db.resolve_dsn(settings))})")
     echo("  Stop:        Ctrl-C")

@@ -31,6 +31,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import (
 )
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pipeline import config, periods, queries, store, webpages
@@ -44,6 +45,8 @@ RUN_DAGS = ("news_ingest", "news_retag")
 POLLS_SHOWN = 50
 # Results per search page.
 RESULTS = 20
+# The longest text a page takes in one URL parameter.
+MAX_TEXT = 500
 
 
 async def viewer(request: Request, user: Annotated[Any, Depends(get_user)]) -> Any:
@@ -55,6 +58,8 @@ async def viewer(request: Request, user: Annotated[Any, Depends(get_user)]) -> A
 
 
 Viewer = Annotated[Any, Depends(viewer)]
+# Every text a page takes from its URL: longer is not a search or a date, just a load on the server.
+Text = Annotated[str, Query(max_length=MAX_TEXT)]
 
 
 @contextmanager
@@ -95,6 +100,11 @@ def _guarded(request: Request, build: Callable[[Any], HTMLResponse]) -> HTMLResp
         return _error(request, 500, str(exc))
 
 
+def _clean(text: str) -> str:
+    """A URL parameter without control characters (a NUL cannot even reach PostgreSQL)."""
+    return "".join(c if c.isprintable() else " " for c in text).strip()
+
+
 def _when(value: str | None, option: str, *, default: str | None = None, future: bool = False) -> datetime | None:
     text = (value or "").strip() or default
     return queries.parse_when(text, option=option, future=future) if text else None
@@ -112,6 +122,14 @@ def create_app() -> FastAPI:
         page = webpages.render("error.html", base=_base(request), message=message, title="Newsroom",
                                login=exc.status_code in (401, 403))
         return HTMLResponse(page, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', '')}"
+                             for e in exc.errors()[:5])
+        page = webpages.render("error.html", base=_base(request), title="Newsroom",
+                               message=f"This page cannot be shown for that address ({problems}).")
+        return HTMLResponse(page, status_code=422)
 
     @app.get("/", include_in_schema=False)
     def home(request: Request, _: Viewer) -> RedirectResponse:
@@ -143,7 +161,9 @@ def create_app() -> FastAPI:
         return _guarded(request, build)
 
     @app.get("/topics", response_class=HTMLResponse)
-    def topics_page(request: Request, _: Viewer, since: str = "30d", until: str = "") -> HTMLResponse:
+    def topics_page(request: Request, _: Viewer, since: Text = "30d", until: Text = "") -> HTMLResponse:
+        since, until = _clean(since), _clean(until)
+
         def build(conn: Any) -> HTMLResponse:
             start = _when(since, "since", default="30d")
             end = _when(until, "until") or queries.current_time()
@@ -158,12 +178,14 @@ def create_app() -> FastAPI:
         return _guarded(request, build)
 
     @app.get("/search", response_class=HTMLResponse)
-    def search_page(request: Request, _: Viewer, q: str = "", topic: str = "", entity: str = "",
-                    since: str = "", until: str = "", arrived: str = "", language: str = "", feed: str = "",
-                    tag: str = "", outlet: str = "",
+    def search_page(request: Request, _: Viewer, q: Text = "", topic: Text = "", entity: Text = "",
+                    since: Text = "", until: Text = "", arrived: Text = "", language: Text = "", feed: Text = "",
+                    tag: Text = "", outlet: Text = "",
                     limit: Annotated[int, Query(ge=1, le=200)] = RESULTS) -> HTMLResponse:
-        form = {"q": q, "topic": topic, "entity": entity, "since": since, "until": until, "arrived": arrived,
-                "language": language, "feed": feed, "tag": tag, "outlet": outlet}
+        form = {k: _clean(v) for k, v in {"q": q, "topic": topic, "entity": entity, "since": since, "until": until,
+                                           "arrived": arrived, "language": language, "feed": feed, "tag": tag,
+                                           "outlet": outlet}.items()}
+        q, topic, entity, since, until, arrived, language, feed, tag, outlet = form.values()
 
         def build(conn: Any) -> HTMLResponse:
             scope = queries.Scope(feed=feed.strip() or None, tag=tag.strip() or None,

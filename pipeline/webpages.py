@@ -43,6 +43,11 @@ def day(value: datetime | None) -> str:
     return "" if value is None else f"{value.astimezone(UTC):%Y-%m-%d}"
 
 
+def seconds(value: float | None) -> str:
+    """A stage's duration as the run table shows it: "7.9" (blank when the stage did not run)."""
+    return "" if value is None else f"{float(value):.1f}"
+
+
 def snippet(text: str | None) -> Markup:
     """A search snippet: the database marks matches with <b>...</b> around text it took from
     the article. Everything is escaped, then only those two tags are put back."""
@@ -51,7 +56,7 @@ def snippet(text: str | None) -> Markup:
 
 
 def highlight(body: str | None, mentions: Iterable[Mapping[str, Any]], *, limit: int = BODY_CHARS) -> Markup:
-    """The body as paragraphs with each entity mention wrapped in <mark class="entity ...">.
+    """The body as paragraphs (one per line) with each entity mention wrapped in <mark class="entity ...">.
 
     A mention is used only where its offsets still point at its surface in this body (a page
     extracted again since tagging may have moved them) and it does not overlap one already
@@ -60,7 +65,8 @@ def highlight(body: str | None, mentions: Iterable[Mapping[str, Any]], *, limit:
     spans: list[tuple[int, int, Mapping[str, Any]]] = []
     for m in sorted(mentions, key=lambda m: (m["start_char"], -m["end_char"])):
         start, end = int(m["start_char"]), int(m["end_char"])
-        if 0 <= start < end <= len(body) and body[start:end] == m["surface"] and (not spans or start >= spans[-1][1]):
+        if (0 <= start < end <= len(body) and body[start:end] == m["surface"] and "\n" not in m["surface"]
+                and (not spans or start >= spans[-1][1])):
             spans.append((start, end, m))
     out, at = [], 0
     for start, end, m in spans:
@@ -70,8 +76,9 @@ def highlight(body: str | None, mentions: Iterable[Mapping[str, Any]], *, limit:
         out.append(f'<mark class="entity {escape(label)}" title="{tip}">{escape(body[start:end])}</mark>')
         at = end
     out.append(escape(body[at:]))
-    paragraphs = "".join(out).split("\n\n")
-    return Markup("".join(f"<p>{p.replace(chr(10), '<br>')}</p>" for p in paragraphs if p.strip()))
+    # The extractor puts one paragraph per line; a mention across a line break is not marked
+    # (above), so splitting the marked-up text on lines never cuts a <mark> in two.
+    return Markup("".join(f"<p>{p}</p>" for p in "".join(out).split("\n") if p.strip()))
 
 
 def topic_bars(timeline: Sequence[Mapping[str, Any]], since: datetime, until: datetime,
@@ -97,7 +104,8 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=when, day=day, snippet=snippet)
     env.globals.update(bar_chart=lambda bars, title: Markup(charts.bar_chart(bars, title=title)),
-                       spark=lambda values: Markup(charts.spark(values)), periods=PERIODS)
+                       spark=lambda values: Markup(charts.spark(values)), periods=PERIODS,
+                       seconds=seconds)
     return env
 
 

@@ -8,7 +8,8 @@
 - `backfill`: articles listed by a backfill (sitemaps, URL lists), enqueued as backlog;
 - `annotations`: entities, mentions, topics;
 - `runs`: `ingest_runs` bookkeeping;
-- `maintenance`: pruning old raw pages and polls, VACUUM (ANALYZE), table sizes.
+- `maintenance`: pruning old raw pages and polls, VACUUM (ANALYZE), table sizes;
+- `rollup`: the topic-per-day rollup (compaction of its deltas, a check against the base tables).
 
 Every write is an upsert against a natural key, so re-running a stage never duplicates rows.
 The read side for users' questions is pipeline/queries.py.
@@ -25,10 +26,11 @@ from pipeline.store import (
     maintenance,
     migrations,
     queue,
+    rollup,
     runs,
 )
 
-__all__ = ["annotations", "articles", "backfill", "db", "feeds", "maintenance", "migrate", "migrations", "queue", "runs"]
+__all__ = ["annotations", "articles", "backfill", "db", "feeds", "maintenance", "migrate", "migrations", "queue", "rollup", "runs"]
 
 
 def migrate(conn: psycopg.Connection) -> list[str]:

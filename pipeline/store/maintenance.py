@@ -23,12 +23,14 @@ import psycopg
 from psycopg import sql
 
 from pipeline.store.queue import RAW_PAGES_LOCK
+from pipeline.store.rollup import compact as compact_rollup
 
 BATCH = 10_000  # rows per transaction
 
-# The tables VACUUM (ANALYZE) visits each day: the big ones, and the ones pruning empties.
+# The tables VACUUM (ANALYZE) visits each day: the big ones, the ones pruning empties, and the
+# topic rollup's deltas (appended and deleted all day: every read scans them).
 VACUUMED = ("articles", "raw_pages", "article_entities", "article_topics", "feed_polls", "article_sources",
-            "entities")
+            "entities", "topic_day_deltas", "topic_day_counts")
 
 _PRUNABLE_PAGES = """
     FROM raw_pages p JOIN articles a ON a.id = p.article_id
@@ -101,6 +103,8 @@ def prune(conn: psycopg.Connection, *, raw_pages_before: datetime | None, polls_
     if polls_before is not None:
         polls = _count(conn, _COUNT_POLLS, polls_before) if dry_run else \
             _batches(conn, _DELETE_POLLS, polls_before, batch, lock=False)
+    if not dry_run:
+        compact_rollup(conn)  # the topic rollup's deltas, folded while the database is being tidied
     return Pruned(raw_pages=pages[0], raw_page_bytes=pages[1], polls=polls[0], poll_bytes=polls[1], dry_run=dry_run)
 
 
