@@ -159,6 +159,9 @@ def demo_airflow():
         print(f"\nAirflow up after {d.up_at - started:.0f}s")
         yield d
     finally:
+        if d._client is not None:  # an open connection would hold the api-server's shutdown up
+            d._client.close()
+        t = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=120)
@@ -166,6 +169,8 @@ def demo_airflow():
             proc.kill()
         leftovers = list((d.home / "run").glob("*.pid"))
         survivors = [p for sid in sessions for p in processes.session_members(sid)]
+        killed = [line for line in d.output().splitlines() if "did not stop" in line]
+        print(f"`newsroom demo` stopped in {time.monotonic() - t:.0f}s {killed or ''}")
         subprocess.run([sys.executable, "-m", "pipeline.cli", "--demo", "db", "stop"], env=env,
                        capture_output=True)
         if not os.environ.get("NEWSROOM_TEST_KEEP_STATE"):  # for a look at the services' logs
