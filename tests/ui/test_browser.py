@@ -36,7 +36,9 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "bench" / "results" / "ui"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# Debian's packages (.ci/run installs them); wherever PATH has them otherwise
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 START_TIMEOUT = 600.0  # Airflow's first `db migrate` and four services, on a busy 2-core machine
 RUN_TIMEOUT = 600.0  # the demo's first news_ingest run
 PAGE_TIMEOUT = 60.0  # any one page or element
@@ -192,7 +194,6 @@ def browser():
     problem = _missing_browser()
     if problem:
         pytest.fail(problem)
-    os.environ.setdefault("SE_AVOID_STATS", "true")  # selenium manager: never phone home
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -201,7 +202,11 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
                 "--no-proxy-server", "--disable-dev-shm-usage"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    with pytest.MonkeyPatch.context() as env:
+        # both paths given, selenium manager has nothing to find; were it asked, it stays offline
+        env.setenv("SE_OFFLINE", "true")
+        env.setenv("SE_AVOID_STATS", "true")
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_page_load_timeout(PAGE_TIMEOUT)
     try:
         yield driver
