@@ -727,10 +727,12 @@ def airflow_env_cmd(settings: config.Settings) -> None:
 @click.option("--port", default=8765, show_default=True, help="Port of the demo news site.")
 @click.option("--once", is_flag=True, help="Run one ingestion cycle against the demo site instead of Airflow.")
 @click.option("--reset", is_flag=True, help="Delete the demo's database and Airflow state first, then start afresh.")
+@click.option("--airflow-port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="Port of Airflow's UI and API (`airflow up --port`).")
 @_topology_options
 @click.pass_context
 @friendly
-def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool, **topology) -> None:
+def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool, airflow_port: int, **topology) -> None:
     """Serve a small local news site on 127.0.0.1 and run the pipeline against it.
 
     The demo keeps its own state (database, feeds, Airflow) under <state dir>/demo, apart from
@@ -762,7 +764,7 @@ def demo_cmd(ctx: click.Context, port: int, once: bool, reset: bool, **topology)
             click.echo("ask it: newsroom --demo topics | newsroom --demo search Idlib | newsroom --demo articles "
                        "--arrived last-run", err=True)
         else:
-            sys.exit(runner.up(settings, trigger=True, echo=click.echo, topo=topo))
+            sys.exit(runner.up(settings, port=airflow_port, trigger=True, echo=click.echo, topo=topo))
     finally:
         site.stop()
 
