@@ -44,7 +44,7 @@ def _stored(c):
 def test_0010_fills_the_rollup_from_the_tagged_articles(empty_db_dsn, tmp_path):
     with _at_0009(empty_db_dsn, tmp_path) as c:
         _stored(c)
-        assert store.migrations.migrate(c) == ["0010_topic_rollup.sql"]
+        assert store.migrations.migrate(c)[0] == "0010_topic_rollup.sql"  # and any later ones
         rows = c.execute("""SELECT t.slug, r.day, r.articles, r.originals FROM topic_day_counts r
                               JOIN topics t ON t.id = r.topic_id ORDER BY 1, 2""").fetchall()
         assert rows == [
@@ -66,6 +66,6 @@ def test_0010_fills_the_rollup_from_the_tagged_articles(empty_db_dsn, tmp_path):
 
 def test_0010_on_an_empty_database(empty_db_dsn, tmp_path):
     with _at_0009(empty_db_dsn, tmp_path) as c:
-        assert store.migrations.migrate(c) == ["0010_topic_rollup.sql"]
+        assert store.migrations.migrate(c)[0] == "0010_topic_rollup.sql"  # and any later ones
         assert c.execute("SELECT count(*) FROM topic_day_counts").fetchone()[0] == 0
         assert store.rollup.compact(c).deltas == 0
