@@ -183,6 +183,8 @@ def topo():
         t.api().patch("/api/v2/dags/news_ingest", json={"is_paused": False}).raise_for_status()
         yield t
     finally:
+        if t._client is not None:  # an open keep-alive connection holds the api-server's stop up ~60 s
+            t._client.close()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=120)
