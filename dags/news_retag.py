@@ -46,7 +46,7 @@ def news_retag():
         context = get_current_context()
         params = context["params"]
         return tasks.reprocess(params.get("since") or None, params.get("stages") or ["tag"], params.get("limit"),
-                               run_key=context["run_id"])
+                               run_id=context["run_id"])
 
     reprocess()
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from pipeline.webapp import create_app
-
-URL_PREFIX = "/newsroom"
+from pipeline.webapp import URL_PREFIX, create_app
 
 
 class NewsroomPlugin(AirflowPlugin):

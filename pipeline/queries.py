@@ -122,7 +122,8 @@ def arrival_window(conn: Any, value: str, *, now: datetime | None = None) -> tup
     if (value or "").strip().lower() != LAST_RUN:
         return parse_when(value, option="--arrived", now=now), None
     row = _one(conn, """SELECT run_key, started_at, finished_at FROM ingest_runs
-                         WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT 1""")
+                         WHERE finished_at IS NOT NULL AND trigger <> 'retag'
+                         ORDER BY finished_at DESC, id DESC LIMIT 1""")
     if row is None:
         raise NotFound("no ingest run has finished yet; run `newsroom ingest --once` (or let Airflow run)")
     return row["started_at"], row["finished_at"]
@@ -1003,17 +1004,33 @@ def feed_polls(conn: Any, feed_id: int, *, limit: int = 50) -> list[dict[str, An
 
 # --- runs -----------------------------------------------------------------------------------
 
-def ingest_run(conn: Any, run_key: str) -> dict[str, Any] | None:
-    """The ingest_runs row of a run (an Airflow run_id), with the feeds whose polls failed while
-    it ran (feed_id, name, error_class, error, polls); None when no row has that key."""
-    row = _one(conn, "SELECT * FROM ingest_runs WHERE run_key = %s", (run_key,))
+RETAG_KEY_PREFIX = "news_retag:"
+
+
+def run_key(dag_id: str, run_id: str) -> str:
+    """The ingest_runs key of an Airflow run: news_ingest's run_id as it is (as it always was),
+    news_retag's prefixed ("news_retag:manual__...": run ids are unique only within a DAG)."""
+    return f"{RETAG_KEY_PREFIX}{run_id}" if dag_id == "news_retag" else run_id
+
+
+def ingest_run(conn: Any, dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """The ingest_runs row of a news_ingest or news_retag run, with the feeds whose polls failed
+    while it ran (feed_id, name, error_class, error, polls; none for a retag run, which polls
+    nothing); None when there is no row."""
+    row = _one(conn, "SELECT * FROM ingest_runs WHERE run_key = %s", (run_key(dag_id, run_id),))
     if row is None:
         return None
+    if row["trigger"] == "retag":
+        row["failed_feeds"] = []
+        return row
     row["failed_feeds"] = _rows(conn, """
         SELECT f.id AS feed_id, f.name, f.url, p.error_class, p.error_message AS error, p.http_status, count(*) OVER w AS polls
           FROM feed_polls p JOIN feeds f ON f.id = p.feed_id
          WHERE p.outcome = 'error'
-           AND p.started_at >= %(started)s AND p.started_at <= coalesce(%(finished)s::timestamptz, now())
+           -- polls are not tagged with their run: the ones inside the run's time (a run that
+           -- never finished: its first day), which an ingest running beside it would share
+           AND p.started_at >= %(started)s
+           AND p.started_at <= coalesce(%(finished)s::timestamptz, least(now(), %(started)s + interval '1 day'))
         WINDOW w AS (PARTITION BY f.id)
          ORDER BY f.name, p.started_at DESC""", {"started": row["started_at"], "finished": row["finished_at"]})
     seen: set[int] = set()
@@ -1023,20 +1040,32 @@ def ingest_run(conn: Any, run_key: str) -> dict[str, Any] | None:
 
 # --- pages ----------------------------------------------------------------------------------
 
-def topic_top_entities(conn: Any, since: datetime, *, until: datetime | None = None, sample: int = 3000,
+# topic_top_entities reads the latest SAMPLE_PER_SLICE articles of each of SAMPLE_SLICES equal
+# slices of the period: a sample spread over the whole period, at a cost that does not grow with
+# the archive or the period's length.
+SAMPLE_SLICES = 30
+SAMPLE_PER_SLICE = 100
+
+
+def topic_top_entities(conn: Any, since: datetime, *, until: datetime | None = None,
                        limit: int = 5) -> dict[str, list[dict[str, Any]]]:
-    """Each topic's top entities among the latest `sample` articles of [since, until): {slug:
-    rows of entity_id, name, label, articles, mentions}, by articles, then mentions, then name.
-    One walk down the publication-time index, so its cost does not grow with the archive or the
-    period (top_entities_by_topic counts every article of the window: seconds over a year of a
-    big archive)."""
+    """Each topic's top entities in a sample of [since, until) spread over the period (the latest
+    SAMPLE_PER_SLICE articles of each of SAMPLE_SLICES equal slices of it): {slug: rows of
+    entity_id, name, label, articles, mentions}, by articles, then mentions, then name.
+    (top_entities_by_topic counts every article of the period: seconds for a year of a big archive.)"""
     start, end = _window(since, until)
     rows = _rows(conn, """
-        WITH latest AS MATERIALIZED (
-            SELECT a.id FROM articles a
-             WHERE a.published_effective >= %(since)s AND a.published_effective < %(until)s
-             ORDER BY a.published_effective DESC
-             LIMIT %(sample)s),
+        WITH slices AS (
+            SELECT %(since)s::timestamptz + (%(until)s::timestamptz - %(since)s::timestamptz) * i / %(slices)s AS lo,
+                   %(since)s::timestamptz + (%(until)s::timestamptz - %(since)s::timestamptz) * (i + 1) / %(slices)s AS hi
+              FROM generate_series(0, %(slices)s - 1) i),
+        latest AS MATERIALIZED (
+            SELECT p.id FROM slices s
+             CROSS JOIN LATERAL (
+                 SELECT a.id FROM articles a
+                  WHERE a.published_effective >= s.lo AND a.published_effective < s.hi
+                  ORDER BY a.published_effective DESC
+                  LIMIT %(per_slice)s) p),
         counted AS (
             SELECT at.topic_id, ae.entity_id, count(DISTINCT ae.article_id) AS articles, count(*) AS mentions
               FROM latest l
@@ -1051,7 +1080,8 @@ def topic_top_entities(conn: Any, since: datetime, *, until: datetime | None = N
         SELECT t.slug, r.entity_id, r.name, r.label, r.articles, r.mentions
           FROM ranked r JOIN topics t ON t.id = r.topic_id
          WHERE r.rank <= %(limit)s
-         ORDER BY t.slug, r.rank""", {"since": start, "until": end, "sample": int(sample), "limit": _limit(limit)})
+         ORDER BY t.slug, r.rank""", {"since": start, "until": end, "slices": SAMPLE_SLICES,
+                                      "per_slice": SAMPLE_PER_SLICE, "limit": _limit(limit)})
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         out.setdefault(r.pop("slug"), []).append(r)

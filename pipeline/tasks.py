@@ -152,12 +152,14 @@ def mark_failed(run_key: str, reason: str) -> None:
         log.error("could not record the failure of run %s: %s", run_key, exc)
 
 
-def reprocess(since: str | None, stages: Sequence[str], limit: int | None = None, run_key: str | None = None) -> dict:
-    """news_retag. With `run_key` (the DAG run's id) the run gets an `ingest_runs` row like an
+def reprocess(since: str | None, stages: Sequence[str], limit: int | None = None, run_id: str | None = None) -> dict:
+    """news_retag. With `run_id` (the DAG run's) the run gets an `ingest_runs` row like an
     ingest run's, with what it extracted and tagged: the run's "This run" tab in the UI shows it."""
     from pipeline.queries import parse_since
+    from pipeline.queries import run_key as key_of
 
     settings = _settings()
+    run_key = key_of("news_retag", run_id) if run_id else None
     if run_key:
         ingest.begin_run(settings, run_key, "retag")
     try:

@@ -35,7 +35,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pipeline import config, periods, queries, store, webpages
-from pipeline.errors import DatabaseUnavailable, NewsroomError, NotFound, UserInputError
+from pipeline.errors import (
+    DatabaseUnavailable,
+    NewsroomError,
+    NotFound,
+    TransientError,
+    UserInputError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,8 @@ log = logging.getLogger(__name__)
 RUN_DAGS = ("news_ingest", "news_retag")
 # Feeds whose polls the feed page lists.
 POLLS_SHOWN = 50
+# Where Airflow mounts this app (pipeline/airflow_plugin.py).
+URL_PREFIX = "/newsroom"
 # Results per search page.
 RESULTS = 20
 # A page ranks the newest this many matches (the CLI: queries.MAX_CANDIDATES, 10,000): same
@@ -53,9 +61,10 @@ SEARCH_CANDIDATES = 1_000
 MAX_TEXT = 500
 
 
-async def viewer(request: Request, user: Annotated[Any, Depends(get_user)]) -> Any:
+def viewer(request: Request, user: Annotated[Any, Depends(get_user)]) -> Any:
     """The logged-in Airflow user, if Airflow lets them see its website; else 403. (get_user,
-    Airflow's own dependency, has already refused a missing, expired or forged token.)"""
+    Airflow's own dependency, has already refused a missing, expired or forged token.) Not async:
+    an auth manager may ask a database or a server, which must not block the event loop."""
     if not get_auth_manager().is_authorized_view(access_view=AccessView.WEBSITE, user=user):
         raise HTTPException(status_code=403, detail="Your Airflow login may not see this page.")
     return user
@@ -79,7 +88,9 @@ def _base(request: Request) -> str:
 
 
 def _page(request: Request, template: str, *, status: int = 200, **values: Any) -> HTMLResponse:
-    return HTMLResponse(webpages.render(template, base=_base(request), **values), status_code=status)
+    # no-store: a page shows one user's view of live data; no cache should keep it
+    return HTMLResponse(webpages.render(template, base=_base(request), **values), status_code=status,
+                        headers={"Cache-Control": "no-store"})
 
 
 def _error(request: Request, status: int, message: str) -> HTMLResponse:
@@ -96,9 +107,15 @@ def _guarded(request: Request, build: Callable[[Any], HTMLResponse]) -> HTMLResp
         return _error(request, 400, str(exc))
     except NotFound as exc:
         return _error(request, 404, str(exc))
+    except OverflowError:  # a date so far back that the period before it is before year 1
+        return _error(request, 400, "That period reaches outside the calendar; choose dates after 1900.")
     except DatabaseUnavailable as exc:
         log.warning("newsroom pages: %s", exc)
         return _error(request, 503, f"The Newsroom database is not reachable: {exc}")
+    except TransientError as exc:  # a statement timeout, a deadlock: worth trying again
+        log.warning("newsroom pages: %s", exc)
+        return _error(request, 503, f"The database could not answer in time; try again, or narrow the period "
+                                    f"or the search ({exc})")
     except NewsroomError as exc:
         log.warning("newsroom pages: %s", exc)
         return _error(request, 500, str(exc))
@@ -114,6 +131,11 @@ def _when(value: str | None, option: str, *, default: str | None = None, future:
     return queries.parse_when(text, option=option, future=future) if text else None
 
 
+def _login(request: Request) -> str:
+    """Airflow's login page, under whatever prefix Airflow is served at."""
+    return _base(request).removesuffix(URL_PREFIX) + "/auth/login"
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="Newsroom", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -124,8 +146,9 @@ def create_app() -> FastAPI:
         if exc.status_code == 401:
             message = "You are not logged in to Airflow."
         page = webpages.render("error.html", base=_base(request), message=message, title="Newsroom",
-                               login=exc.status_code in (401, 403))
-        return HTMLResponse(page, status_code=exc.status_code, headers=exc.headers)
+                               login=_login(request) if exc.status_code == 401 else None)
+        return HTMLResponse(page, status_code=exc.status_code,
+                            headers={**(exc.headers or {}), "Cache-Control": "no-store"})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -170,7 +193,7 @@ def create_app() -> FastAPI:
 
         def build(conn: Any) -> HTMLResponse:
             start = _when(since, "since", default="30d")
-            end = _when(until, "until") or queries.current_time()
+            end = _when(until, "until", future=True) or queries.current_time()
             assert start is not None
             bucket = periods.choose_bucket(start, end)
             volumes = queries.topic_volumes(conn, start, until=end)
@@ -196,7 +219,8 @@ def create_app() -> FastAPI:
                                   outlet=outlet.strip() or None, language=language.strip() or None)
             window = queries.arrival_window(conn, arrived.strip()) if arrived.strip() else None
             filters = {"topic": topic.strip() or None, "entity": entity.strip() or None,
-                       "since": _when(since, "since"), "until": _when(until, "until"), "arrived": window,
+                       "since": _when(since, "since"), "until": _when(until, "until", future=True),
+                       "arrived": window,
                        "limit": limit, "scope": scope}
             if q.strip():
                 rows = queries.search(conn, q, max_candidates=SEARCH_CANDIDATES, **filters)
@@ -230,7 +254,7 @@ def create_app() -> FastAPI:
 
         def build(conn: Any) -> HTMLResponse:
             return _page(request, "run.html", title="This run", tab=None, dag_id=dag_id, run_id=run_id,
-                         run=queries.ingest_run(conn, run_id), known=True)
+                         run=queries.ingest_run(conn, dag_id, run_id), known=True)
         return _guarded(request, build)
 
     return app

@@ -43,6 +43,11 @@ def day(value: datetime | None) -> str:
     return "" if value is None else f"{value.astimezone(UTC):%Y-%m-%d}"
 
 
+def web_url(value: object) -> bool:
+    """Whether a stored URL may become a link: http(s) only (never javascript: or data:)."""
+    return isinstance(value, str) and value.lower().startswith(("http://", "https://"))
+
+
 def seconds(value: float | None) -> str:
     """A stage's duration as the run table shows it: "7.9" (blank when the stage did not run)."""
     return "" if value is None else f"{float(value):.1f}"
@@ -103,6 +108,7 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=when, day=day, snippet=snippet)
+    env.tests.update(web_url=web_url)
     env.globals.update(bar_chart=lambda bars, title: Markup(charts.bar_chart(bars, title=title)),
                        spark=lambda values: Markup(charts.spark(values)), periods=PERIODS,
                        seconds=seconds)

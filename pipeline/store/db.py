@@ -21,7 +21,7 @@ from psycopg import conninfo, sql
 
 from pipeline import embedded
 from pipeline.config import Settings
-from pipeline.errors import ConfigError, DatabaseUnavailable, TransientError
+from pipeline.errors import ConfigError, DatabaseUnavailable, NewsroomError, TransientError
 from pipeline.text import safe_text
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_DBNAME = "newsroom"
 # The longest a web page's query may run (ms): a page is read-only and never worth a stuck backend.
-READ_TIMEOUT_MS = 20_000
+READ_TIMEOUT_MS = 5_000
 
 
 # SQLSTATE classes worth retrying: connection exception, transaction rollback
@@ -237,9 +237,11 @@ def reading(settings: Settings, *, timeout_ms: int = READ_TIMEOUT_MS) -> Iterato
         conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(int(timeout_ms)),))
         yield conn
     except psycopg.Error as exc:
+        # a page shows what went wrong; it never gets a driver's exception to turn into a 500
         if is_transient(exc):
             raise TransientError(f"database error {exc.sqlstate or ''}: {str(exc).strip()[:300]}") from exc
-        raise
+        raise NewsroomError(f"database error {exc.sqlstate or ''}: {str(exc).strip()[:300]} "
+                            "(has `newsroom db migrate` run since the upgrade?)") from exc
     finally:
         conn.close()
 

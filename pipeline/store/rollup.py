@@ -97,6 +97,13 @@ def compact(conn: psycopg.Connection) -> Compacted:
     except psycopg.errors.ForeignKeyViolation as exc:
         log.warning("topic rollup: compaction skipped, a topic was deleted meanwhile (%s)", exc.sqlstate)
         return Compacted(skipped=True)
+    except psycopg.Error as exc:
+        # Best effort: the stage that calls this has committed its work, and the deltas count as
+        # they are until a later compaction folds them. Only a lost connection is the caller's.
+        if conn.closed or conn.broken:
+            raise
+        log.warning("topic rollup: compaction skipped (%s: %s)", exc.sqlstate, str(exc).strip()[:200])
+        return Compacted(skipped=True)
     if moved:
         log.debug("topic rollup: folded %d deltas, %d days emptied", moved, emptied)
     return Compacted(deltas=int(moved), emptied=int(emptied))

@@ -164,6 +164,7 @@ def test_topics_page_charts_each_topic_with_bars_and_top_entities(web):
 
 
 @pytest.mark.parametrize("query", ["since=yesterday-ish", "since=2030-01-01", "until=1999-01-01",
+                                   "since=0001-01-02", "since=1000-01-01", "since=700000d",
                                    "since=' OR 1=1 --", "since=" + "9" * 5000])
 def test_topics_page_says_what_is_wrong_with_a_bad_period(web, query):
     r = _get(web, f"/newsroom/topics?{query}")
@@ -213,6 +214,44 @@ def test_run_tab_shows_the_run_row_its_failed_feeds_and_checks(web):
     assert missing.status_code == 200 and "No Newsroom record" in missing.text
     other = _get(web, "/newsroom/runs/some_other_dag/run1")
     assert other.status_code == 200 and 'class="note"' in other.text
+    # run ids are unique only within a DAG: a retag run of the same id is not the ingest run
+    retag = _get(web, "/newsroom/runs/news_retag/manual__1")
+    assert retag.status_code == 200 and "No Newsroom record" in retag.text and "Al-Monitor" not in retag.text
+
+
+def test_the_run_tab_asks_airflow_whether_the_user_may_see_that_dags_runs(web, monkeypatch):
+    from pipeline import webapp
+
+    real = webapp.get_auth_manager()
+
+    class NoDagRuns:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def is_authorized_dag(self, **kw):
+            assert kw["details"].id == "news_ingest"
+            return False
+
+    monkeypatch.setattr(webapp, "get_auth_manager", lambda: NoDagRuns())
+    r = _get(web, "/newsroom/runs/news_ingest/manual__1")
+    assert r.status_code == 403 and "Monitor" not in r.text
+
+
+def test_a_login_without_the_website_permission_is_refused(web, monkeypatch):
+    from pipeline import webapp
+
+    real = webapp.get_auth_manager()
+
+    class NoWebsite:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def is_authorized_view(self, **kw):
+            return False
+
+    monkeypatch.setattr(webapp, "get_auth_manager", lambda: NoWebsite())
+    r = _get(web, "/newsroom/feeds")
+    assert r.status_code == 403 and "Al-Monitor" not in r.text and "Log in" not in r.text
 
 
 def test_pages_are_read_only(web):

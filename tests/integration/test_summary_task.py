@@ -67,10 +67,13 @@ def test_a_retag_run_gets_an_ingest_runs_row_with_its_counts(env, conn, monkeypa
     monkeypatch.setattr(ingest, "reprocess", lambda settings, **kw: {
         "extract": {"selected": 3, "extracted": 2, "failed": 1}, "cluster": {"clusters": 1},
         "tag": {"selected": 3, "tagged": 3, "failed": 0}})
-    tasks.reprocess(None, ["extract", "tag"], run_key="manual__retag1")
+    ingest.begin_run(env, "manual__1", "manual")  # an ingest run of the same id keeps its own row
+    tasks.reprocess(None, ["extract", "tag"], run_id="manual__1")
     row = conn.execute("SELECT trigger, status, articles_extracted, articles_tagged, articles_failed, finished_at "
-                       "FROM ingest_runs WHERE run_key = 'manual__retag1'").fetchone()
+                       "FROM ingest_runs WHERE run_key = 'news_retag:manual__1'").fetchone()
     assert row[:5] == ("retag", "success", 2, 3, 1) and row[5] is not None
+    assert conn.execute("SELECT trigger, finished_at FROM ingest_runs WHERE run_key = 'manual__1'").fetchone() \
+        == ("manual", None)
 
 
 def test_a_failed_retag_run_is_recorded_failed_with_its_reason(env, conn, monkeypatch):
@@ -79,6 +82,7 @@ def test_a_failed_retag_run_is_recorded_failed_with_its_reason(env, conn, monkey
 
     monkeypatch.setattr(ingest, "reprocess", broken)
     with pytest.raises(RuntimeError):
-        tasks.reprocess(None, ["tag"], run_key="manual__retag2")
-    status, errors = conn.execute("SELECT status, errors FROM ingest_runs WHERE run_key = 'manual__retag2'").fetchone()
+        tasks.reprocess(None, ["tag"], run_id="manual__retag2")
+    status, errors = conn.execute("SELECT status, errors FROM ingest_runs "
+                                  "WHERE run_key = 'news_retag:manual__retag2'").fetchone()
     assert status == "failed" and "model exploded" in str(errors)
