@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml constraints.txt requirements-model.txt requirements-bro
 	touch $(STAMP)
 
 # pytest exits 5 when it collected nothing: that is a failure too.
+# The fast suite runs in TEST_WORKERS processes (pytest-xdist; `auto`: one a core, 0: none), each
+# with its own embedded PostgreSQL; whole files go to one worker, so module fixtures build once.
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 test-slow: install

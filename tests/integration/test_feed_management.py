@@ -20,6 +20,17 @@ def _run(args, env, **kw):
                           capture_output=True, text=True, timeout=180, **kw)
 
 
+def _run_here(args, env):
+    """`_run` in this process (no interpreter start-up): for a matrix of invocations of one command
+    path whose real-process behaviour another call has already checked."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 @pytest.fixture
 def env(db_dsn, tmp_path, feeds_file):
     return {"NEWSROOM_DATABASE_URL": db_dsn, "NEWSROOM_STATE_DIR": str(tmp_path / "state"),
@@ -240,12 +251,14 @@ def test_filters_by_feed_tag_outlet_and_language(env, conn, settings):
         ids[lang] = aid
     conn.commit()
 
-    def titles(*args):
-        out = _run([*args, "--format", "json"], env)
+    def titles(*args, run=_run_here):
+        out = run([*args, "--format", "json"], env)
         assert out.returncode in (0, 1), out.stderr
         return sorted(r["title"] for r in json.loads(out.stdout or "[]"))
 
-    assert titles("search", "Idlib") == ["Idlib en guerre", "Idlib talks"]
+    # The first listing and the first error as real processes; the rest in this process.
+    assert titles("search", "Idlib", run=_run) == ["Idlib en guerre", "Idlib talks"]
+    assert "no feed has the tag 'nope'" in _one_line_error(_run(["search", "Idlib", "--tag", "nope"], env))
     assert titles("search", "Idlib", "--tag", "uk") == ["Idlib talks"]
     assert titles("search", "Idlib", "--feed", "French") == ["Idlib en guerre"]
     assert titles("search", "Idlib", "--feed", "HTTP://127.0.0.1/fr.xml?utm_source=x") == ["Idlib en guerre"]
@@ -261,7 +274,7 @@ def test_filters_by_feed_tag_outlet_and_language(env, conn, settings):
                        (["--language", "french!"], "language must be a two- or three-letter code"),
                        (["--outlet", "English"], "no outlet is called")]:  # a feed's name is not an outlet
         for command in (["search", "Idlib"], ["topics"], ["entities"], ["articles"]):
-            assert says in _one_line_error(_run([*command, *args], env)), (command, args)
+            assert says in _one_line_error(_run_here([*command, *args], env)), (command, args)
 
 
 def test_only_a_chain_that_starts_permanent_says_where_a_feed_moved(settings, site):
