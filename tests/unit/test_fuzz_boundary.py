@@ -213,7 +213,7 @@ def prop_fetchable_url(url: str, base: str | None) -> None:
     assert request.raw_host.decode("ascii") == urlsplit(canonical).hostname
 
 
-test_canonical_url, test_canonical_url_slow = twin(prop_canonical_url, fast=1_000, slow=10_000, url=URLS, base=BASES)
+test_canonical_url, test_canonical_url_slow = twin(prop_canonical_url, fast=1_000, slow=6_000, url=URLS, base=BASES)
 test_fetchable_url, test_fetchable_url_slow = twin(prop_fetchable_url, fast=500, slow=5_000, url=URLS, base=BASES)
 
 
@@ -408,7 +408,7 @@ def prop_parse_feed(body: bytes, feed_url: str, content_type: str | None) -> Non
         assert e.published is None or e.published.tzinfo is not None
 
 
-test_parse_feed, test_parse_feed_slow = twin(prop_parse_feed, fast=300, slow=3_000, body=FEED_BODIES,
+test_parse_feed, test_parse_feed_slow = twin(prop_parse_feed, fast=300, slow=2_000, body=FEED_BODIES,
                                              feed_url=FEED_URLS, content_type=CONTENT_TYPES)
 
 
