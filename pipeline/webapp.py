@@ -45,9 +45,9 @@ from pipeline.errors import (
 
 log = logging.getLogger(__name__)
 
-# The DAGs whose runs keep an ingest_runs row under their run_id.
+# The DAGs whose runs keep an ingest_runs row (queries.run_key says under which key).
 RUN_DAGS = ("news_ingest", "news_retag")
-# Feeds whose polls the feed page lists.
+# The polls a feed's page lists, newest first.
 POLLS_SHOWN = 50
 # Where Airflow mounts this app (pipeline/airflow_plugin.py).
 URL_PREFIX = "/newsroom"

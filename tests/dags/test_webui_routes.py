@@ -219,37 +219,31 @@ def test_run_tab_shows_the_run_row_its_failed_feeds_and_checks(web):
     assert retag.status_code == 200 and "No Newsroom record" in retag.text and "Al-Monitor" not in retag.text
 
 
-def test_the_run_tab_asks_airflow_whether_the_user_may_see_that_dags_runs(web, monkeypatch):
+def _refusing(monkeypatch, check: str, asked: list) -> None:
+    """Airflow's auth manager, but saying no to `check` (recording what it was asked)."""
     from pipeline import webapp
 
     real = webapp.get_auth_manager()
 
-    class NoDagRuns:
+    class Refusing:
         def __getattr__(self, name):
+            if name == check:
+                return lambda **kw: asked.append(kw) or False
             return getattr(real, name)
 
-        def is_authorized_dag(self, **kw):
-            assert kw["details"].id == "news_ingest"
-            return False
+    monkeypatch.setattr(webapp, "get_auth_manager", lambda: Refusing())
 
-    monkeypatch.setattr(webapp, "get_auth_manager", lambda: NoDagRuns())
+
+def test_the_run_tab_asks_airflow_whether_the_user_may_see_that_dags_runs(web, monkeypatch):
+    asked: list = []
+    _refusing(monkeypatch, "is_authorized_dag", asked)
     r = _get(web, "/newsroom/runs/news_ingest/manual__1")
     assert r.status_code == 403 and "Monitor" not in r.text
+    assert [kw["details"].id for kw in asked] == ["news_ingest"]
 
 
 def test_a_login_without_the_website_permission_is_refused(web, monkeypatch):
-    from pipeline import webapp
-
-    real = webapp.get_auth_manager()
-
-    class NoWebsite:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        def is_authorized_view(self, **kw):
-            return False
-
-    monkeypatch.setattr(webapp, "get_auth_manager", lambda: NoWebsite())
+    _refusing(monkeypatch, "is_authorized_view", [])
     r = _get(web, "/newsroom/feeds")
     assert r.status_code == 403 and "Al-Monitor" not in r.text and "Log in" not in r.text
 

@@ -86,3 +86,16 @@ def test_a_failed_retag_run_is_recorded_failed_with_its_reason(env, conn, monkey
     status, errors = conn.execute("SELECT status, errors FROM ingest_runs "
                                   "WHERE run_key = 'news_retag:manual__retag2'").fetchone()
     assert status == "failed" and "model exploded" in str(errors)
+
+
+def test_arrived_last_run_means_the_last_ingest_run_not_a_retag(env, conn, monkeypatch):
+    from pipeline import queries
+
+    ingest.begin_run(env, "manual__ingest", "manual")
+    conn.execute("UPDATE ingest_runs SET finished_at = now() - interval '1 hour', started_at = now() - interval '2 hours'")
+    conn.commit()
+    monkeypatch.setattr(ingest, "reprocess", lambda settings, **kw: {"tag": {"selected": 0}})
+    tasks.reprocess(None, ["tag"], run_id="manual__later")
+    start, end = queries.arrival_window(conn, "last-run")
+    row = conn.execute("SELECT started_at, finished_at FROM ingest_runs WHERE run_key = 'manual__ingest'").fetchone()
+    assert (start, end) == row
