@@ -38,6 +38,14 @@ def web(airflow_env, make_db):
     saved = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)
     try:
+        from airflow import settings as airflow_settings
+
+        # Another test in this process may have imported Airflow already, configured for its
+        # default home (SQLite): point its ORM at this test's metadata database.
+        airflow_settings.dispose_orm(do_log=False)
+        airflow_settings.configure_vars()
+        airflow_settings.configure_orm()
+
         from airflow.api_fastapi.app import create_app, get_auth_manager
         from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
         from fastapi.testclient import TestClient
