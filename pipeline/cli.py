@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pipeline import config, embedded, feedlists, feeds, ingest, quality, store
+from pipeline import config, embedded, feedlists, feeds, ingest, periods, quality, store
 from pipeline.cli_support import (
     FORMATS,
     empty_result,
@@ -336,8 +336,8 @@ def feeds_status(settings: config.Settings, failing: bool, fmt: str) -> None:
             note = terminal_text(note)
             cut = note if len(note) <= error_chars else note[:error_chars - 1] + "…"
             feed.append("\n" + cut, style=style)
-        table.add_row(r["state"], feed, _ago(r["last_polled_at"], now), str(r["last_http_status"] or ""),
-                      str(r["consecutive_failures"] or ""), _ago(r["last_new_article_at"], now),
+        table.add_row(r["state"], feed, periods.ago(r["last_polled_at"], now), str(r["last_http_status"] or ""),
+                      str(r["consecutive_failures"] or ""), periods.ago(r["last_new_article_at"], now),
                       _next_poll(r, now), str(r["articles"]), style=_STATE_STYLES.get(r["state"]))
     console.print(table)
     click.echo(summary)
@@ -361,19 +361,7 @@ def _feed_notes(r: dict) -> list[tuple[str, str]]:
 def _next_poll(row: dict, now) -> str:
     if not row["enabled"]:
         return ""
-    return "due" if row["next_poll_at"] <= now else _ago(row["next_poll_at"], now)
-
-
-def _ago(when, now) -> str:
-    if when is None:
-        return "never"
-    secs = (now - when).total_seconds()
-    future = secs < 0
-    secs = abs(secs)
-    # at most 7 characters with " ago": "59s ago", "59m ago", "47h ago", "12d ago"
-    text = (f"{secs:.0f}s" if secs < 59.5 else f"{secs / 60:.0f}m" if secs < 3570
-            else f"{secs / 3600:.0f}h" if secs < 171_000 else f"{secs / 86400:.0f}d")
-    return f"in {text}" if future else f"{text} ago"
+    return "due" if row["next_poll_at"] <= now else periods.ago(row["next_poll_at"], now)
 
 
 def _migrate_quietly(settings: config.Settings) -> None:

@@ -3,6 +3,7 @@
     bucket = choose_bucket(since, until)          # Bucket.DAY | WEEK | MONTH
     bucket_starts(since, until, bucket)           # every bucket of the period, empty ones too
     date_trunc(%s, published_effective, 'UTC')    # the same buckets in SQL: bucket.value is the unit
+    ago(when, now)                                # "12m ago", "in 3h": a time relative to now
 
 The one rule for how finely a period is charted (the report's topic chart; the Airflow UI pages
 later), pure: no database, no matplotlib. All in UTC, so a day is always 24 hours and buckets never
@@ -88,6 +89,20 @@ def bucket_starts(since: datetime, until: datetime, bucket: Bucket) -> list[date
     while (following := next_start(starts[-1], bucket)) < until:
         starts.append(following)
     return starts
+
+
+def ago(when: datetime | None, now: datetime) -> str:
+    """How long before (or after) `now` a time is, in at most 7 characters with " ago": "59s ago",
+    "59m ago", "47h ago", "12d ago", "in 3h"; "never" for None. (`newsroom feeds status` and the
+    UI pages say it the same way.)"""
+    if when is None:
+        return "never"
+    secs = (now - when).total_seconds()
+    future = secs < 0
+    secs = abs(secs)
+    text = (f"{secs:.0f}s" if secs < 59.5 else f"{secs / 60:.0f}m" if secs < 3570
+            else f"{secs / 3600:.0f}h" if secs < 171_000 else f"{secs / 86400:.0f}d")
+    return f"in {text}" if future else f"{text} ago"
 
 
 def bucket_edges(since: datetime, until: datetime, bucket: Bucket) -> list[datetime]:

@@ -8,7 +8,7 @@ rows pipeline.queries returns. Pure: rows in, markup out; no database, no Airflo
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cache
 from html import escape
 from typing import Any
@@ -25,18 +25,11 @@ PERIODS = ("24h", "7d", "30d", "90d", "365d")
 
 
 def when(value: datetime | None, now: datetime | None = None) -> str:
-    """A time as "2026-11-30 14:05 UTC (3 h ago)"; "never" for None."""
+    """A time as "2026-11-30 14:05 UTC (3h ago)"; "never" for None."""
     if value is None:
         return "never"
     value = value.astimezone(UTC)
-    now = now or datetime.now(UTC)
-    delta = now - value
-    ago = "in " if delta < timedelta(0) else ""
-    secs = abs(delta.total_seconds())
-    span = (f"{secs / 60:.0f} min" if secs < 5400 else f"{secs / 3600:.0f} h" if secs < 172800
-            else f"{secs / 86400:.0f} d")
-    rel = f"{ago}{span}" + ("" if ago else " ago")
-    return f"{value:%Y-%m-%d %H:%M} UTC ({rel})"
+    return f"{value:%Y-%m-%d %H:%M} UTC ({periods.ago(value, now or datetime.now(UTC))})"
 
 
 def day(value: datetime | None) -> str:

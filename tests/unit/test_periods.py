@@ -12,6 +12,7 @@ from pipeline.periods import (
     DAY_UP_TO,
     WEEK_UP_TO,
     Bucket,
+    ago,
     bucket_edges,
     bucket_start,
     bucket_starts,
@@ -138,3 +139,11 @@ def test_bucket_edges_are_the_starts_and_the_end_of_the_last_bucket():
 
 def test_bucket_values_are_postgres_date_trunc_units():
     assert [b.value for b in Bucket] == ["day", "week", "month"]
+
+
+@pytest.mark.parametrize(("offset", "text"), [
+    (timedelta(seconds=30), "30s ago"), (timedelta(minutes=12), "12m ago"), (timedelta(hours=47), "47h ago"),
+    (timedelta(days=12), "12d ago"), (-timedelta(hours=3), "in 3h"), (None, "never")])
+def test_ago_says_how_long_before_or_after_now_in_a_few_characters(offset, text):
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    assert ago(None if offset is None else now - offset, now) == text
