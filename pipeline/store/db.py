@@ -207,6 +207,11 @@ def connect(dsn: str, *, autocommit: bool = False, timeout: int = 10) -> psycopg
         raise ConfigError(f"NEWSROOM_DATABASE_URL is malformed: {scrub(str(exc), dsn)}") from None
 
 
+def _described(exc: psycopg.Error) -> str:
+    """A database error in one line for a log or a page: its SQLSTATE and the start of its message."""
+    return f"database error {exc.sqlstate or ''}: {str(exc).strip()[:300]}"
+
+
 @contextmanager
 def session(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """A connection for one unit of work; commits on success, rolls back on error.
@@ -223,7 +228,7 @@ def session(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg
             yield conn
     except psycopg.Error as exc:
         if is_transient(exc):
-            raise TransientError(f"database error {exc.sqlstate or ''}: {str(exc).strip()[:300]}") from exc
+            raise TransientError(_described(exc)) from exc
         raise
 
 
@@ -239,9 +244,8 @@ def reading(settings: Settings, *, timeout_ms: int = READ_TIMEOUT_MS) -> Iterato
     except psycopg.Error as exc:
         # a page shows what went wrong; it never gets a driver's exception to turn into a 500
         if is_transient(exc):
-            raise TransientError(f"database error {exc.sqlstate or ''}: {str(exc).strip()[:300]}") from exc
-        raise NewsroomError(f"database error {exc.sqlstate or ''}: {str(exc).strip()[:300]} "
-                            "(has `newsroom db migrate` run since the upgrade?)") from exc
+            raise TransientError(_described(exc)) from exc
+        raise NewsroomError(f"{_described(exc)} (has `newsroom db migrate` run since the upgrade?)") from exc
     finally:
         conn.close()
 
