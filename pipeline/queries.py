@@ -1023,18 +1023,18 @@ def ingest_run(conn: Any, dag_id: str, run_id: str) -> dict[str, Any] | None:
     if row["trigger"] == "retag":
         row["failed_feeds"] = []
         return row
+    # each feed once: its latest failed poll, and how many failed
     row["failed_feeds"] = _rows(conn, """
-        SELECT f.id AS feed_id, f.name, f.url, p.error_class, p.error_message AS error, p.http_status, count(*) OVER w AS polls
+        SELECT DISTINCT ON (f.name, f.id)
+               f.id AS feed_id, f.name, f.url, p.error_class, p.error_message AS error, p.http_status,
+               count(*) OVER (PARTITION BY f.id) AS polls
           FROM feed_polls p JOIN feeds f ON f.id = p.feed_id
          WHERE p.outcome = 'error'
            -- polls are not tagged with their run: the ones inside the run's time (a run that
            -- never finished: its first day), which an ingest running beside it would share
            AND p.started_at >= %(started)s
            AND p.started_at <= coalesce(%(finished)s::timestamptz, least(now(), %(started)s + interval '1 day'))
-        WINDOW w AS (PARTITION BY f.id)
-         ORDER BY f.name, p.started_at DESC""", {"started": row["started_at"], "finished": row["finished_at"]})
-    seen: set[int] = set()
-    row["failed_feeds"] = [r for r in row["failed_feeds"] if not (r["feed_id"] in seen or seen.add(r["feed_id"]))]
+         ORDER BY f.name, f.id, p.started_at DESC""", {"started": row["started_at"], "finished": row["finished_at"]})
     return row
 
 
