@@ -1,11 +1,11 @@
 """0004 on a database built by the migrations before it, with data in it: entity keys merged and
 mentions re-pointed, `is_original` recomputed from the one publication time, search re-folded."""
 
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import psycopg.sql
+from sqltree import sql_before
 
 from pipeline import store
 from pipeline.text import entity_key
@@ -14,11 +14,7 @@ T0 = datetime(2026, 11, 1, 8, tzinfo=UTC)
 
 
 def _old_schema(dsn: str, tmp_path) -> None:
-    root = tmp_path / "sql"
-    (root / "migrations").mkdir(parents=True)
-    for path in sorted((store.migrations.sql_dir() / "migrations").glob("*.sql")):
-        if path.name < "0004":
-            shutil.copy(path, root / "migrations" / path.name)
+    root = sql_before("0004", tmp_path)
     with psycopg.connect(dsn, autocommit=True) as c:
         assert store.migrations.migrate(c, root) == ["0001_initial.sql", "0002_query_indexes.sql",
                                                      "0003_work_queue.sql"]

@@ -2,10 +2,10 @@
 id (the gazetteer had one for Erdoğan) move to the right one, merging into it when it is stored too; a database
 with nothing to fix is left as it was; the look-up indexes cover the rows already there."""
 
-import shutil
 
 import psycopg
 import pytest
+from sqltree import sql_before
 
 from pipeline import queries, store
 
@@ -13,11 +13,7 @@ OLD, NEW = "Q39723", "Q39259"  # wikidata: superseded (Q39723 is the gazetteer's
 
 
 def _old_schema(dsn: str, tmp_path) -> None:
-    root = tmp_path / "sql"
-    (root / "migrations").mkdir(parents=True)
-    for path in sorted((store.migrations.sql_dir() / "migrations").glob("*.sql")):
-        if path.name < "0005":
-            shutil.copy(path, root / "migrations" / path.name)
+    root = sql_before("0005", tmp_path)
     with psycopg.connect(dsn, autocommit=True) as c:
         assert store.migrations.migrate(c, root)[-1] == "0004_fold_and_publication_time.sql"
 

@@ -2,19 +2,15 @@
 the disabled ones were dropped from it; articles already stored get their site from
 `store.migrate` (the public suffix list is not in SQL), a batch at a time, once."""
 
-import shutil
 
 import psycopg
+from sqltree import sql_before
 
 from pipeline import store
 
 
 def test_0006_on_an_older_database(empty_db_dsn, tmp_path):
-    root = tmp_path / "sql"
-    (root / "migrations").mkdir(parents=True)
-    for path in sorted((store.migrations.sql_dir() / "migrations").glob("*.sql")):
-        if path.name < "0006":
-            shutil.copy(path, root / "migrations" / path.name)
+    root = sql_before("0006", tmp_path)
     with psycopg.connect(empty_db_dsn, autocommit=True) as c:
         assert store.migrations.migrate(c, root)[-1] == "0005_wikidata_corrections.sql"
         c.execute("INSERT INTO feeds (url, name) VALUES ('https://a.example/rss', 'A')")

@@ -3,11 +3,11 @@ decoded text, html_gz) stay valid and are still extracted; a page fetched again 
 way (the bytes as served, no html_gz); a row with neither is refused; old rows can be pruned."""
 
 import gzip
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from sqltree import sql_before
 
 from pipeline import ingest, store
 from pipeline.records import RawPage
@@ -19,11 +19,7 @@ TEXT = ("<html><head><title>Old page</title></head><body><article><h1>Old page</
 
 
 def _old_schema(dsn: str, tmp_path) -> None:
-    root = tmp_path / "sql"
-    (root / "migrations").mkdir(parents=True)
-    for path in sorted((store.migrations.sql_dir() / "migrations").glob("*.sql")):
-        if path.name < "0007":
-            shutil.copy(path, root / "migrations" / path.name)
+    root = sql_before("0007", tmp_path)
     with psycopg.connect(dsn, autocommit=True) as c:
         assert store.migrations.migrate(c, root)
 

@@ -2,19 +2,15 @@
 again, each in its own language (English ones as before), with no reason recorded against them,
 and the views gain `tag_skipped`."""
 
-import shutil
 
 import psycopg
+from sqltree import sql_before
 
 from pipeline import queries, store
 
 
 def test_0008_reindexes_stored_articles_in_their_language(empty_db_dsn, tmp_path):
-    root = tmp_path / "sql"
-    (root / "migrations").mkdir(parents=True)
-    for path in sorted((store.migrations.sql_dir() / "migrations").glob("*.sql")):
-        if path.name < "0008":
-            shutil.copy(path, root / "migrations" / path.name)
+    root = sql_before("0008", tmp_path)
     with psycopg.connect(empty_db_dsn, autocommit=True) as c:
         assert store.migrations.migrate(c, root)[-1] == "0007_retention.sql"
         rows = [("en", "Turkey's elections", "The elections were held."),

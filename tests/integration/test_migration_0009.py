@@ -2,21 +2,17 @@
 every value, the new place columns and link_rule start NULL, and their CHECK constraints refuse
 what pipeline/places.py would never write."""
 
-import shutil
 
 import psycopg
 import pytest
+from sqltree import sql_before
 
 from pipeline import store
 from pipeline.states import LinkRule, PlaceKind
 
 
 def _at_0008(dsn, tmp_path):
-    root = tmp_path / "sql"
-    (root / "migrations").mkdir(parents=True)
-    for path in sorted((store.migrations.sql_dir() / "migrations").glob("*.sql")):
-        if path.name < "0009":
-            shutil.copy(path, root / "migrations" / path.name)
+    root = sql_before("0009", tmp_path)
     c = psycopg.connect(dsn, autocommit=True)
     assert store.migrations.migrate(c, root)[-1] == "0008_languages.sql"
     return c

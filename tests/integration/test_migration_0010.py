@@ -2,20 +2,16 @@
 filled from the base tables (no deltas), its triggers keep it exact from then on, and a second
 migrate applies nothing."""
 
-import shutil
 from datetime import date
 
 import psycopg
+from sqltree import sql_before
 
 from pipeline import store
 
 
 def _at_0009(dsn, tmp_path):
-    root = tmp_path / "sql"
-    (root / "migrations").mkdir(parents=True)
-    for path in sorted((store.migrations.sql_dir() / "migrations").glob("*.sql")):
-        if path.name < "0010":
-            shutil.copy(path, root / "migrations" / path.name)
+    root = sql_before("0010", tmp_path)
     c = psycopg.connect(dsn, autocommit=True)
     assert store.migrations.migrate(c, root)[-1] == "0009_places.sql"
     return c

@@ -2,20 +2,14 @@
 search vector is stored in its row (STORAGE MAIN) rather than in TOAST, and search finds the same
 rows in the same order with the same snippets."""
 
-import shutil
-
 import psycopg
+from sqltree import sql_before
 
 from pipeline import queries, store
 
 
 def _before_0011(dsn, tmp_path):
-    root = tmp_path / "sql"
-    (root / "migrations").mkdir(parents=True)
-    for path in sorted((store.migrations.sql_dir() / "migrations").glob("*.sql")):
-        if path.name < "0011":
-            shutil.copy(path, root / "migrations" / path.name)
-    shutil.copytree(store.migrations.sql_dir() / "views", root / "views")
+    root = sql_before("0011", tmp_path, views=True)
     c = psycopg.connect(dsn, autocommit=True)
     store.migrations.migrate(c, root)
     return c
